@@ -1,0 +1,232 @@
+//! The broker's REST API (`/v1/...`), served by axum on the HTTPS port.
+//!
+//! | method | path | auth | what |
+//! |---|---|---|---|
+//! | GET | `/v1/auth/config` | none | how hoopctl logs in (issuer, device flow endpoints) |
+//! | GET | `/v1/me` | bearer | the identity behind the token |
+//! | GET | `/v1/connections` | bearer | connections the caller may use |
+//! | POST | `/v1/sessions` | bearer | open a session: policy check, one-time tunnel secret |
+//! | DELETE | `/v1/sessions/{id}` | bearer | close your session |
+//! | GET | `/v1/sessions/{id}/tunnel` | bearer | `hoop-tunnel/1` upgrade ([`crate::tunnel`]) |
+//! | * | `/idp/...` | none | the built-in development identity provider, when configured |
+//!
+//! Errors are always [`hoop_shared::api::ApiErrorBody`] JSON.
+
+mod auth;
+mod error;
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use hoop_shared::Secret;
+use hoop_shared::api::{
+    AuthConfig, ConnectionList, ConnectionSummary, ErrorCode, OpenSessionRequest,
+    OpenSessionResponse, WhoAmI,
+};
+
+pub use auth::Caller;
+pub use error::ApiFailure;
+
+use crate::app::{AppState, now_unix};
+use crate::config::{ConnectionConfig, ConnectionType};
+use crate::policy::{self, Decision};
+use crate::store::{Event, SessionRow};
+
+/// Longest justification accepted.
+const MAX_REASON_LEN: usize = 1000;
+
+/// The API router (without the identity provider, which [`crate::app`] nests).
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route(hoop_shared::api::AUTH_CONFIG_PATH, get(auth_config))
+        .route("/v1/me", get(me))
+        .route("/v1/connections", get(connections))
+        .route("/v1/sessions", post(open_session))
+        .route("/v1/sessions/{id}", delete(close_session))
+        .route("/v1/sessions/{id}/tunnel", get(crate::tunnel::upgrade))
+        .fallback(not_found)
+        .with_state(state)
+}
+
+async fn not_found() -> ApiFailure {
+    ApiFailure::new(StatusCode::NOT_FOUND, ErrorCode::BadRequest, "no such endpoint")
+}
+
+async fn auth_config(State(state): State<Arc<AppState>>) -> Json<AuthConfig> {
+    Json(state.auth_config.clone())
+}
+
+async fn me(Caller(who): Caller) -> Json<WhoAmI> {
+    Json(WhoAmI {
+        user: who.user,
+        subject: who.subject,
+        groups: who.groups,
+        issuer: who.issuer,
+        expires_at: who.expires_at,
+    })
+}
+
+fn summary(c: &ConnectionConfig) -> ConnectionSummary {
+    ConnectionSummary {
+        name: c.name.clone(),
+        kind: match c.kind {
+            ConnectionType::Postgres => hoop_shared::api::ConnectionKind::Postgres,
+        },
+        database: Some(c.database.clone()),
+        description: c.description.clone(),
+    }
+}
+
+/// Connections `who` may use, by name.
+fn usable<'a>(
+    state: &'a AppState,
+    who: &'a crate::auth::Identity,
+) -> impl Iterator<Item = &'a ConnectionConfig> {
+    state
+        .config
+        .connections
+        .iter()
+        .map(|c| c.get_ref())
+        .filter(|c| policy::evaluate(who, c).is_allowed())
+}
+
+async fn connections(
+    State(state): State<Arc<AppState>>,
+    Caller(who): Caller,
+) -> Json<ConnectionList> {
+    Json(ConnectionList {
+        connections: usable(&state, &who).map(summary).collect(),
+    })
+}
+
+async fn open_session(
+    State(state): State<Arc<AppState>>,
+    Caller(who): Caller,
+    body: Result<Json<OpenSessionRequest>, axum::extract::rejection::JsonRejection>,
+) -> Result<(StatusCode, Json<OpenSessionResponse>), ApiFailure> {
+    let Json(req) = body.map_err(|e| {
+        ApiFailure::new(StatusCode::BAD_REQUEST, ErrorCode::BadRequest, e.body_text())
+    })?;
+    let reason = req.reason.map(|r| r.trim().to_owned()).filter(|r| !r.is_empty());
+    if reason.as_ref().is_some_and(|r| r.len() > MAX_REASON_LEN) {
+        return Err(ApiFailure::new(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::BadRequest,
+            format!("the reason is longer than {MAX_REASON_LEN} characters"),
+        ));
+    }
+    let Some(conn) = state.config.connection(&req.connection) else {
+        let known: Vec<_> = usable(&state, &who).map(|c| c.name.as_str()).collect();
+        let listing = if known.is_empty() {
+            "you may not use any connection".to_owned()
+        } else {
+            format!("connections you may use: {}", known.join(", "))
+        };
+        return Err(ApiFailure::new(
+            StatusCode::NOT_FOUND,
+            ErrorCode::UnknownConnection,
+            format!("no connection named {:?}; {listing}", req.connection),
+        )
+        .hint("run `hoopctl connections` to list them"));
+    };
+    let why = match policy::evaluate(&who, conn) {
+        Decision::Allow(why) => why,
+        Decision::Deny(why) => {
+        state
+            .audit(Event {
+                at: now_unix(),
+                kind: "session.denied".into(),
+                user_name: Some(who.user.clone()),
+                connection: Some(conn.name.clone()),
+                session_id: None,
+                detail: why.clone(),
+            })
+            .await;
+            return Err(ApiFailure::new(StatusCode::FORBIDDEN, ErrorCode::Forbidden, why)
+                .hint("ask an admin for access to this connection"));
+        }
+    };
+    let secret = Secret::generate(32);
+    let now = now_unix();
+    let row = SessionRow {
+        id: uuid::Uuid::new_v4().to_string(),
+        subject: who.subject.clone(),
+        user_name: who.user.clone(),
+        connection: conn.name.clone(),
+        reason: reason.clone(),
+        secret_sha256: secret.sha256_hex(),
+        created_at: now,
+        expires_at: now + state.session_ttl.as_secs(),
+        closed_at: None,
+    };
+    state
+        .store
+        .insert_session(row.clone())
+        .await
+        .map_err(|e| ApiFailure::internal("open the session", &e))?;
+    state
+        .audit(Event {
+            at: now,
+            kind: "session.open".into(),
+            user_name: Some(who.user.clone()),
+            connection: Some(conn.name.clone()),
+            session_id: Some(row.id.clone()),
+            detail: match &reason {
+                Some(r) => format!("{why}; reason: {r}"),
+                None => why,
+            },
+        })
+        .await;
+    tracing::info!(session = %row.id, user = %who.user, connection = %conn.name, "session opened");
+    Ok((
+        StatusCode::CREATED,
+        Json(OpenSessionResponse {
+            session_id: row.id,
+            connection: summary(conn),
+            tunnel_secret: secret,
+            client_user: conn.user.clone(),
+            expires_at: row.expires_at,
+        }),
+    ))
+}
+
+async fn close_session(
+    State(state): State<Arc<AppState>>,
+    Caller(who): Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiFailure> {
+    let row = state
+        .store
+        .session(&id)
+        .await
+        .map_err(|e| ApiFailure::internal("look up the session", &e))?
+        .filter(|s| s.subject == who.subject)
+        .ok_or_else(|| {
+            ApiFailure::new(
+                StatusCode::NOT_FOUND,
+                ErrorCode::UnknownSession,
+                format!("no session {id} of yours"),
+            )
+        })?;
+    let closed = state
+        .store
+        .close_session(&row.id, now_unix())
+        .await
+        .map_err(|e| ApiFailure::internal("close the session", &e))?;
+    if closed {
+        state
+            .audit(Event {
+                at: now_unix(),
+                kind: "session.close".into(),
+                user_name: Some(who.user),
+                connection: Some(row.connection),
+                session_id: Some(row.id),
+                detail: String::new(),
+            })
+            .await;
+    }
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,332 @@
+//! Wiring: from a validated [`Config`] to a running broker.
+//!
+//! [`Broker::bind`] does everything that can fail at startup (bind the port,
+//! TLS, data dir, store, credentials, identity provider) so that a bad config
+//! stops the process before it serves anything; [`Broker::run`] then serves
+//! until the shutdown token is cancelled and waits for its tasks.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context as _;
+use axum::Router;
+use hoop_shared::api::AuthConfig;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::auth::{TokenVerifier, VerifierSettings};
+use crate::config::{Config, DEFAULT_SESSION_TTL};
+use crate::idp::DevIdp;
+use crate::proxy::postgres::{PgProxy, Upstream};
+use crate::secrets::{self, CredentialRef};
+use crate::store::{Event, Store};
+
+/// Seconds since the Unix epoch.
+pub fn now_unix() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// What every handler shares.
+pub struct AppState {
+    /// The validated config.
+    pub config: Config,
+    /// URL clients use to reach the broker.
+    pub public_url: String,
+    /// What hoopctl needs to log in.
+    pub auth_config: AuthConfig,
+    /// Validates bearer tokens.
+    pub verifier: TokenVerifier,
+    /// Sessions and events.
+    pub store: Store,
+    /// The Postgres proxy (holds the cancel-key registry).
+    pub pg: PgProxy,
+    /// Upstream targets by connection name, with resolved credentials.
+    pub upstreams: HashMap<String, Arc<Upstream>>,
+    /// Lifetime of new sessions.
+    pub session_ttl: Duration,
+    /// Owns every spawned task (connections, tunnels).
+    pub tasks: TaskTracker,
+    /// Cancelled when the broker shuts down.
+    pub shutdown: CancellationToken,
+}
+
+impl AppState {
+    /// Appends an audit event. A failure is logged loudly; the action it
+    /// describes has already been decided.
+    pub async fn audit(&self, event: Event) {
+        let kind = event.kind.clone();
+        if let Err(e) = self.store.append_event(event).await {
+            tracing::error!(%kind, "could not write audit event: {e}");
+        }
+    }
+}
+
+/// A broker that is bound and ready to serve.
+pub struct Broker {
+    /// The bound address.
+    pub local_addr: SocketAddr,
+    /// URL clients use.
+    pub public_url: String,
+    /// PEM of the generated CA, when `tls.self_signed` is set.
+    pub ca_pem: Option<String>,
+    /// Where the CA was written, when generated.
+    pub ca_file: Option<PathBuf>,
+    state: Arc<AppState>,
+    listener: TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    router: Router,
+}
+
+impl Broker {
+    /// Validates everything and binds the port.
+    pub async fn bind(config: Config) -> anyhow::Result<Broker> {
+        crate::tls::install_crypto_provider();
+        create_private_dir(&config.data_dir)?;
+        let listener = TcpListener::bind(config.listen_addr())
+            .await
+            .with_context(|| format!("cannot listen on {}", config.listen_addr()))?;
+        let local_addr = listener.local_addr()?;
+        let public_url = match &config.public_url {
+            Some(u) => u.get_ref().trim_end_matches('/').to_owned(),
+            None => {
+                let host = if local_addr.ip().is_unspecified() {
+                    "127.0.0.1".to_owned()
+                } else {
+                    match local_addr.ip() {
+                        std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+                        ip @ std::net::IpAddr::V4(_) => ip.to_string(),
+                    }
+                };
+                format!("https://{host}:{}", local_addr.port())
+            }
+        };
+
+        let (tls, ca_pem, ca_file) = if config.tls.self_signed {
+            let mut hosts = vec![local_addr.ip().to_string()];
+            if let Some(h) = url::Url::parse(&public_url)
+                .ok()
+                .and_then(|u| u.host_str().map(|h| h.trim_matches(['[', ']']).to_owned()))
+            {
+                hosts.push(h);
+            }
+            let generated = crate::tls::generate(&hosts)?;
+            let path = config.data_dir.join("ca.pem");
+            hoop_shared::client_config::write_private_file(
+                &config.data_dir,
+                "ca.pem",
+                generated.ca_pem.as_bytes(),
+            )?;
+            (generated.server_config, Some(generated.ca_pem), Some(path))
+        } else {
+            let (Some(cert), Some(key)) = (&config.tls.cert_file, &config.tls.key_file) else {
+                anyhow::bail!("[tls] needs cert_file and key_file, or self_signed = true");
+            };
+            (crate::tls::load(cert, key)?, None, None)
+        };
+
+        // The HTTP client used to reach the identity provider. It trusts the
+        // system roots, the configured extra CA, and our own generated CA (so
+        // the built-in provider is fetched over HTTPS like any other).
+        let mut http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .connect_timeout(Duration::from_secs(5))
+            .redirect(reqwest::redirect::Policy::none());
+        if let Some(pem) = &ca_pem {
+            http = http.add_root_certificate(reqwest::Certificate::from_pem(pem.as_bytes())?);
+        }
+        if let Some(ca) = &config.identity.ca_file {
+            let pem = std::fs::read(ca)
+                .with_context(|| format!("identity.ca_file {}", ca.display()))?;
+            http = http.add_root_certificate(
+                reqwest::Certificate::from_pem(&pem)
+                    .with_context(|| format!("identity.ca_file {}", ca.display()))?,
+            );
+        }
+        let http = http.build()?;
+
+        let client_id = config.identity.client_id.clone();
+        let audience = config
+            .identity
+            .audience
+            .clone()
+            .unwrap_or_else(|| client_id.clone());
+        let mut idp_router = None;
+        let (issuer, auth_config) = match (&config.identity.builtin, &config.identity.issuer) {
+            (Some(builtin), _) => {
+                let issuer = format!("{public_url}/idp");
+                let idp = DevIdp::new(
+                    &config.data_dir,
+                    builtin,
+                    issuer.clone(),
+                    audience.clone(),
+                    client_id.clone(),
+                )
+                .context("built-in identity provider")?;
+                let auth_config = idp.auth_config(config.identity.scopes.clone());
+                idp_router = Some(Arc::new(idp).router());
+                (issuer, auth_config)
+            }
+            (None, Some(issuer)) => {
+                let issuer = issuer.get_ref().trim_end_matches('/').to_owned();
+                let auth_config =
+                    discover_auth_config(&http, &issuer, &client_id, &config.identity.scopes)
+                        .await?;
+                (issuer, auth_config)
+            }
+            (None, None) => anyhow::bail!("[identity] needs issuer or [identity.builtin]"),
+        };
+        let verifier = TokenVerifier::new(
+            VerifierSettings {
+                issuer,
+                audience,
+                username_claim: config.identity.username_claim.clone(),
+                groups_claim: config.identity.groups_claim.clone(),
+            },
+            http,
+        );
+
+        let mut upstreams = HashMap::new();
+        for c in config.connections.iter().map(|c| c.get_ref()) {
+            let reference = match (&c.password_env, &c.password_file) {
+                (Some(v), _) => CredentialRef::Env(v.clone()),
+                (None, Some(p)) => CredentialRef::File(p.clone()),
+                (None, None) => anyhow::bail!("connection {}: no credential reference", c.name),
+            };
+            let password = secrets::resolve(&reference)
+                .with_context(|| format!("connection {}", c.name))?;
+            upstreams.insert(
+                c.name.clone(),
+                Arc::new(Upstream {
+                    connection: c.name.clone(),
+                    host: c.host.clone(),
+                    port: c.port(),
+                    database: c.database.clone(),
+                    user: c.user.clone(),
+                    password,
+                }),
+            );
+        }
+
+        let store = Store::open(&config.data_dir)
+            .with_context(|| format!("store in {}", config.data_dir.display()))?;
+        let session_ttl = config.session_ttl.unwrap_or(DEFAULT_SESSION_TTL);
+        let state = Arc::new(AppState {
+            config,
+            public_url: public_url.clone(),
+            auth_config,
+            verifier,
+            store,
+            pg: PgProxy::new(),
+            upstreams,
+            session_ttl,
+            tasks: TaskTracker::new(),
+            shutdown: CancellationToken::new(),
+        });
+        let mut router = crate::api::router(state.clone());
+        if let Some(idp) = idp_router {
+            router = router.nest("/idp", idp);
+        }
+        let router = router.layer(axum::middleware::from_fn(log_request));
+        Ok(Broker {
+            local_addr,
+            public_url,
+            ca_pem,
+            ca_file,
+            state,
+            listener,
+            tls,
+            router,
+        })
+    }
+
+    /// Serves until `shutdown` is cancelled, then stops tunnels and waits
+    /// (bounded) for connection tasks to finish.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let state = self.state;
+        let tasks = state.tasks.clone();
+        let serve = crate::server::run(
+            self.listener,
+            self.tls,
+            self.router,
+            shutdown.clone(),
+            tasks.clone(),
+        );
+        serve.await;
+        state.shutdown.cancel();
+        state
+            .audit(crate::store::Event {
+                at: now_unix(),
+                kind: "broker.stop".into(),
+                user_name: None,
+                connection: None,
+                session_id: None,
+                detail: String::new(),
+            })
+            .await;
+        tasks.close();
+        if tokio::time::timeout(Duration::from_secs(10), tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("some connections did not finish within 10s of shutdown");
+        }
+    }
+}
+
+/// Logs each request's method, path and status (never headers: they carry tokens).
+async fn log_request(req: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let resp = next.run(req).await;
+    tracing::debug!(%method, %path, status = resp.status().as_u16(), "request");
+    resp
+}
+
+async fn discover_auth_config(
+    http: &reqwest::Client,
+    issuer: &str,
+    client_id: &str,
+    scopes: &[String],
+) -> anyhow::Result<AuthConfig> {
+    #[derive(serde::Deserialize)]
+    struct Discovery {
+        token_endpoint: String,
+        device_authorization_endpoint: Option<String>,
+    }
+    let url = format!("{issuer}/.well-known/openid-configuration");
+    let d: Discovery = http
+        .get(&url)
+        .send()
+        .await
+        .and_then(reqwest::Response::error_for_status)
+        .with_context(|| format!("fetching {url}"))?
+        .json()
+        .await
+        .with_context(|| format!("reading {url}"))?;
+    let device = d.device_authorization_endpoint.with_context(|| {
+        format!("{issuer} does not offer the device authorization grant (RFC 8628)")
+    })?;
+    Ok(AuthConfig {
+        issuer: issuer.to_owned(),
+        client_id: client_id.to_owned(),
+        device_authorization_endpoint: device,
+        token_endpoint: d.token_endpoint,
+        scopes: scopes.to_vec(),
+    })
+}
+
+/// Creates `dir` with mode 0700 (or checks it exists).
+pub fn create_private_dir(dir: &std::path::Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::DirBuilderExt as _;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("cannot create data dir {}", dir.display()))
+}

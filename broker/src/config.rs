@@ -1,0 +1,455 @@
+//! The broker's config file: parse, then validate.
+//!
+//! Parsing is strict (`deny_unknown_fields`): a misspelled key stops the broker
+//! at startup with `FILE:LINE:COLUMN: what was expected`. A second pass checks
+//! values that the types alone cannot (duplicate connection names, empty
+//! groups, both or neither of `password_env`/`password_file`), and reports them
+//! with the position of the offending value too. The reference with examples is
+//! `docs/config.md`.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+/// A config problem, already formatted as `FILE:LINE:COLUMN: message`.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+/// Default lifetime of a session opened by `hoopctl connect`.
+pub const DEFAULT_SESSION_TTL: Duration = Duration::from_secs(8 * 3600);
+
+/// The whole config file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Address the HTTPS port binds, e.g. `0.0.0.0:8443`. Port 0 picks a free port.
+    pub listen: Spanned<String>,
+    /// URL clients use to reach the broker (default: `https://` + the bound address).
+    /// The built-in identity provider's issuer is this URL + `/idp`.
+    #[serde(default)]
+    pub public_url: Option<Spanned<String>>,
+    /// Directory for the embedded store and generated keys.
+    pub data_dir: PathBuf,
+    /// TLS for the HTTPS port.
+    pub tls: TlsConfig,
+    /// Which identity provider the broker trusts.
+    pub identity: IdentityConfig,
+    /// How long a session opened with `hoopctl connect` lasts (e.g. "8h").
+    #[serde(default, with = "humantime_opt")]
+    pub session_ttl: Option<Duration>,
+    /// Targets users can reach.
+    #[serde(default, rename = "connections")]
+    pub connections: Vec<Spanned<ConnectionConfig>>,
+}
+
+/// TLS settings: certificate files, or a certificate generated at start.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM certificate chain.
+    #[serde(default)]
+    pub cert_file: Option<PathBuf>,
+    /// PEM private key.
+    #[serde(default)]
+    pub key_file: Option<PathBuf>,
+    /// Generate a private CA and a certificate for the listen address at start
+    /// (the CA is written to `DATA_DIR/ca.pem`). For development only.
+    #[serde(default)]
+    pub self_signed: bool,
+}
+
+/// Identity provider settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdentityConfig {
+    /// OIDC issuer URL of an external provider. Omit it with `[identity.builtin]`.
+    #[serde(default)]
+    pub issuer: Option<Spanned<String>>,
+    /// OAuth client id hoopctl uses for the device flow (default `hoopctl`).
+    #[serde(default = "default_client_id")]
+    pub client_id: String,
+    /// Expected `aud` of tokens (default: the client id).
+    #[serde(default)]
+    pub audience: Option<String>,
+    /// Scopes hoopctl requests.
+    #[serde(default = "default_scopes")]
+    pub scopes: Vec<String>,
+    /// Claim holding the user name.
+    #[serde(default = "default_username_claim")]
+    pub username_claim: String,
+    /// Claim holding the list of groups.
+    #[serde(default = "default_groups_claim")]
+    pub groups_claim: String,
+    /// Extra CA certificate (PEM) to trust when talking to the provider.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// The built-in development identity provider.
+    #[serde(default)]
+    pub builtin: Option<BuiltinIdpConfig>,
+}
+
+/// The built-in development identity provider (RFC 8628 device flow).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BuiltinIdpConfig {
+    /// Lifetime of issued access tokens (default 8h).
+    #[serde(default, with = "humantime_opt")]
+    pub token_ttl: Option<Duration>,
+    /// Users who can be picked on the verification page.
+    pub users: Vec<Spanned<DevUser>>,
+}
+
+/// A user of the built-in identity provider.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct DevUser {
+    /// Login name.
+    pub name: String,
+    /// Groups.
+    #[serde(default)]
+    pub groups: Vec<String>,
+}
+
+/// Kind of a connection; only `postgres` for now.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ConnectionType {
+    /// PostgreSQL.
+    Postgres,
+}
+
+/// A target users can reach.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectionConfig {
+    /// Name used with `hoopctl connect NAME`.
+    pub name: String,
+    /// Kind of target.
+    #[serde(rename = "type")]
+    pub kind: ConnectionType,
+    /// Target host name or address.
+    pub host: String,
+    /// Target port (default 5432 for postgres).
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// Database users are connected to.
+    pub database: String,
+    /// Upstream role the broker logs in as.
+    pub user: String,
+    /// Name of the environment variable holding the upstream password.
+    #[serde(default)]
+    pub password_env: Option<String>,
+    /// File holding the upstream password (trailing newline ignored).
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+    /// Groups whose members may use this connection.
+    #[serde(default)]
+    pub allow_groups: Vec<String>,
+    /// Users who may use this connection regardless of groups.
+    #[serde(default)]
+    pub allow_users: Vec<String>,
+    /// Free text shown by `hoopctl connections`.
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+impl ConnectionConfig {
+    /// The port, with the default for the kind.
+    pub fn port(&self) -> u16 {
+        self.port.unwrap_or(match self.kind {
+            ConnectionType::Postgres => 5432,
+        })
+    }
+}
+
+fn default_client_id() -> String {
+    "hoopctl".into()
+}
+fn default_scopes() -> Vec<String> {
+    vec!["openid".into(), "profile".into(), "offline_access".into()]
+}
+fn default_username_claim() -> String {
+    "preferred_username".into()
+}
+fn default_groups_claim() -> String {
+    "groups".into()
+}
+
+mod humantime_opt {
+    use serde::{Deserialize, Deserializer};
+    use std::time::Duration;
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        let s = Option::<String>::deserialize(d)?;
+        s.map(|s| {
+            humantime::parse_duration(&s).map_err(|e| {
+                serde::de::Error::custom(format!(
+                    "invalid duration {s:?}: {e} (expected e.g. \"30m\", \"8h\")"
+                ))
+            })
+        })
+        .transpose()
+    }
+}
+
+/// Where a value sits in the file, as `FILE:LINE:COLUMN`.
+fn position(file: &Path, text: &str, offset: usize) -> String {
+    let before = text.get(..offset).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let col = before.rfind('\n').map_or(before.len(), |nl| before.len() - nl - 1) + 1;
+    format!("{}:{line}:{col}", file.display())
+}
+
+impl Config {
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError(format!("{}: cannot read config: {e}", path.display())))?;
+        Config::parse(path, &text)
+    }
+
+    /// Parses and validates config text; `path` is used in messages only.
+    pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        let cfg: Config = toml::from_str(text).map_err(|e| {
+            let at = e
+                .span()
+                .map_or_else(|| path.display().to_string(), |s| position(path, text, s.start));
+            ConfigError(format!("{at}: {}", e.message().trim()))
+        })?;
+        cfg.validate(path, text)?;
+        Ok(cfg)
+    }
+
+    fn validate(&self, path: &Path, text: &str) -> Result<(), ConfigError> {
+        let at = |span: std::ops::Range<usize>, msg: String| {
+            ConfigError(format!("{}: {msg}", position(path, text, span.start)))
+        };
+        self.listen.get_ref().parse::<SocketAddr>().map_err(|_| {
+            at(
+                self.listen.span(),
+                format!(
+                    "listen: {:?} is not an address; expected IP:PORT such as \"127.0.0.1:8443\"",
+                    self.listen.get_ref()
+                ),
+            )
+        })?;
+        if let Some(u) = &self.public_url {
+            let parsed = url::Url::parse(u.get_ref()).ok().filter(|p| p.scheme() == "https");
+            if parsed.is_none() {
+                return Err(at(
+                    u.span(),
+                    format!("public_url: {:?} is not an https:// URL", u.get_ref()),
+                ));
+            }
+        }
+        match (&self.tls.cert_file, &self.tls.key_file, self.tls.self_signed) {
+            (Some(_), Some(_), false) | (None, None, true) => {}
+            _ => {
+                return Err(ConfigError(format!(
+                    "{}: [tls]: set either cert_file and key_file, or self_signed = true",
+                    path.display()
+                )));
+            }
+        }
+        match (&self.identity.issuer, &self.identity.builtin) {
+            (Some(_), Some(_)) => {
+                return Err(ConfigError(format!(
+                    "{}: [identity]: set either issuer (an external OIDC provider) or \
+                     [identity.builtin], not both",
+                    path.display()
+                )));
+            }
+            (None, None) => {
+                return Err(ConfigError(format!(
+                    "{}: [identity]: set issuer (an external OIDC provider) or add \
+                     [identity.builtin] (development provider)",
+                    path.display()
+                )));
+            }
+            (Some(issuer), None) => {
+                let ok = url::Url::parse(issuer.get_ref())
+                    .ok()
+                    .is_some_and(|u| matches!(u.scheme(), "https" | "http"));
+                if !ok {
+                    return Err(at(
+                        issuer.span(),
+                        format!("issuer: {:?} is not a URL", issuer.get_ref()),
+                    ));
+                }
+            }
+            (None, Some(b)) => {
+                let mut names = BTreeSet::new();
+                for u in &b.users {
+                    let name = &u.get_ref().name;
+                    if !is_name(name) {
+                        return Err(at(u.span(), format!("user name {name:?} {NAME_RULE}")));
+                    }
+                    if !names.insert(name.clone()) {
+                        return Err(at(u.span(), format!("user {name:?} is defined twice")));
+                    }
+                }
+            }
+        }
+        let mut names = BTreeSet::new();
+        for c in &self.connections {
+            let span = c.span();
+            let c = c.get_ref();
+            if !is_name(&c.name) {
+                return Err(at(span, format!("connection name {:?} {NAME_RULE}", c.name)));
+            }
+            if !names.insert(c.name.clone()) {
+                return Err(at(span, format!("connection {:?} is defined twice", c.name)));
+            }
+            if c.port == Some(0) {
+                return Err(at(span, format!("connection {:?}: port 0 is not a port", c.name)));
+            }
+            if c.host.trim().is_empty() || c.database.is_empty() || c.user.is_empty() {
+                return Err(at(
+                    span,
+                    format!("connection {:?}: host, database and user must not be empty", c.name),
+                ));
+            }
+            match (&c.password_env, &c.password_file) {
+                (Some(_), None) | (None, Some(_)) => {}
+                _ => {
+                    return Err(at(
+                        span,
+                        format!(
+                            "connection {:?}: set exactly one of password_env or password_file \
+                             (the password itself never goes in this file)",
+                            c.name
+                        ),
+                    ));
+                }
+            }
+            if c.allow_groups.is_empty() && c.allow_users.is_empty() {
+                return Err(at(
+                    span,
+                    format!(
+                        "connection {:?}: nobody may use it; add allow_groups or allow_users",
+                        c.name
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The listen address (validated at load).
+    pub fn listen_addr(&self) -> SocketAddr {
+        self.listen
+            .get_ref()
+            .parse()
+            .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 8443)))
+    }
+
+    /// The connection with this name.
+    pub fn connection(&self, name: &str) -> Option<&ConnectionConfig> {
+        self.connections
+            .iter()
+            .map(Spanned::get_ref)
+            .find(|c| c.name == name)
+    }
+}
+
+const NAME_RULE: &str = "must be 1-63 characters of a-z, 0-9, '-' and '_', starting with a letter";
+
+fn is_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_lowercase())
+        && s.len() <= 63
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+listen = "127.0.0.1:0"
+data_dir = "/tmp/x"
+
+[tls]
+self_signed = true
+
+[identity.builtin]
+users = [{ name = "alice", groups = ["engineering"] }]
+
+[[connections]]
+name = "pg-prod"
+type = "postgres"
+host = "127.0.0.1"
+database = "app"
+user = "app"
+password_env = "PG_PROD_PASSWORD"
+allow_groups = ["engineering"]
+"#;
+
+    fn parse(text: &str) -> Result<Config, String> {
+        Config::parse(Path::new("broker.toml"), text).map_err(|e| e.0)
+    }
+
+    #[test]
+    fn good_config_parses_with_defaults() {
+        let cfg = parse(GOOD).unwrap();
+        let c = cfg.connection("pg-prod").unwrap();
+        assert_eq!(c.port(), 5432);
+        assert_eq!(cfg.identity.client_id, "hoopctl");
+        assert_eq!(cfg.identity.groups_claim, "groups");
+    }
+
+    #[test]
+    fn unknown_key_names_file_line_column_and_expected_keys() {
+        let bad = GOOD.replace("database = \"app\"", "databse = \"app\"");
+        let err = parse(&bad).unwrap_err();
+        assert!(err.starts_with("broker.toml:15:1: "), "{err}");
+        assert!(err.contains("unknown field `databse`"), "{err}");
+        assert!(err.contains("database"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_are_reported_with_position() {
+        let err = parse(&GOOD.replace("127.0.0.1:0", "nowhere")).unwrap_err();
+        assert!(err.starts_with("broker.toml:2:10: listen:"), "{err}");
+        let err = parse(&GOOD.replace("type = \"postgres\"", "type = \"mysql\"")).unwrap_err();
+        assert!(err.contains("broker.toml:13:8"), "{err}");
+        assert!(err.contains("postgres"), "{err}");
+        let err = parse(&GOOD.replace("name = \"pg-prod\"", "name = \"PG Prod\"")).unwrap_err();
+        assert!(err.contains("connection name \"PG Prod\" must be"), "{err}");
+    }
+
+    #[test]
+    fn password_must_be_by_reference_exactly_once() {
+        let both = GOOD.replace(
+            "password_env = \"PG_PROD_PASSWORD\"",
+            "password_env = \"A\"\npassword_file = \"/f\"",
+        );
+        assert!(parse(&both).unwrap_err().contains("exactly one of password_env"));
+        let inline = GOOD.replace("password_env = \"PG_PROD_PASSWORD\"", "password = \"hunter2\"");
+        let err = parse(&inline).unwrap_err();
+        assert!(err.contains("unknown field `password`"), "{err}");
+        assert!(!err.contains("hunter2"), "a secret value must not be echoed: {err}");
+    }
+
+    #[test]
+    fn duplicate_connections_and_unusable_connections_are_refused() {
+        let dup = format!("{GOOD}\n{}", &GOOD[GOOD.find("[[connections]]").unwrap()..]);
+        assert!(parse(&dup).unwrap_err().contains("defined twice"));
+        let nobody = GOOD.replace("allow_groups = [\"engineering\"]", "");
+        assert!(parse(&nobody).unwrap_err().contains("nobody may use it"));
+    }
+
+    #[test]
+    fn identity_needs_exactly_one_provider() {
+        let none = GOOD.replace(
+            "[identity.builtin]\nusers = [{ name = \"alice\", groups = [\"engineering\"] }]",
+            "[identity]",
+        );
+        assert!(parse(&none).unwrap_err().contains("set issuer"));
+    }
+}

@@ -1,0 +1,3 @@
+//! `hoop-broker dev` (orchestration being wired).
+
+pub mod postgres;

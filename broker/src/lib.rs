@@ -1,0 +1,42 @@
+//! hoop-broker: the one place in the data path where identity, policy,
+//! credential injection and recording apply.
+//!
+//! A tour, in the order a request meets the parts:
+//!
+//! - [`server`]: the accept loop for the one HTTPS port: TLS (tokio-rustls),
+//!   then HTTP/1.1 (hyper) with upgrades, serving the [`api`] router.
+//! - [`api`]: REST endpoints (`/v1/...`, axum) and the bearer-token extractor.
+//! - [`auth`]: validates every token as a relying party of an OIDC issuer:
+//!   discovery, JWKS cache, signature/issuer/audience/expiry checks.
+//! - [`idp`]: the built-in development identity provider (RFC 8628 device
+//!   flow, discovery, JWKS), served under `/idp` when configured.
+//! - [`policy`]: who may use which connection.
+//! - sessions (in [`api`]): opening one hands hoopctl a one-time tunnel secret
+//!   and records who, what, why and until when.
+//! - [`tunnel`]: the authenticated `hoop-tunnel/1` upgrade and hello, then
+//!   hands the byte stream to the proxy for the connection's protocol.
+//! - [`proxy`]: protocol-aware proxies; [`proxy::postgres`] terminates the
+//!   client's startup, logs in upstream with the stored credential (SCRAM),
+//!   and relays message by message.
+//! - [`secrets`]: resolves credential references (`password_env`,
+//!   `password_file`); values live only in [`hoop_shared::Secret`].
+//! - [`store`]: the embedded SQLite store.
+//! - [`tls`]: certificate loading, and the generated CA for development.
+//! - [`config`]: the config file, strictly parsed and validated.
+//! - [`dev`]: `hoop-broker dev`, everything for a local try-out in one command,
+//!   including a throwaway PostgreSQL ([`dev::postgres`]).
+//! - [`app`]: wiring: builds the shared state from a config and runs it.
+
+// WIP pub mod api;
+// WIP pub mod app;
+pub mod auth;
+pub mod config;
+pub mod dev;
+pub mod idp;
+pub mod policy;
+pub mod proxy;
+pub mod secrets;
+pub mod server;
+pub mod store;
+pub mod tls;
+// WIP pub mod tunnel;

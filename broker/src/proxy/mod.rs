@@ -1,0 +1,2 @@
+//! Protocol-aware proxies.
+pub mod postgres;

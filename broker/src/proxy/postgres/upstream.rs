@@ -1,0 +1,412 @@
+//! The broker → database leg: TCP connect with a timeout, StartupMessage with
+//! the stored user and database, authentication (SCRAM-SHA-256, MD5,
+//! cleartext) with the stored credential, then everything up to the first
+//! ReadyForQuery. Also a minimal client ([`UpstreamConn`]) for the broker's own
+//! queries (dev schema loading, readiness checks, tests).
+
+use std::time::Duration;
+
+use bytes::{BufMut as _, BytesMut};
+use pgwire::messages::Message as _;
+use pgwire::messages::startup::Startup;
+use postgres_protocol::authentication::md5_hash;
+use postgres_protocol::authentication::sasl::{ChannelBinding, SCRAM_SHA_256, ScramSha256};
+use postgres_protocol::message::frontend;
+use tokio::io::AsyncWriteExt as _;
+use tokio::net::TcpStream;
+
+use super::Upstream;
+use super::error::PgProxyError;
+use super::frame::{
+    FrameError, MAX_HANDSHAKE_LEN, MAX_MESSAGE_LEN, TaggedFrame, cstr, data_row_text,
+    error_code_and_message, i32_at, read_tagged,
+};
+
+/// How long the TCP connect to the database may take.
+pub const UPSTREAM_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Deadline for the whole upstream login (connect + auth + first ReadyForQuery).
+pub const UPSTREAM_LOGIN_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// A logged-in upstream connection, ready for its first query.
+pub(crate) struct LoggedIn {
+    pub stream: TcpStream,
+    /// Bytes the server sent after its ReadyForQuery (normally none).
+    pub leftover: BytesMut,
+    /// ParameterStatus and NoticeResponse frames to pass on to the client, on the wire.
+    pub status_frames: BytesMut,
+    /// ParameterStatus values, for the broker's own client.
+    pub parameters: Vec<(String, String)>,
+    /// The server's own BackendKeyData, for cancel requests (None if it sent none).
+    pub backend_key: Option<(i32, i32)>,
+    /// The ReadyForQuery frame, on the wire.
+    pub ready: BytesMut,
+}
+
+fn upstream_frame_err(e: FrameError) -> PgProxyError {
+    match e {
+        FrameError::Io(e) => PgProxyError::UpstreamIo(e),
+        other => PgProxyError::UpstreamProtocol(other.to_string()),
+    }
+}
+
+/// Replaces any occurrence of the upstream password in server-provided text.
+/// Servers do not echo passwords, but this text reaches clients and logs.
+pub(crate) fn scrub(text: &str, upstream: &Upstream) -> String {
+    let pw = upstream.password.expose();
+    if pw.len() >= 3 && text.contains(pw) {
+        text.replace(pw, "***")
+    } else {
+        text.to_owned()
+    }
+}
+
+/// The error for an ErrorResponse received during login.
+fn login_error(body: &[u8], upstream: &Upstream) -> PgProxyError {
+    let (code, message) = error_code_and_message(body);
+    let message = scrub(&message, upstream);
+    let connection = upstream.connection.clone();
+    if code.starts_with("28") {
+        PgProxyError::UpstreamAuth {
+            connection,
+            code,
+            message,
+        }
+    } else {
+        PgProxyError::UpstreamRefused {
+            connection,
+            code,
+            message,
+        }
+    }
+}
+
+/// Connects and logs in, under [`UPSTREAM_LOGIN_TIMEOUT`]. `params` are extra
+/// startup parameters (already filtered by the caller).
+pub(crate) async fn login(
+    upstream: &Upstream,
+    params: &[(String, String)],
+) -> Result<LoggedIn, PgProxyError> {
+    match tokio::time::timeout(UPSTREAM_LOGIN_TIMEOUT, login_inner(upstream, params)).await {
+        Ok(result) => result,
+        Err(_) => Err(PgProxyError::UpstreamTimeout {
+            connection: upstream.connection.clone(),
+            after: UPSTREAM_LOGIN_TIMEOUT,
+        }),
+    }
+}
+
+/// Opens a TCP connection to the upstream with [`UPSTREAM_CONNECT_TIMEOUT`].
+pub(crate) async fn tcp_connect(host: &str, port: u16) -> Result<TcpStream, String> {
+    match tokio::time::timeout(UPSTREAM_CONNECT_TIMEOUT, TcpStream::connect((host, port))).await {
+        Ok(Ok(stream)) => {
+            // Small request/response messages: never wait for Nagle.
+            let _ = stream.set_nodelay(true);
+            Ok(stream)
+        }
+        Ok(Err(e)) => Err(match e.kind() {
+            std::io::ErrorKind::ConnectionRefused => "connection refused".to_owned(),
+            std::io::ErrorKind::TimedOut => "connection timed out".to_owned(),
+            _ => e.to_string(),
+        }),
+        Err(_) => Err(format!(
+            "no answer within {}s",
+            UPSTREAM_CONNECT_TIMEOUT.as_secs()
+        )),
+    }
+}
+
+async fn login_inner(
+    upstream: &Upstream,
+    params: &[(String, String)],
+) -> Result<LoggedIn, PgProxyError> {
+    let mut stream = tcp_connect(&upstream.host, upstream.port)
+        .await
+        .map_err(|reason| PgProxyError::UpstreamConnect {
+            connection: upstream.connection.clone(),
+            addr: format!("{}:{}", upstream.host, upstream.port),
+            reason,
+        })?;
+
+    // Protocol 3.0: the broker rewrites BackendKeyData as 4-byte keys, and 3.0
+    // is what every server since 7.4 speaks.
+    let mut startup = Startup::new();
+    startup
+        .parameters
+        .insert("user".to_owned(), upstream.user.clone());
+    startup
+        .parameters
+        .insert("database".to_owned(), upstream.database.clone());
+    for (k, v) in params {
+        startup.parameters.insert(k.clone(), v.clone());
+    }
+    let mut out = BytesMut::new();
+    startup
+        .encode(&mut out)
+        .map_err(|e| PgProxyError::Refused(format!("startup parameters too large ({e})")))?;
+    stream
+        .write_all(&out)
+        .await
+        .map_err(PgProxyError::UpstreamIo)?;
+
+    let mut buf = BytesMut::with_capacity(8 * 1024);
+    authenticate(&mut stream, &mut buf, upstream).await?;
+
+    let mut status_frames = BytesMut::new();
+    let mut parameters = Vec::new();
+    let mut backend_key = None;
+    loop {
+        let frame = next_frame(&mut stream, &mut buf).await?;
+        match frame.tag {
+            b'S' => {
+                if let Some((name, rest)) = cstr(&frame.body)
+                    && let Some((value, _)) = cstr(rest)
+                {
+                    parameters.push((
+                        String::from_utf8_lossy(name).into_owned(),
+                        String::from_utf8_lossy(value).into_owned(),
+                    ));
+                }
+                status_frames.extend_from_slice(&frame.to_wire());
+            }
+            b'N' => status_frames.extend_from_slice(&frame.to_wire()),
+            b'K' => {
+                backend_key = i32_at(&frame.body, 0).zip(i32_at(&frame.body, 4));
+            }
+            b'Z' => {
+                return Ok(LoggedIn {
+                    stream,
+                    leftover: buf,
+                    status_frames,
+                    parameters,
+                    backend_key,
+                    ready: frame.to_wire(),
+                });
+            }
+            b'E' => return Err(login_error(&frame.body, upstream)),
+            other => {
+                return Err(PgProxyError::UpstreamProtocol(format!(
+                    "unexpected message '{}' after authentication",
+                    char::from(other).escape_default()
+                )));
+            }
+        }
+    }
+}
+
+async fn next_frame(
+    stream: &mut TcpStream,
+    buf: &mut BytesMut,
+) -> Result<TaggedFrame, PgProxyError> {
+    match read_tagged(stream, buf, MAX_HANDSHAKE_LEN).await {
+        Ok(Some(frame)) => Ok(frame),
+        Ok(None) => Err(PgProxyError::UpstreamProtocol(
+            "the server closed the connection during login".to_owned(),
+        )),
+        Err(e) => Err(upstream_frame_err(e)),
+    }
+}
+
+/// Runs the authentication exchange until AuthenticationOk.
+async fn authenticate(
+    stream: &mut TcpStream,
+    buf: &mut BytesMut,
+    upstream: &Upstream,
+) -> Result<(), PgProxyError> {
+    let password = upstream.password.expose().as_bytes();
+    let mut scram: Option<ScramSha256> = None;
+    let unsupported = |method: &str| PgProxyError::UpstreamAuthMethod {
+        connection: upstream.connection.clone(),
+        method: method.to_owned(),
+    };
+    let bad = |what: &str| PgProxyError::UpstreamProtocol(what.to_owned());
+    loop {
+        let frame = next_frame(stream, buf).await?;
+        let mut out = BytesMut::new();
+        match frame.tag {
+            b'R' => {
+                let code = i32_at(&frame.body, 0)
+                    .ok_or_else(|| bad("authentication request without a code"))?;
+                let data = frame.body.get(4..).unwrap_or_default();
+                match code {
+                    0 => return Ok(()),
+                    3 => frontend::password_message(password, &mut out)
+                        .map_err(|_| bad("cannot encode the password message"))?,
+                    5 => {
+                        let salt: [u8; 4] = data
+                            .get(..4)
+                            .and_then(|s| s.try_into().ok())
+                            .ok_or_else(|| bad("MD5 request without a salt"))?;
+                        let hashed = md5_hash(upstream.user.as_bytes(), password, salt);
+                        frontend::password_message(hashed.as_bytes(), &mut out)
+                            .map_err(|_| bad("cannot encode the password message"))?;
+                    }
+                    10 => {
+                        let mut mechanisms = Vec::new();
+                        let mut rest = data;
+                        while let Some((m, tail)) = cstr(rest) {
+                            if m.is_empty() {
+                                break;
+                            }
+                            mechanisms.push(String::from_utf8_lossy(m).into_owned());
+                            rest = tail;
+                        }
+                        if !mechanisms.iter().any(|m| m == SCRAM_SHA_256) {
+                            return Err(unsupported(&format!("SASL ({})", mechanisms.join(", "))));
+                        }
+                        // Plain TCP to the server: no channel binding to offer.
+                        let s = ScramSha256::new(password, ChannelBinding::unsupported());
+                        frontend::sasl_initial_response(SCRAM_SHA_256, s.message(), &mut out)
+                            .map_err(|_| bad("cannot encode the SASL response"))?;
+                        scram = Some(s);
+                    }
+                    11 => {
+                        let s = scram
+                            .as_mut()
+                            .ok_or_else(|| bad("SASL continue before SASL start"))?;
+                        s.update(data)
+                            .map_err(|e| bad(&format!("invalid SCRAM server message ({e})")))?;
+                        frontend::sasl_response(s.message(), &mut out)
+                            .map_err(|_| bad("cannot encode the SASL response"))?;
+                    }
+                    12 => {
+                        let mut s = scram
+                            .take()
+                            .ok_or_else(|| bad("SASL final before SASL start"))?;
+                        // Verifies the server's signature: a server that does
+                        // not know the verifier cannot complete the exchange.
+                        s.finish(data).map_err(|e| {
+                            bad(&format!("the server's SCRAM proof did not verify ({e})"))
+                        })?;
+                        continue;
+                    }
+                    2 => return Err(unsupported("Kerberos V5")),
+                    6 => return Err(unsupported("SCM credential")),
+                    7 | 8 => return Err(unsupported("GSSAPI")),
+                    9 => return Err(unsupported("SSPI")),
+                    other => return Err(unsupported(&format!("unknown method {other}"))),
+                }
+            }
+            b'E' => return Err(login_error(&frame.body, upstream)),
+            // Notices and protocol negotiation (we asked for 3.0, which every
+            // server speaks) need no answer.
+            b'N' | b'v' => continue,
+            other => {
+                return Err(PgProxyError::UpstreamProtocol(format!(
+                    "unexpected message '{}' during authentication",
+                    char::from(other).escape_default()
+                )));
+            }
+        }
+        stream
+            .write_all(&out)
+            .await
+            .map_err(PgProxyError::UpstreamIo)?;
+    }
+}
+
+/// A minimal upstream client for the broker's own use: simple queries only,
+/// results as text.
+pub struct UpstreamConn {
+    stream: TcpStream,
+    buf: BytesMut,
+    parameters: Vec<(String, String)>,
+    backend_key: Option<(i32, i32)>,
+}
+
+/// Connects and logs in to `upstream` as its stored user (deadline
+/// [`UPSTREAM_LOGIN_TIMEOUT`]).
+pub async fn connect(upstream: &Upstream) -> Result<UpstreamConn, PgProxyError> {
+    let params = [("application_name".to_owned(), "hoop-broker".to_owned())];
+    let logged_in = login(upstream, &params).await?;
+    Ok(UpstreamConn {
+        stream: logged_in.stream,
+        buf: logged_in.leftover,
+        parameters: logged_in.parameters,
+        backend_key: logged_in.backend_key,
+    })
+}
+
+impl UpstreamConn {
+    /// Runs `sql` (one or more statements) with the simple query protocol and
+    /// returns the rows of all result sets as text. An error carries the
+    /// server's SQLSTATE and message ([`PgProxyError::Server`]).
+    pub async fn simple_query(
+        &mut self,
+        sql: &str,
+    ) -> Result<Vec<Vec<Option<String>>>, PgProxyError> {
+        let mut out = BytesMut::new();
+        frontend::query(sql, &mut out)
+            .map_err(|e| PgProxyError::Refused(format!("cannot encode the query ({e})")))?;
+        self.stream
+            .write_all(&out)
+            .await
+            .map_err(PgProxyError::UpstreamIo)?;
+
+        let mut rows = Vec::new();
+        let mut error = None;
+        loop {
+            let frame = match read_tagged(&mut self.stream, &mut self.buf, MAX_MESSAGE_LEN).await
+            {
+                Ok(Some(frame)) => frame,
+                Ok(None) => {
+                    return Err(error.unwrap_or_else(|| {
+                        PgProxyError::UpstreamProtocol(
+                            "the server closed the connection".to_owned(),
+                        )
+                    }));
+                }
+                Err(e) => return Err(upstream_frame_err(e)),
+            };
+            match frame.tag {
+                b'D' => rows.push(data_row_text(&frame.body).ok_or_else(|| {
+                    PgProxyError::UpstreamProtocol("malformed DataRow".to_owned())
+                })?),
+                b'E' => {
+                    let (code, message) = error_code_and_message(&frame.body);
+                    error.get_or_insert(PgProxyError::Server { code, message });
+                }
+                b'G' => {
+                    // COPY FROM STDIN is not something this client does.
+                    let mut out = BytesMut::new();
+                    let _ = frontend::copy_fail("COPY FROM STDIN is not supported here", &mut out);
+                    self.stream
+                        .write_all(&out)
+                        .await
+                        .map_err(PgProxyError::UpstreamIo)?;
+                }
+                b'Z' => {
+                    return match error {
+                        Some(e) => Err(e),
+                        None => Ok(rows),
+                    };
+                }
+                // RowDescription, CommandComplete, notices, COPY OUT data,
+                // ParameterStatus, notifications: nothing to collect.
+                _ => {}
+            }
+        }
+    }
+
+    /// A ParameterStatus value the server reported at login (e.g. `server_version`).
+    pub fn parameter(&self, name: &str) -> Option<&str> {
+        self.parameters
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The server process id of this connection.
+    pub fn backend_pid(&self) -> Option<i32> {
+        self.backend_key.map(|(pid, _)| pid)
+    }
+
+    /// Ends the session politely (Terminate, then close).
+    pub async fn close(mut self) {
+        let mut out = BytesMut::new();
+        out.put_u8(b'X');
+        out.put_i32(4);
+        let _ = self.stream.write_all(&out).await;
+        let _ = self.stream.shutdown().await;
+    }
+}

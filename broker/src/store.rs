@@ -1,0 +1,310 @@
+//! The embedded store: one SQLite file in the data dir (WAL mode).
+//!
+//! Schema changes are numbered migrations applied at open, tracked with
+//! `PRAGMA user_version`, so an old data dir upgrades in place. Calls run on
+//! tokio's blocking pool; a single connection behind a mutex is enough for
+//! the write rates a broker sees, and SQLite serializes writers anyway.
+//!
+//! Sessions keep the SHA-256 of their one-time tunnel secret, never the
+//! secret. The `events` table is the start of the audit trail (the
+//! hash-chained log comes with the evidence work).
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use rusqlite::{Connection, OptionalExtension as _, params};
+
+/// A store failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// SQLite reported an error.
+    #[error("store: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// The blocking task failed.
+    #[error("store task failed: {0}")]
+    Join(#[from] tokio::task::JoinError),
+    /// The store mutex was poisoned by a panic elsewhere.
+    #[error("store lock poisoned")]
+    Poisoned,
+}
+
+/// Migrations, in order; index + 1 is the schema version after applying it.
+const MIGRATIONS: &[&str] = &[
+    // 1: sessions and events.
+    "CREATE TABLE sessions (
+        id            TEXT PRIMARY KEY,
+        subject       TEXT NOT NULL,
+        user_name     TEXT NOT NULL,
+        connection    TEXT NOT NULL,
+        reason        TEXT,
+        secret_sha256 TEXT NOT NULL,
+        created_at    INTEGER NOT NULL,
+        expires_at    INTEGER NOT NULL,
+        closed_at     INTEGER
+     );
+     CREATE TABLE events (
+        id         INTEGER PRIMARY KEY AUTOINCREMENT,
+        at         INTEGER NOT NULL,
+        kind       TEXT NOT NULL,
+        user_name  TEXT,
+        connection TEXT,
+        session_id TEXT,
+        detail     TEXT NOT NULL DEFAULT ''
+     );
+     CREATE INDEX events_at ON events(at);",
+];
+
+/// One session row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRow {
+    /// Session id.
+    pub id: String,
+    /// Token subject of the owner.
+    pub subject: String,
+    /// Owner's user name.
+    pub user_name: String,
+    /// Connection name.
+    pub connection: String,
+    /// Justification given.
+    pub reason: Option<String>,
+    /// Hex SHA-256 of the one-time tunnel secret.
+    pub secret_sha256: String,
+    /// Unix seconds.
+    pub created_at: u64,
+    /// Unix seconds.
+    pub expires_at: u64,
+    /// Unix seconds, when closed.
+    pub closed_at: Option<u64>,
+}
+
+/// One event for the audit trail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    /// Unix seconds.
+    pub at: u64,
+    /// e.g. `session.open`, `tunnel.open`, `token.refused`.
+    pub kind: String,
+    /// Who, when known.
+    pub user_name: Option<String>,
+    /// Which connection, when relevant.
+    pub connection: Option<String>,
+    /// Which session, when relevant.
+    pub session_id: Option<String>,
+    /// Free text; never secrets.
+    pub detail: String,
+}
+
+/// The store handle; cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    conn: Arc<Mutex<Connection>>,
+}
+
+impl Store {
+    /// Opens (creating if needed) `dir/hoop.sqlite3` and migrates it.
+    pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        let conn = Connection::open(dir.join("hoop.sqlite3"))?;
+        Self::init(conn)
+    }
+
+    /// An in-memory store, for tests.
+    pub fn in_memory() -> Result<Store, StoreError> {
+        Self::init(Connection::open_in_memory()?)
+    }
+
+    fn init(mut conn: Connection) -> Result<Store, StoreError> {
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        let applied = usize::try_from(version).unwrap_or(0);
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(applied) {
+            let tx = conn.transaction()?;
+            tx.execute_batch(sql)?;
+            tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+            tx.commit()?;
+        }
+        Ok(Store {
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    async fn with<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, rusqlite::Error> + Send + 'static,
+    {
+        let conn = self.conn.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut guard = conn.lock().map_err(|_| StoreError::Poisoned)?;
+            f(&mut guard).map_err(StoreError::from)
+        })
+        .await?
+    }
+
+    /// Inserts a new session.
+    pub async fn insert_session(&self, s: SessionRow) -> Result<(), StoreError> {
+        self.with(move |c| {
+            c.execute(
+                "INSERT INTO sessions (id, subject, user_name, connection, reason, secret_sha256,
+                                       created_at, expires_at, closed_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, NULL)",
+                params![
+                    s.id,
+                    s.subject,
+                    s.user_name,
+                    s.connection,
+                    s.reason,
+                    s.secret_sha256,
+                    s.created_at as i64,
+                    s.expires_at as i64
+                ],
+            )
+            .map(|_| ())
+        })
+        .await
+    }
+
+    /// The session with this id.
+    pub async fn session(&self, id: &str) -> Result<Option<SessionRow>, StoreError> {
+        let id = id.to_owned();
+        self.with(move |c| {
+            c.query_row(
+                "SELECT id, subject, user_name, connection, reason, secret_sha256,
+                        created_at, expires_at, closed_at
+                 FROM sessions WHERE id = ?1",
+                params![id],
+                |r| {
+                    Ok(SessionRow {
+                        id: r.get(0)?,
+                        subject: r.get(1)?,
+                        user_name: r.get(2)?,
+                        connection: r.get(3)?,
+                        reason: r.get(4)?,
+                        secret_sha256: r.get(5)?,
+                        created_at: r.get::<_, i64>(6)? as u64,
+                        expires_at: r.get::<_, i64>(7)? as u64,
+                        closed_at: r.get::<_, Option<i64>>(8)?.map(|v| v as u64),
+                    })
+                },
+            )
+            .optional()
+        })
+        .await
+    }
+
+    /// Marks a session closed; returns false when it was unknown or already closed.
+    pub async fn close_session(&self, id: &str, at: u64) -> Result<bool, StoreError> {
+        let id = id.to_owned();
+        self.with(move |c| {
+            c.execute(
+                "UPDATE sessions SET closed_at = ?2 WHERE id = ?1 AND closed_at IS NULL",
+                params![id, at as i64],
+            )
+            .map(|n| n == 1)
+        })
+        .await
+    }
+
+    /// Appends an event; durable when this returns.
+    pub async fn append_event(&self, e: Event) -> Result<(), StoreError> {
+        self.with(move |c| {
+            c.execute(
+                "INSERT INTO events (at, kind, user_name, connection, session_id, detail)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    e.at as i64,
+                    e.kind,
+                    e.user_name,
+                    e.connection,
+                    e.session_id,
+                    e.detail
+                ],
+            )
+            .map(|_| ())
+        })
+        .await
+    }
+
+    /// The most recent `limit` events, oldest first.
+    pub async fn recent_events(&self, limit: usize) -> Result<Vec<Event>, StoreError> {
+        self.with(move |c| {
+            let mut stmt = c.prepare(
+                "SELECT at, kind, user_name, connection, session_id, detail FROM
+                   (SELECT * FROM events ORDER BY id DESC LIMIT ?1) ORDER BY id ASC",
+            )?;
+            let rows = stmt.query_map(params![limit as i64], |r| {
+                Ok(Event {
+                    at: r.get::<_, i64>(0)? as u64,
+                    kind: r.get(1)?,
+                    user_name: r.get(2)?,
+                    connection: r.get(3)?,
+                    session_id: r.get(4)?,
+                    detail: r.get(5)?,
+                })
+            })?;
+            rows.collect()
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(id: &str) -> SessionRow {
+        SessionRow {
+            id: id.into(),
+            subject: "dev:alice".into(),
+            user_name: "alice".into(),
+            connection: "demo-pg".into(),
+            reason: Some("debugging".into()),
+            secret_sha256: "00".repeat(32),
+            created_at: 10,
+            expires_at: 20,
+            closed_at: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn sessions_survive_reopen_and_close_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store.insert_session(row("s1")).await.unwrap();
+        drop(store);
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.session("s1").await.unwrap(), Some(row("s1")));
+        assert!(store.close_session("s1", 15).await.unwrap());
+        assert!(!store.close_session("s1", 16).await.unwrap());
+        assert_eq!(store.session("s1").await.unwrap().unwrap().closed_at, Some(15));
+        assert_eq!(store.session("nope").await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn events_append_in_order() {
+        let store = Store::in_memory().unwrap();
+        for kind in ["a", "b", "c"] {
+            store
+                .append_event(Event {
+                    at: 1,
+                    kind: kind.into(),
+                    user_name: None,
+                    connection: None,
+                    session_id: None,
+                    detail: String::new(),
+                })
+                .await
+                .unwrap();
+        }
+        let kinds: Vec<_> = store
+            .recent_events(2)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.kind)
+            .collect();
+        assert_eq!(kinds, ["b", "c"]);
+    }
+}

@@ -1,0 +1,141 @@
+//! TLS for the broker's HTTPS port.
+//!
+//! Production: a PEM certificate chain and key from files. Development
+//! (`tls.self_signed = true`, and `hoop-broker dev`): a private CA generated at
+//! start, and a server certificate it signs for `localhost`, the loopback
+//! addresses and the listen host. The CA (never its key) is written to
+//! `DATA_DIR/ca.pem` so clients can trust it; the key lives only in memory.
+//! Only HTTP/1.1 is offered over ALPN: the tunnel is an HTTP/1.1 upgrade.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose,
+};
+use rustls::ServerConfig;
+use rustls_pki_types::pem::PemObject as _;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+/// Errors building the TLS configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    /// A certificate or key file could not be read or parsed.
+    #[error("{path}: {what}")]
+    File {
+        /// The file.
+        path: String,
+        /// What went wrong.
+        what: String,
+    },
+    /// Certificate generation failed.
+    #[error("generating the development certificate: {0}")]
+    Generate(#[from] rcgen::Error),
+    /// rustls refused the certificate/key pair.
+    #[error("TLS configuration: {0}")]
+    Rustls(#[from] rustls::Error),
+}
+
+/// A generated development CA and server configuration.
+pub struct GeneratedTls {
+    /// PEM of the CA certificate that signs the server certificate.
+    pub ca_pem: String,
+    /// Server configuration with the signed certificate.
+    pub server_config: Arc<ServerConfig>,
+}
+
+/// Installs the process-wide rustls crypto provider (ring). Idempotent.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// Loads a certificate chain and private key from PEM files.
+pub fn load(cert_file: &Path, key_file: &Path) -> Result<Arc<ServerConfig>, TlsError> {
+    let file_err = |p: &Path, what: String| TlsError::File {
+        path: p.display().to_string(),
+        what,
+    };
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert_file)
+        .map_err(|e| file_err(cert_file, format!("cannot read certificates: {e}")))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| file_err(cert_file, format!("not a PEM certificate chain: {e}")))?;
+    if certs.is_empty() {
+        return Err(file_err(cert_file, "no certificate found".into()));
+    }
+    let key = PrivateKeyDer::from_pem_file(key_file)
+        .map_err(|e| file_err(key_file, format!("not a PEM private key: {e}")))?;
+    server_config(certs, key)
+}
+
+fn server_config(
+    certs: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+) -> Result<Arc<ServerConfig>, TlsError> {
+    install_crypto_provider();
+    let mut cfg = ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)?;
+    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(cfg))
+}
+
+/// Generates a development CA and a server certificate for `hosts` (DNS names
+/// or IP addresses) plus `localhost`, `127.0.0.1` and `::1`.
+pub fn generate(hosts: &[String]) -> Result<GeneratedTls, TlsError> {
+    let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "hoop-broker development CA");
+    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    let ca_key = KeyPair::generate()?;
+    let ca_cert = ca_params.self_signed(&ca_key)?;
+    let issuer = Issuer::new(ca_params, ca_key);
+
+    let mut names: Vec<String> = vec!["localhost".into(), "127.0.0.1".into(), "::1".into()];
+    for h in hosts {
+        if !names.contains(h) {
+            names.push(h.clone());
+        }
+    }
+    let mut leaf = CertificateParams::new(names)?;
+    leaf.distinguished_name
+        .push(DnType::CommonName, "hoop-broker");
+    leaf.use_authority_key_identifier_extension = true;
+    leaf.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    let leaf_key = KeyPair::generate()?;
+    let leaf_cert = leaf.signed_by(&leaf_key, &issuer)?;
+
+    let key = PrivateKeyDer::try_from(leaf_key.serialize_der()).map_err(|e| TlsError::File {
+        path: "<generated>".into(),
+        what: e.to_string(),
+    })?;
+    let chain = vec![leaf_cert.der().clone(), ca_cert.der().clone()];
+    Ok(GeneratedTls {
+        ca_pem: ca_cert.pem(),
+        server_config: server_config(chain, key)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_ca_is_pem_and_config_builds() {
+        let g = generate(&["broker.internal".into()]).unwrap();
+        assert!(g.ca_pem.starts_with("-----BEGIN CERTIFICATE-----"));
+        assert_eq!(g.server_config.alpn_protocols, vec![b"http/1.1".to_vec()]);
+    }
+
+    #[test]
+    fn missing_files_are_named_in_the_error() {
+        let err = load(Path::new("/nonexistent/cert.pem"), Path::new("/nonexistent/key.pem"))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("/nonexistent/cert.pem"), "{err}");
+    }
+}

@@ -1,0 +1,201 @@
+//! The `hoop-tunnel/1` upgrade: an authenticated HTTP/1.1 upgrade that turns
+//! one HTTPS request into a byte stream for one local client connection.
+//!
+//! Before the upgrade, everything is ordinary HTTP with JSON errors: the
+//! bearer token is validated ([`crate::api::Caller`]), the session must exist,
+//! belong to the caller, and not have ended. After `101 Switching Protocols`
+//! the client sends a [`ClientHello`] frame and the broker answers with a
+//! [`ServerHello`] (see `docs/protocol.md`); then the stream belongs to the
+//! proxy for the connection's protocol. Every tunnel task is owned by the
+//! broker's task tracker and ends on shutdown.
+
+use std::sync::Arc;
+use std::time::{Duration, UNIX_EPOCH};
+
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse as _, Response};
+use hoop_shared::api::{ConnectionKind, ErrorCode};
+use hoop_shared::tunnel::{
+    ClientHello, PROTOCOL_VERSION, RefusalCode, ServerHello, UPGRADE_PROTOCOL, read_frame,
+    write_frame,
+};
+use hyper_util::rt::TokioIo;
+use tracing::Instrument as _;
+
+use crate::api::{ApiFailure, Caller};
+use crate::app::{AppState, now_unix};
+use crate::proxy::postgres::ClientSession;
+use crate::store::Event;
+
+/// `GET /v1/sessions/{id}/tunnel` with `Upgrade: hoop-tunnel/1`.
+pub async fn upgrade(
+    State(state): State<Arc<AppState>>,
+    Caller(who): Caller,
+    Path(id): Path<String>,
+    mut req: Request,
+) -> Result<Response, ApiFailure> {
+    let asked = req
+        .headers()
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !asked.eq_ignore_ascii_case(UPGRADE_PROTOCOL) {
+        let message = if asked.starts_with("hoop-tunnel/") {
+            format!("this broker speaks {UPGRADE_PROTOCOL}, not {asked}")
+        } else {
+            format!("this endpoint needs `Upgrade: {UPGRADE_PROTOCOL}`")
+        };
+        return Err(
+            ApiFailure::new(StatusCode::BAD_REQUEST, ErrorCode::BadRequest, message)
+                .hint("use a hoopctl version that matches the broker"),
+        );
+    }
+    let session = state
+        .store
+        .session(&id)
+        .await
+        .map_err(|e| ApiFailure::internal("look up the session", &e))?
+        .filter(|s| s.subject == who.subject)
+        .ok_or_else(|| {
+            ApiFailure::new(
+                StatusCode::NOT_FOUND,
+                ErrorCode::UnknownSession,
+                format!("no session {id} of yours"),
+            )
+            .hint("run `hoopctl connect` again")
+        })?;
+    let now = now_unix();
+    if session.closed_at.is_some() || session.expires_at <= now {
+        let when = humantime::format_rfc3339_seconds(
+            UNIX_EPOCH + Duration::from_secs(session.closed_at.unwrap_or(session.expires_at)),
+        );
+        return Err(ApiFailure::new(
+            StatusCode::GONE,
+            ErrorCode::SessionEnded,
+            format!("session {id} on {} ended at {when}", session.connection),
+        )
+        .hint("run `hoopctl connect` again"));
+    }
+    let Some(upstream) = state.upstreams.get(&session.connection).cloned() else {
+        return Err(ApiFailure::new(
+            StatusCode::GONE,
+            ErrorCode::SessionEnded,
+            format!("connection {} no longer exists on this broker", session.connection),
+        ));
+    };
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    let task_state = state.clone();
+    let span = tracing::info_span!(
+        "tunnel",
+        session = %session.id,
+        user = %who.user,
+        connection = %session.connection
+    );
+    state.tasks.spawn(async move {
+        let stream = match on_upgrade.await {
+            Ok(upgraded) => TokioIo::new(upgraded),
+            Err(e) => {
+                tracing::warn!(session = %session.id, "tunnel upgrade failed: {e}");
+                return;
+            }
+        };
+        let state = task_state;
+        let shutdown = state.shutdown.clone();
+        tokio::select! {
+            () = run_tunnel(state, who, session, upstream, stream) => {}
+            () = shutdown.cancelled() => {}
+        }
+    }.instrument(span));
+    let mut resp = StatusCode::SWITCHING_PROTOCOLS.into_response();
+    resp.headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    resp.headers_mut()
+        .insert(header::UPGRADE, HeaderValue::from_static(UPGRADE_PROTOCOL));
+    Ok(resp)
+}
+
+async fn run_tunnel(
+    state: Arc<AppState>,
+    who: crate::auth::Identity,
+    session: crate::store::SessionRow,
+    upstream: Arc<crate::proxy::postgres::Upstream>,
+    mut stream: TokioIo<hyper::upgrade::Upgraded>,
+) {
+    let hello: ClientHello = match read_frame(&mut stream).await {
+        Ok(h) => h,
+        Err(e) => {
+            tracing::warn!("tunnel hello refused: {e}");
+            let _ = write_frame(
+                &mut stream,
+                &ServerHello::Refused {
+                    code: RefusalCode::BadHello,
+                    message: format!("the broker could not read the tunnel hello: {e}"),
+                },
+            )
+            .await;
+            return;
+        }
+    };
+    if hello.version != PROTOCOL_VERSION {
+        let _ = write_frame(
+            &mut stream,
+            &ServerHello::Refused {
+                code: RefusalCode::UnsupportedVersion,
+                message: format!(
+                    "hello version {} is not supported; this broker speaks {PROTOCOL_VERSION}",
+                    hello.version
+                ),
+            },
+        )
+        .await;
+        return;
+    }
+    let ready = ServerHello::Ready {
+        version: PROTOCOL_VERSION,
+        session_id: session.id.clone(),
+        connection: session.connection.clone(),
+        protocol: ConnectionKind::Postgres,
+        expires_at: session.expires_at,
+    };
+    if let Err(e) = write_frame(&mut stream, &ready).await {
+        tracing::debug!("tunnel closed during hello: {e}");
+        return;
+    }
+    let peer = hello.local_peer.clone().unwrap_or_default();
+    state
+        .audit(Event {
+            at: now_unix(),
+            kind: "tunnel.open".into(),
+            user_name: Some(who.user.clone()),
+            connection: Some(session.connection.clone()),
+            session_id: Some(session.id.clone()),
+            detail: format!("client {} local peer {peer}", hello.client),
+        })
+        .await;
+    let client_session = ClientSession {
+        session_id: session.id.clone(),
+        user: who.user.clone(),
+        tunnel_secret_sha256: session.secret_sha256.clone(),
+        expires_at: UNIX_EPOCH + Duration::from_secs(session.expires_at),
+    };
+    let outcome = state
+        .pg
+        .serve(stream, client_session, upstream)
+        .await;
+    let detail = match &outcome {
+        Ok(()) => "closed".to_owned(),
+        Err(e) => format!("ended: {e}"),
+    };
+    tracing::info!("tunnel {detail}");
+    state
+        .audit(Event {
+            at: now_unix(),
+            kind: "tunnel.close".into(),
+            user_name: Some(who.user),
+            connection: Some(session.connection),
+            session_id: Some(session.id),
+            detail,
+        })
+        .await;
+}

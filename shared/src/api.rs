@@ -1,0 +1,170 @@
+//! JSON bodies of the broker's REST API (`/v1/...`).
+//!
+//! Every error answer, from every endpoint, is an [`ApiErrorBody`]: a stable
+//! machine-readable `code`, a `message` for people, and where there is one, a
+//! `hint` saying what to do next. Internal error text never goes into these.
+
+use serde::{Deserialize, Serialize};
+
+use crate::Secret;
+
+/// Path of the unauthenticated endpoint that tells hoopctl how to log in.
+pub const AUTH_CONFIG_PATH: &str = "/v1/auth/config";
+
+/// The error shape of every endpoint.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ApiErrorBody {
+    /// The error.
+    pub error: ApiError,
+}
+
+/// One error answer.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ApiError {
+    /// Stable, machine-readable.
+    pub code: ErrorCode,
+    /// For people.
+    pub message: String,
+    /// What to do next, when there is something to do.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
+}
+
+/// Machine-readable error codes.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// No bearer token was presented.
+    MissingToken,
+    /// The token is expired.
+    TokenExpired,
+    /// The token is not valid (signature, issuer, audience, malformed).
+    InvalidToken,
+    /// The identity may not do this.
+    Forbidden,
+    /// No connection by that name.
+    UnknownConnection,
+    /// No session by that id (or not yours).
+    UnknownSession,
+    /// The session's grant has ended.
+    SessionEnded,
+    /// The request itself is malformed.
+    BadRequest,
+    /// The identity provider could not be reached or answered badly.
+    IdentityProviderUnavailable,
+    /// Something failed inside the broker; the broker's log has details.
+    Internal,
+    /// Any code this client version does not know.
+    #[serde(other)]
+    Unknown,
+}
+
+/// `GET /v1/auth/config`: what hoopctl needs to log in, given only the broker URL.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AuthConfig {
+    /// The OIDC issuer whose tokens the broker accepts.
+    pub issuer: String,
+    /// OAuth client id hoopctl uses.
+    pub client_id: String,
+    /// RFC 8628 device authorization endpoint.
+    pub device_authorization_endpoint: String,
+    /// OAuth token endpoint.
+    pub token_endpoint: String,
+    /// Scopes to request.
+    pub scopes: Vec<String>,
+}
+
+/// `GET /v1/me`: the identity the broker sees behind the presented token.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct WhoAmI {
+    /// User name (from the configured claim).
+    pub user: String,
+    /// Token subject.
+    pub subject: String,
+    /// Groups (from the configured claim).
+    pub groups: Vec<String>,
+    /// Token issuer.
+    pub issuer: String,
+    /// Token expiry, Unix seconds.
+    pub expires_at: u64,
+}
+
+/// Kind of target behind a connection.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum ConnectionKind {
+    /// PostgreSQL, proxied message by message.
+    Postgres,
+}
+
+impl std::fmt::Display for ConnectionKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ConnectionKind::Postgres => "postgres",
+        })
+    }
+}
+
+/// One entry of `GET /v1/connections`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ConnectionSummary {
+    /// Name used with `hoopctl connect NAME`.
+    pub name: String,
+    /// Target kind.
+    #[serde(rename = "type")]
+    pub kind: ConnectionKind,
+    /// Default database (Postgres).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database: Option<String>,
+    /// Free text from the broker config.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+/// `GET /v1/connections`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ConnectionList {
+    /// Connections the caller may use.
+    pub connections: Vec<ConnectionSummary>,
+}
+
+/// `POST /v1/sessions`: open a session on a connection.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct OpenSessionRequest {
+    /// Connection name.
+    pub connection: String,
+    /// Justification, recorded with the session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// Answer to `POST /v1/sessions`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OpenSessionResponse {
+    /// Session id, used in the tunnel path.
+    pub session_id: String,
+    /// The connection.
+    pub connection: ConnectionSummary,
+    /// One-time secret the local client must present through the tunnel
+    /// (for Postgres: as its password). It is not the upstream credential,
+    /// which never leaves the broker.
+    #[serde(with = "crate::secret::expose")]
+    pub tunnel_secret: Secret,
+    /// User name the local client should present (for Postgres: `PGUSER`).
+    pub client_user: String,
+    /// When the session's grant ends, Unix seconds.
+    pub expires_at: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_error_codes_from_newer_brokers_still_parse() {
+        let body: ApiErrorBody =
+            serde_json::from_str(r#"{"error":{"code":"brand_new","message":"m"}}"#).unwrap();
+        assert_eq!(body.error.code, ErrorCode::Unknown);
+    }
+}
