@@ -141,8 +141,8 @@ impl Broker {
             http = http.add_root_certificate(reqwest::Certificate::from_pem(pem.as_bytes())?);
         }
         if let Some(ca) = &config.identity.ca_file {
-            let pem = std::fs::read(ca)
-                .with_context(|| format!("identity.ca_file {}", ca.display()))?;
+            let pem =
+                std::fs::read(ca).with_context(|| format!("identity.ca_file {}", ca.display()))?;
             http = http.add_root_certificate(
                 reqwest::Certificate::from_pem(&pem)
                     .with_context(|| format!("identity.ca_file {}", ca.display()))?,
@@ -168,6 +168,9 @@ impl Broker {
                     client_id.clone(),
                 )
                 .context("built-in identity provider")?;
+                if let Some(interval) = builtin.poll_interval {
+                    idp.set_poll_interval(interval);
+                }
                 let auth_config = idp.auth_config(config.identity.scopes.clone());
                 idp_router = Some(Arc::new(idp).router());
                 (issuer, auth_config)
@@ -198,8 +201,8 @@ impl Broker {
                 (None, Some(p)) => CredentialRef::File(p.clone()),
                 (None, None) => anyhow::bail!("connection {}: no credential reference", c.name),
             };
-            let password = secrets::resolve(&reference)
-                .with_context(|| format!("connection {}", c.name))?;
+            let password =
+                secrets::resolve(&reference).with_context(|| format!("connection {}", c.name))?;
             upstreams.insert(
                 c.name.clone(),
                 Arc::new(Upstream {
@@ -280,7 +283,10 @@ impl Broker {
 }
 
 /// Logs each request's method, path and status (never headers: they carry tokens).
-async fn log_request(req: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+async fn log_request(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     let resp = next.run(req).await;

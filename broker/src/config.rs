@@ -100,6 +100,9 @@ pub struct BuiltinIdpConfig {
     /// Lifetime of issued access tokens (default 8h).
     #[serde(default, with = "humantime_opt")]
     pub token_ttl: Option<Duration>,
+    /// Polling interval the device flow asks clients to keep (default 5s).
+    #[serde(default, with = "humantime_opt")]
+    pub poll_interval: Option<Duration>,
     /// Users who can be picked on the verification page.
     pub users: Vec<Spanned<DevUser>>,
 }
@@ -201,7 +204,10 @@ mod humantime_opt {
 fn position(file: &Path, text: &str, offset: usize) -> String {
     let before = text.get(..offset).unwrap_or(text);
     let line = before.matches('\n').count() + 1;
-    let col = before.rfind('\n').map_or(before.len(), |nl| before.len() - nl - 1) + 1;
+    let col = before
+        .rfind('\n')
+        .map_or(before.len(), |nl| before.len() - nl - 1)
+        + 1;
     format!("{}:{line}:{col}", file.display())
 }
 
@@ -216,9 +222,10 @@ impl Config {
     /// Parses and validates config text; `path` is used in messages only.
     pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         let cfg: Config = toml::from_str(text).map_err(|e| {
-            let at = e
-                .span()
-                .map_or_else(|| path.display().to_string(), |s| position(path, text, s.start));
+            let at = e.span().map_or_else(
+                || path.display().to_string(),
+                |s| position(path, text, s.start),
+            );
             ConfigError(format!("{at}: {}", e.message().trim()))
         })?;
         cfg.validate(path, text)?;
@@ -239,7 +246,9 @@ impl Config {
             )
         })?;
         if let Some(u) = &self.public_url {
-            let parsed = url::Url::parse(u.get_ref()).ok().filter(|p| p.scheme() == "https");
+            let parsed = url::Url::parse(u.get_ref())
+                .ok()
+                .filter(|p| p.scheme() == "https");
             if parsed.is_none() {
                 return Err(at(
                     u.span(),
@@ -247,7 +256,11 @@ impl Config {
                 ));
             }
         }
-        match (&self.tls.cert_file, &self.tls.key_file, self.tls.self_signed) {
+        match (
+            &self.tls.cert_file,
+            &self.tls.key_file,
+            self.tls.self_signed,
+        ) {
             (Some(_), Some(_), false) | (None, None, true) => {}
             _ => {
                 return Err(ConfigError(format!(
@@ -300,18 +313,30 @@ impl Config {
             let span = c.span();
             let c = c.get_ref();
             if !is_name(&c.name) {
-                return Err(at(span, format!("connection name {:?} {NAME_RULE}", c.name)));
+                return Err(at(
+                    span,
+                    format!("connection name {:?} {NAME_RULE}", c.name),
+                ));
             }
             if !names.insert(c.name.clone()) {
-                return Err(at(span, format!("connection {:?} is defined twice", c.name)));
+                return Err(at(
+                    span,
+                    format!("connection {:?} is defined twice", c.name),
+                ));
             }
             if c.port == Some(0) {
-                return Err(at(span, format!("connection {:?}: port 0 is not a port", c.name)));
+                return Err(at(
+                    span,
+                    format!("connection {:?}: port 0 is not a port", c.name),
+                ));
             }
             if c.host.trim().is_empty() || c.database.is_empty() || c.user.is_empty() {
                 return Err(at(
                     span,
-                    format!("connection {:?}: host, database and user must not be empty", c.name),
+                    format!(
+                        "connection {:?}: host, database and user must not be empty",
+                        c.name
+                    ),
                 ));
             }
             match (&c.password_env, &c.password_file) {
@@ -429,11 +454,21 @@ allow_groups = ["engineering"]
             "password_env = \"PG_PROD_PASSWORD\"",
             "password_env = \"A\"\npassword_file = \"/f\"",
         );
-        assert!(parse(&both).unwrap_err().contains("exactly one of password_env"));
-        let inline = GOOD.replace("password_env = \"PG_PROD_PASSWORD\"", "password = \"hunter2\"");
+        assert!(
+            parse(&both)
+                .unwrap_err()
+                .contains("exactly one of password_env")
+        );
+        let inline = GOOD.replace(
+            "password_env = \"PG_PROD_PASSWORD\"",
+            "password = \"hunter2\"",
+        );
         let err = parse(&inline).unwrap_err();
         assert!(err.contains("unknown field `password`"), "{err}");
-        assert!(!err.contains("hunter2"), "a secret value must not be echoed: {err}");
+        assert!(
+            !err.contains("hunter2"),
+            "a secret value must not be echoed: {err}"
+        );
     }
 
     #[test]

@@ -27,8 +27,8 @@
 //!   including a throwaway PostgreSQL ([`dev::postgres`]).
 //! - [`app`]: wiring: builds the shared state from a config and runs it.
 
-// WIP pub mod api;
-// WIP pub mod app;
+pub mod api;
+pub mod app;
 pub mod auth;
 pub mod config;
 pub mod dev;
@@ -39,4 +39,4 @@ pub mod secrets;
 pub mod server;
 pub mod store;
 pub mod tls;
-// WIP pub mod tunnel;
+pub mod tunnel;

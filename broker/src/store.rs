@@ -278,7 +278,10 @@ mod tests {
         assert_eq!(store.session("s1").await.unwrap(), Some(row("s1")));
         assert!(store.close_session("s1", 15).await.unwrap());
         assert!(!store.close_session("s1", 16).await.unwrap());
-        assert_eq!(store.session("s1").await.unwrap().unwrap().closed_at, Some(15));
+        assert_eq!(
+            store.session("s1").await.unwrap().unwrap().closed_at,
+            Some(15)
+        );
         assert_eq!(store.session("nope").await.unwrap(), None);
     }
 

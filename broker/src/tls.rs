@@ -132,10 +132,13 @@ mod tests {
 
     #[test]
     fn missing_files_are_named_in_the_error() {
-        let err = load(Path::new("/nonexistent/cert.pem"), Path::new("/nonexistent/key.pem"))
-            .err()
-            .unwrap()
-            .to_string();
+        let err = load(
+            Path::new("/nonexistent/cert.pem"),
+            Path::new("/nonexistent/key.pem"),
+        )
+        .err()
+        .unwrap()
+        .to_string();
         assert!(err.contains("/nonexistent/cert.pem"), "{err}");
     }
 }

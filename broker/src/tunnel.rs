@@ -81,7 +81,10 @@ pub async fn upgrade(
         return Err(ApiFailure::new(
             StatusCode::GONE,
             ErrorCode::SessionEnded,
-            format!("connection {} no longer exists on this broker", session.connection),
+            format!(
+                "connection {} no longer exists on this broker",
+                session.connection
+            ),
         ));
     };
     let on_upgrade = hyper::upgrade::on(&mut req);
@@ -92,21 +95,24 @@ pub async fn upgrade(
         user = %who.user,
         connection = %session.connection
     );
-    state.tasks.spawn(async move {
-        let stream = match on_upgrade.await {
-            Ok(upgraded) => TokioIo::new(upgraded),
-            Err(e) => {
-                tracing::warn!(session = %session.id, "tunnel upgrade failed: {e}");
-                return;
+    state.tasks.spawn(
+        async move {
+            let stream = match on_upgrade.await {
+                Ok(upgraded) => TokioIo::new(upgraded),
+                Err(e) => {
+                    tracing::warn!(session = %session.id, "tunnel upgrade failed: {e}");
+                    return;
+                }
+            };
+            let state = task_state;
+            let shutdown = state.shutdown.clone();
+            tokio::select! {
+                () = run_tunnel(state, who, session, upstream, stream) => {}
+                () = shutdown.cancelled() => {}
             }
-        };
-        let state = task_state;
-        let shutdown = state.shutdown.clone();
-        tokio::select! {
-            () = run_tunnel(state, who, session, upstream, stream) => {}
-            () = shutdown.cancelled() => {}
         }
-    }.instrument(span));
+        .instrument(span),
+    );
     let mut resp = StatusCode::SWITCHING_PROTOCOLS.into_response();
     resp.headers_mut()
         .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
@@ -179,10 +185,7 @@ async fn run_tunnel(
         tunnel_secret_sha256: session.secret_sha256.clone(),
         expires_at: UNIX_EPOCH + Duration::from_secs(session.expires_at),
     };
-    let outcome = state
-        .pg
-        .serve(stream, client_session, upstream)
-        .await;
+    let outcome = state.pg.serve(stream, client_session, upstream).await;
     let detail = match &outcome {
         Ok(()) => "closed".to_owned(),
         Err(e) => format!("ended: {e}"),

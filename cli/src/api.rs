@@ -179,7 +179,10 @@ impl ApiClient {
 
     /// `GET /v1/auth/config`: how to log in (no token needed).
     pub async fn auth_config(&self) -> Result<AuthConfig, ApiError> {
-        let segments: Vec<&str> = AUTH_CONFIG_PATH.split('/').filter(|s| !s.is_empty()).collect();
+        let segments: Vec<&str> = AUTH_CONFIG_PATH
+            .split('/')
+            .filter(|s| !s.is_empty())
+            .collect();
         let req = self.http.get(self.endpoint(&segments));
         self.json(req).await
     }
@@ -405,7 +408,10 @@ mod tests {
         let err = c.auth_config().await.unwrap_err();
         assert!(matches!(err, ApiError::Unreachable { .. }), "{err:?}");
         let text = err.to_string();
-        assert!(text.contains("cannot reach the broker at http://127.0.0.1:"), "{text}");
+        assert!(
+            text.contains("cannot reach the broker at http://127.0.0.1:"),
+            "{text}"
+        );
         assert!(text.contains("hoop-broker"), "{text}");
         assert!(text.contains("HOOP_BROKER"), "{text}");
     }

@@ -202,8 +202,10 @@ mod tests {
 
     #[test]
     fn connect_takes_the_command_after_double_dash() {
-        let cli = parse(&["connect", "pg-demo", "--reason", "why", "--", "psql", "-c", "select 1"])
-            .unwrap();
+        let cli = parse(&[
+            "connect", "pg-demo", "--reason", "why", "--", "psql", "-c", "select 1",
+        ])
+        .unwrap();
         let Command::Connect(args) = cli.command else {
             panic!("not connect: {:?}", cli.command)
         };

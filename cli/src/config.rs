@@ -258,7 +258,12 @@ mod tests {
         let s = run(&fx, flags, &[]).unwrap();
         assert_eq!(s.broker().unwrap().ca_file, Some(fx.dir.join("ca.pem")));
 
-        let s = run(&fx, GlobalArgs::default(), &[(BROKER_ENV, "https://env.example")]).unwrap();
+        let s = run(
+            &fx,
+            GlobalArgs::default(),
+            &[(BROKER_ENV, "https://env.example")],
+        )
+        .unwrap();
         assert_eq!(s.broker().unwrap().display_url(), "https://env.example");
         assert_eq!(s.broker().unwrap().url_source, Source::Env(BROKER_ENV));
 
@@ -317,7 +322,9 @@ mod tests {
     #[test]
     fn broken_config_file_names_the_file() {
         let fx = fixture(Some("brokr_url = 1"));
-        let err = run(&fx, GlobalArgs::default(), &[]).unwrap_err().to_string();
+        let err = run(&fx, GlobalArgs::default(), &[])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("config.toml"), "{err}");
     }
 }

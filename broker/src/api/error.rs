@@ -63,14 +63,18 @@ impl IntoResponse for ApiFailure {
 impl From<AuthError> for ApiFailure {
     fn from(e: AuthError) -> Self {
         match &e {
-            AuthError::Expired => {
-                ApiFailure::new(StatusCode::UNAUTHORIZED, ErrorCode::TokenExpired, e.to_string())
-                    .hint("run `hoopctl login`")
-            }
-            AuthError::Invalid(_) => {
-                ApiFailure::new(StatusCode::UNAUTHORIZED, ErrorCode::InvalidToken, e.to_string())
-                    .hint("run `hoopctl login`")
-            }
+            AuthError::Expired => ApiFailure::new(
+                StatusCode::UNAUTHORIZED,
+                ErrorCode::TokenExpired,
+                e.to_string(),
+            )
+            .hint("run `hoopctl login`"),
+            AuthError::Invalid(_) => ApiFailure::new(
+                StatusCode::UNAUTHORIZED,
+                ErrorCode::InvalidToken,
+                e.to_string(),
+            )
+            .hint("run `hoopctl login`"),
             AuthError::ProviderUnavailable(_) => ApiFailure::new(
                 StatusCode::BAD_GATEWAY,
                 ErrorCode::IdentityProviderUnavailable,

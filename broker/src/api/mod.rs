@@ -52,7 +52,11 @@ pub fn router(state: Arc<AppState>) -> Router {
 }
 
 async fn not_found() -> ApiFailure {
-    ApiFailure::new(StatusCode::NOT_FOUND, ErrorCode::BadRequest, "no such endpoint")
+    ApiFailure::new(
+        StatusCode::NOT_FOUND,
+        ErrorCode::BadRequest,
+        "no such endpoint",
+    )
 }
 
 async fn auth_config(State(state): State<Arc<AppState>>) -> Json<AuthConfig> {
@@ -108,9 +112,16 @@ async fn open_session(
     body: Result<Json<OpenSessionRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Result<(StatusCode, Json<OpenSessionResponse>), ApiFailure> {
     let Json(req) = body.map_err(|e| {
-        ApiFailure::new(StatusCode::BAD_REQUEST, ErrorCode::BadRequest, e.body_text())
+        ApiFailure::new(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::BadRequest,
+            e.body_text(),
+        )
     })?;
-    let reason = req.reason.map(|r| r.trim().to_owned()).filter(|r| !r.is_empty());
+    let reason = req
+        .reason
+        .map(|r| r.trim().to_owned())
+        .filter(|r| !r.is_empty());
     if reason.as_ref().is_some_and(|r| r.len() > MAX_REASON_LEN) {
         return Err(ApiFailure::new(
             StatusCode::BAD_REQUEST,
@@ -135,18 +146,20 @@ async fn open_session(
     let why = match policy::evaluate(&who, conn) {
         Decision::Allow(why) => why,
         Decision::Deny(why) => {
-        state
-            .audit(Event {
-                at: now_unix(),
-                kind: "session.denied".into(),
-                user_name: Some(who.user.clone()),
-                connection: Some(conn.name.clone()),
-                session_id: None,
-                detail: why.clone(),
-            })
-            .await;
-            return Err(ApiFailure::new(StatusCode::FORBIDDEN, ErrorCode::Forbidden, why)
-                .hint("ask an admin for access to this connection"));
+            state
+                .audit(Event {
+                    at: now_unix(),
+                    kind: "session.denied".into(),
+                    user_name: Some(who.user.clone()),
+                    connection: Some(conn.name.clone()),
+                    session_id: None,
+                    detail: why.clone(),
+                })
+                .await;
+            return Err(
+                ApiFailure::new(StatusCode::FORBIDDEN, ErrorCode::Forbidden, why)
+                    .hint("ask an admin for access to this connection"),
+            );
         }
     };
     let secret = Secret::generate(32);

@@ -90,9 +90,12 @@ pub struct TokenVerifier {
 struct Inner {
     settings: VerifierSettings,
     http: reqwest::Client,
-    /// A tokio mutex, held across the fetch: concurrent requests that need
-    /// keys wait for one fetch instead of each starting their own.
-    cache: Mutex<KeyCache>,
+    /// Held only for lookups and updates, never across a fetch, so tokens
+    /// with known keys are never delayed by a slow provider.
+    cache: std::sync::Mutex<KeyCache>,
+    /// Held across a fetch: requests that need new keys wait for one fetch
+    /// instead of each starting their own.
+    fetch_lock: Mutex<()>,
 }
 
 #[derive(Default)]
@@ -155,7 +158,8 @@ impl TokenVerifier {
             inner: Arc::new(Inner {
                 settings,
                 http,
-                cache: Mutex::new(KeyCache::default()),
+                cache: std::sync::Mutex::new(KeyCache::default()),
+                fetch_lock: Mutex::new(()),
             }),
         }
     }
@@ -194,63 +198,106 @@ impl TokenVerifier {
         identity_from_claims(&data.claims, settings)
     }
 
+    fn cache(&self) -> std::sync::MutexGuard<'_, KeyCache> {
+        // The cache is replaced whole, so a panic elsewhere cannot leave it
+        // half-updated; keep serving rather than propagate the poison.
+        self.inner
+            .cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     /// The key for (`kid`, `alg`), fetching the JWKS when needed and allowed.
     async fn key_for(&self, kid: Option<&str>, alg: Algorithm) -> Result<DecodingKey, AuthError> {
-        let mut cache = self.inner.cache.lock().await;
-        let now = Instant::now();
-        let stale = cache
-            .loaded_at
-            .is_some_and(|t| now.duration_since(t) >= MAX_KEY_AGE);
-        if !stale {
-            match cache.lookup(kid, alg) {
-                Lookup::Found(k) => return Ok(*k),
-                Lookup::WrongAlg => return Err(wrong_alg()),
-                Lookup::NotFound => {}
-            }
-        }
-
-        let min_gap = if cache.loaded_at.is_some() {
-            REFETCH_INTERVAL
-        } else {
-            RETRY_INTERVAL
+        let (found, stale) = {
+            let cache = self.cache();
+            let stale = cache.loaded_at.is_some_and(|t| t.elapsed() >= MAX_KEY_AGE);
+            (cache.lookup(kid, alg), stale)
         };
-        let may_fetch = cache
-            .last_attempt
-            .is_none_or(|t| now.duration_since(t) >= min_gap);
-        if may_fetch {
-            cache.last_attempt = Some(now);
-            match self.fetch_keys(&mut cache).await {
-                Ok(keys) => {
-                    cache.keys = keys;
-                    cache.loaded_at = Some(Instant::now());
-                }
-                Err(reason) => {
-                    tracing::warn!(
-                        issuer = %self.inner.settings.issuer,
-                        "cannot refresh the identity provider's keys: {reason}"
-                    );
-                    if cache.loaded_at.is_none() {
-                        return Err(AuthError::ProviderUnavailable(reason));
-                    }
+        match found {
+            Lookup::Found(key) if !stale => return Ok(*key),
+            Lookup::Found(_) => {
+                // Old keys: one request refreshes them (keeping them if the
+                // provider is down); the others carry on with the cache.
+                if let Ok(_fetching) = self.inner.fetch_lock.try_lock() {
+                    self.refresh().await?;
                 }
             }
-        } else if cache.loaded_at.is_none() {
-            return Err(AuthError::ProviderUnavailable(
-                "the last attempt failed; retrying shortly".into(),
-            ));
+            Lookup::WrongAlg => return Err(wrong_alg()),
+            Lookup::NotFound => {
+                let _fetching = self.inner.fetch_lock.lock().await;
+                // Another request may have fetched while we waited.
+                // Bind first: the cache guard must be dropped before awaiting.
+                let again = self.cache().lookup(kid, alg);
+                if let Lookup::NotFound = again {
+                    self.refresh().await?;
+                }
+            }
         }
-
-        match cache.lookup(kid, alg) {
-            Lookup::Found(k) => Ok(*k),
+        match self.cache().lookup(kid, alg) {
+            Lookup::Found(key) => Ok(*key),
             Lookup::WrongAlg => Err(wrong_alg()),
             Lookup::NotFound => Err(invalid("the token is signed by an unknown key")),
         }
     }
 
-    /// Discovery (once), then the JWKS. Errors are short texts without secrets.
-    async fn fetch_keys(&self, cache: &mut KeyCache) -> Result<Vec<VerifyKey>, String> {
-        let jwks_uri = match &cache.jwks_uri {
-            Some(uri) => uri.clone(),
+    /// Refetches the keys unless that was tried too recently. Fails only when
+    /// no keys are cached at all; otherwise the cache is kept on failure.
+    /// The caller holds `fetch_lock`.
+    async fn refresh(&self) -> Result<(), AuthError> {
+        let now = Instant::now();
+        let (may_fetch, loaded, jwks_uri) = {
+            let cache = self.cache();
+            let min_gap = if cache.loaded_at.is_some() {
+                REFETCH_INTERVAL
+            } else {
+                RETRY_INTERVAL
+            };
+            let may_fetch = cache
+                .last_attempt
+                .is_none_or(|t| now.duration_since(t) >= min_gap);
+            (may_fetch, cache.loaded_at.is_some(), cache.jwks_uri.clone())
+        };
+        if !may_fetch {
+            return if loaded {
+                Ok(())
+            } else {
+                Err(AuthError::ProviderUnavailable(
+                    "the last attempt failed; retrying shortly".into(),
+                ))
+            };
+        }
+        self.cache().last_attempt = Some(now);
+        match self.fetch_keys(jwks_uri).await {
+            Ok((jwks_uri, keys)) => {
+                let mut cache = self.cache();
+                cache.jwks_uri = Some(jwks_uri);
+                cache.keys = keys;
+                cache.loaded_at = Some(Instant::now());
+                Ok(())
+            }
+            Err(reason) => {
+                tracing::warn!(
+                    issuer = %self.inner.settings.issuer,
+                    "cannot refresh the identity provider's keys: {reason}"
+                );
+                if loaded {
+                    Ok(())
+                } else {
+                    Err(AuthError::ProviderUnavailable(reason))
+                }
+            }
+        }
+    }
+
+    /// Discovery (unless `jwks_uri` is known), then the JWKS. Errors are
+    /// short texts without secrets.
+    async fn fetch_keys(
+        &self,
+        jwks_uri: Option<String>,
+    ) -> Result<(String, Vec<VerifyKey>), String> {
+        let jwks_uri = match jwks_uri {
+            Some(uri) => uri,
             None => {
                 let issuer = &self.inner.settings.issuer;
                 let url = format!(
@@ -272,7 +319,6 @@ impl TokenVerifier {
                 if !matches!(parsed.scheme(), "https" | "http") {
                     return Err(format!("{url}: jwks_uri is not an http(s) URL"));
                 }
-                cache.jwks_uri = Some(doc.jwks_uri.clone());
                 doc.jwks_uri
             }
         };
@@ -286,7 +332,7 @@ impl TokenVerifier {
         // the whole set unusable: parse each and keep what can verify.
         let keys: Vec<VerifyKey> = entries.iter().filter_map(verify_key).collect();
         tracing::debug!(jwks_uri, usable = keys.len(), "fetched signing keys");
-        Ok(keys)
+        Ok((jwks_uri, keys))
     }
 
     async fn fetch(&self, url: &str) -> Result<Vec<u8>, String> {
@@ -309,11 +355,21 @@ impl TokenVerifier {
             .map_err(|e| format!("{url}: {}", describe_reqwest(&e)))?
         {
             if body.len() + chunk.len() > MAX_DOCUMENT_BYTES {
-                return Err(format!("{url}: response larger than {MAX_DOCUMENT_BYTES} bytes"));
+                return Err(format!(
+                    "{url}: response larger than {MAX_DOCUMENT_BYTES} bytes"
+                ));
             }
             body.extend_from_slice(&chunk);
         }
         Ok(body)
+    }
+}
+
+#[cfg(test)]
+impl TokenVerifier {
+    /// Forgets when keys were last fetched, as if [`REFETCH_INTERVAL`] had passed.
+    fn pretend_refetch_interval_passed(&self) {
+        self.cache().last_attempt = None;
     }
 }
 
@@ -831,12 +887,14 @@ mod tests {
 
         // HS256 keyed with the public key (alg confusion), both as raw bytes
         // and as the JWK's text.
-        for secret in [key.raw_public.clone(), key.jwk["x"].as_str().unwrap().into()] {
+        for secret in [
+            key.raw_public.clone(),
+            key.jwk["x"].as_str().unwrap().into(),
+        ] {
             let mut header = Header::new(Algorithm::HS256);
             header.kid = Some("k1".into());
             let forged =
-                jsonwebtoken::encode(&header, &claims, &EncodingKey::from_secret(&secret))
-                    .unwrap();
+                jsonwebtoken::encode(&header, &claims, &EncodingKey::from_secret(&secret)).unwrap();
             assert_invalid(verifier.verify(&forged).await, "HS256 confusion");
         }
 
@@ -877,20 +935,26 @@ mod tests {
         assert_eq!(idp.discovery_hits.load(Ordering::SeqCst), 1);
         assert_eq!(idp.jwks_hits.load(Ordering::SeqCst), 1);
 
-        // The provider rotates in a new key: the first token naming it makes
-        // the verifier refetch, and it is accepted.
+        // The provider rotates in a new key. Right after a fetch, a token
+        // naming it is refused without asking the provider again...
         let rotated = TestKey::ed25519("k2");
         *idp.jwks.lock().unwrap() = json!({"keys": [key.jwk, rotated.jwk]});
-        verifier
-            .verify(&rotated.sign(&idp.claims("a")))
-            .await
-            .unwrap();
+        let rotated_token = rotated.sign(&idp.claims("a"));
+        assert_invalid(verifier.verify(&rotated_token).await, "too soon");
+        assert_eq!(idp.jwks_hits.load(Ordering::SeqCst), 1);
+        // ...and once the interval has passed, it triggers one refetch and is
+        // accepted.
+        verifier.pretend_refetch_interval_passed();
+        verifier.verify(&rotated_token).await.unwrap();
         assert_eq!(idp.jwks_hits.load(Ordering::SeqCst), 2);
 
         // A flood of tokens with unknown kids causes no further fetches.
         for i in 0..20 {
             let forged = TestKey::ed25519(&format!("forged-{i}"));
-            assert_invalid(verifier.verify(&forged.sign(&idp.claims("a"))).await, "forged");
+            assert_invalid(
+                verifier.verify(&forged.sign(&idp.claims("a"))).await,
+                "forged",
+            );
         }
         assert_eq!(idp.jwks_hits.load(Ordering::SeqCst), 2);
         assert_eq!(idp.discovery_hits.load(Ordering::SeqCst), 1);
@@ -902,12 +966,12 @@ mod tests {
     #[tokio::test]
     async fn cached_keys_keep_working_while_the_provider_is_down() {
         let key = TestKey::ed25519("k1");
-        let idp = TestIssuer::start(&[&key]).await;
+        let mut idp = TestIssuer::start(&[&key]).await;
         let verifier = idp.verifier();
         verifier.verify(&key.sign(&idp.claims("a"))).await.unwrap();
 
         idp.server.abort();
-        let _ = (&mut { idp.server }).await;
+        let _ = (&mut idp.server).await;
         let id = verifier.verify(&key.sign(&idp.claims("a"))).await.unwrap();
         assert_eq!(id.user, "a");
 

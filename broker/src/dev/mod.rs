@@ -1,3 +1,237 @@
-//! `hoop-broker dev` (orchestration being wired).
+//! `hoop-broker dev`: everything for a local try-out in one command.
+//!
+//! It starts a throwaway PostgreSQL from the machine's own binaries
+//! ([`postgres`]) with a random password for its `app` role and a small demo
+//! schema, or uses `--postgres-url`; writes a complete broker config to
+//! `DATA_DIR/broker.toml` (self-signed TLS, the built-in identity provider
+//! with `alice` in `engineering` and `bob` in `sre`, and the connection
+//! `demo-pg` whose password is referenced by file, mode 0600); starts the
+//! broker from that config exactly as `serve` would; and points hoopctl at it
+//! by writing the broker URL and CA into hoopctl's config dir. Ctrl-C or
+//! SIGTERM stops the broker and the throwaway server and deletes the latter.
 
 pub mod postgres;
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use hoop_shared::Secret;
+use hoop_shared::client_config::{self, ClientConfig};
+use tokio_util::sync::CancellationToken;
+
+use crate::app::Broker;
+use crate::config::Config;
+
+/// Default listen address of `hoop-broker dev`.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8443";
+
+/// Options of `hoop-broker dev`.
+#[derive(Debug, Clone)]
+pub struct DevOptions {
+    /// Address to listen on.
+    pub listen: String,
+    /// Data dir (default: `<data dir>/hoop-broker/dev`).
+    pub data_dir: Option<PathBuf>,
+    /// An existing PostgreSQL to use instead of a throwaway one.
+    pub postgres_url: Option<String>,
+}
+
+struct Target {
+    host: String,
+    port: u16,
+    database: String,
+    user: String,
+    password: Secret,
+    label: String,
+}
+
+fn default_data_dir() -> anyhow::Result<PathBuf> {
+    dirs::data_local_dir()
+        .map(|d| d.join("hoop-broker").join("dev"))
+        .context("cannot find a data directory; pass --data-dir")
+}
+
+fn parse_postgres_url(raw: &str) -> anyhow::Result<Target> {
+    let url = url::Url::parse(raw).map_err(|e| {
+        anyhow::anyhow!(
+            "--postgres-url: not a URL ({e}); expected postgres://USER:PASSWORD@HOST:PORT/DB"
+        )
+    })?;
+    if !matches!(url.scheme(), "postgres" | "postgresql") {
+        anyhow::bail!("--postgres-url: expected a postgres:// URL");
+    }
+    let decode = |s: &str| {
+        url::form_urlencoded::parse(format!("x={s}").as_bytes())
+            .next()
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_default()
+    };
+    let user = decode(url.username());
+    if user.is_empty() {
+        anyhow::bail!(
+            "--postgres-url: the URL must name a user (postgres://USER:PASSWORD@HOST/DB)"
+        );
+    }
+    let password = url.password().map(decode).unwrap_or_default();
+    if password.is_empty() {
+        anyhow::bail!("--postgres-url: the URL must carry the user's password");
+    }
+    let host = url.host_str().unwrap_or("127.0.0.1").to_owned();
+    let port = url.port().unwrap_or(5432);
+    let database = url.path().trim_start_matches('/').to_owned();
+    let database = if database.is_empty() {
+        "postgres".to_owned()
+    } else {
+        database
+    };
+    Ok(Target {
+        label: format!("PostgreSQL at {host}:{port} (from --postgres-url)"),
+        host,
+        port,
+        database,
+        user,
+        password: Secret::new(password),
+    })
+}
+
+fn toml_str(s: &str) -> String {
+    toml::Value::String(s.to_owned()).to_string()
+}
+
+/// Runs the development broker until `shutdown` is cancelled.
+pub async fn run(opts: DevOptions, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let data_dir = match &opts.data_dir {
+        Some(d) => d.clone(),
+        None => default_data_dir()?,
+    };
+    crate::app::create_private_dir(&data_dir)?;
+    let data_dir = data_dir.canonicalize()?;
+
+    let (throwaway, target) = match &opts.postgres_url {
+        Some(url) => (None, parse_postgres_url(url)?),
+        None => {
+            println!("Starting a throwaway PostgreSQL for demo-pg ...");
+            let pg = postgres::ThrowawayPostgres::start()
+                .await
+                .context("starting the demo PostgreSQL (or pass --postgres-url)")?;
+            let password = Secret::generate(24);
+            let app = pg
+                .create_app_database("app", &password, "demo")
+                .await
+                .context("creating the demo database")?;
+            postgres::load_demo_schema(&app)
+                .await
+                .context("loading the demo schema")?;
+            let target = Target {
+                label: format!(
+                    "throwaway PostgreSQL on {}:{} (deleted on exit)",
+                    pg.host(),
+                    pg.port()
+                ),
+                host: pg.host().to_owned(),
+                port: pg.port(),
+                database: "demo".into(),
+                user: "app".into(),
+                password,
+            };
+            (Some(pg), target)
+        }
+    };
+
+    // The password is referenced by file, as any production config would.
+    client_config::write_private_file(
+        &data_dir,
+        "demo-pg.password",
+        target.password.expose().as_bytes(),
+    )?;
+    let config_path = data_dir.join("broker.toml");
+    let config_text = format!(
+        "# Written by `hoop-broker dev`; `hoop-broker serve --config {path}` runs the same broker.\n\
+         listen = {listen}\n\
+         data_dir = {data}\n\n\
+         [tls]\nself_signed = true\n\n\
+         [identity]\nclient_id = \"hoopctl\"\n\n\
+         [identity.builtin]\n\
+         users = [\n  {{ name = \"alice\", groups = [\"engineering\"] }},\n  {{ name = \"bob\", groups = [\"sre\"] }},\n]\n\n\
+         [[connections]]\n\
+         name = \"demo-pg\"\ntype = \"postgres\"\n\
+         host = {host}\nport = {port}\ndatabase = {db}\nuser = {user}\n\
+         password_file = {pwfile}\n\
+         allow_groups = [\"engineering\", \"sre\"]\n\
+         description = \"Demo PostgreSQL started by hoop-broker dev\"\n",
+        path = config_path.display(),
+        listen = toml_str(&opts.listen),
+        data = toml_str(&data_dir.to_string_lossy()),
+        host = toml_str(&target.host),
+        port = target.port,
+        db = toml_str(&target.database),
+        user = toml_str(&target.user),
+        pwfile = toml_str(&data_dir.join("demo-pg.password").to_string_lossy()),
+    );
+    client_config::write_private_file(&data_dir, "broker.toml", config_text.as_bytes())?;
+    let config = Config::parse(&config_path, &config_text)?;
+
+    let broker = Broker::bind(config).await?;
+    let url = broker.public_url.clone();
+
+    // Point hoopctl at this broker.
+    let client_dir = client_config::config_dir()?;
+    let mut client = ClientConfig::load(&client_dir).unwrap_or_default();
+    let previous = client.broker_url.clone().filter(|p| p != &url);
+    if let Some(ca) = &broker.ca_pem {
+        client_config::write_private_file(&client_dir, "dev-broker-ca.pem", ca.as_bytes())?;
+        client.ca_file = Some(client_dir.join("dev-broker-ca.pem"));
+    }
+    client.broker_url = Some(url.clone());
+    client.save(&client_dir)?;
+
+    println!("hoop-broker listening on {url}");
+    println!();
+    println!("  demo-pg     {}", target.label);
+    println!("  dev users   alice (engineering), bob (sre)");
+    println!("  data dir    {}", data_dir.display());
+    println!(
+        "  hoopctl     configured in {}{}",
+        client_dir.join(client_config::CONFIG_FILE).display(),
+        previous.map_or(String::new(), |p| format!(" (was {p})"))
+    );
+    println!();
+    println!("Next, in another terminal:");
+    println!("  hoopctl login");
+    println!("  hoopctl connect demo-pg -- psql");
+    println!();
+    println!("Press Ctrl-C to stop.");
+
+    broker.run(shutdown).await;
+    if let Some(pg) = throwaway {
+        pg.stop().await.context("stopping the demo PostgreSQL")?;
+    }
+    println!("hoop-broker dev stopped.");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn postgres_url_keeps_the_password_out_of_messages() {
+        let t = parse_postgres_url("postgres://app:p%40ss@db:6543/shop").unwrap();
+        assert_eq!(
+            (t.host.as_str(), t.port, t.database.as_str()),
+            ("db", 6543, "shop")
+        );
+        assert_eq!(t.password.expose(), "p@ss");
+        assert!(!t.label.contains("p@ss") && !t.label.contains("p%40ss"));
+        let err = parse_postgres_url("postgres://app@db/shop")
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("password"), "{err}");
+        let err = parse_postgres_url("mysql://a:b@c/d")
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("postgres://"), "{err}");
+    }
+}

@@ -1,1 +1,767 @@
-//! placeholder
+//! The built-in development identity provider: a real OAuth 2.0 device flow (RFC 8628) issuing signed JWTs.
+//!
+//! **For development only.** There are no passwords: anyone who can reach the
+//! verification page can sign in as any user listed under `[identity.builtin]`.
+//! What it does do properly is speak the same protocols as a production
+//! provider, so hoopctl and the broker's [`crate::auth::TokenVerifier`] treat its
+//! tokens exactly like an external issuer's (discovery, JWKS, signatures).
+//!
+//! Endpoints, relative to the issuer (`{public_url}/idp`, mounted by the app):
+//!
+//! | Method | Path | What |
+//! |---|---|---|
+//! | GET | `/.well-known/openid-configuration` | discovery document |
+//! | GET | `/jwks` | the public signing key (Ed25519, `EdDSA`) |
+//! | POST | `/device/code` | RFC 8628 §3.1 device authorization (form: `client_id`, `scope`) |
+//! | GET | `/device` | verification page (`?user_code=` prefills the code) |
+//! | POST | `/device` | approve or deny (form: `user_code`, `username`, `action`=`approve`\|`deny`; default approve) |
+//! | POST | `/token` | `grant_type` = `urn:ietf:params:oauth:grant-type:device_code` or `refresh_token` |
+//!
+//! Decisions:
+//! - One public client (the configured `client_id`), identified in the form
+//!   body or by HTTP Basic with an empty secret (what OAuth libraries send).
+//! - Access tokens and ID tokens are JWTs signed with the key from [`key`];
+//!   `sub` is `dev:<name>`, groups come from the config.
+//! - Device codes and refresh tokens are random and stored only as SHA-256
+//!   digests. A device code yields tokens once. Refresh tokens rotate on use;
+//!   presenting a spent one revokes the whole chain it belongs to (it was
+//!   probably stolen), per the OAuth security BCP.
+//! - State (pending codes, refresh tokens) lives in memory: a broker restart
+//!   keeps access tokens valid (the key is on disk) but forgets refresh tokens,
+//!   so users run `hoopctl login` again.
+//! - Errors are RFC 6749 §5.2 JSON (`error`, `error_description`), and every
+//!   token-bearing response carries `Cache-Control: no-store`.
+
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
+mod key;
+mod page;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse as _, Response};
+use axum::routing::get;
+use base64::Engine as _;
+use hoop_shared::Secret;
+use hoop_shared::api::AuthConfig;
+use rand::Rng as _;
+use serde_json::{Value, json};
+
+use crate::config::{BuiltinIdpConfig, DevUser};
+pub use key::{KEY_FILE, SigningKey};
+
+/// The device-code grant type (RFC 8628 §3.4).
+pub const DEVICE_CODE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
+/// How long a device code can be approved and redeemed.
+pub const DEVICE_CODE_TTL: Duration = Duration::from_secs(600);
+/// Default minimum time between token polls.
+pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(5);
+/// Default lifetime of access and ID tokens.
+pub const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(8 * 3600);
+/// Lifetime of a refresh token (each use issues a new one).
+pub const REFRESH_TOKEN_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+/// RFC 8628 §3.5: `slow_down` adds 5 seconds to the polling interval.
+const SLOW_DOWN_STEP: Duration = Duration::from_secs(5);
+/// Expired device codes are kept this long so polls get `expired_token`
+/// rather than `invalid_grant`.
+const EXPIRED_GRACE: Duration = Duration::from_secs(600);
+/// Cap on remembered device codes, so a client looping on `/device/code`
+/// cannot exhaust memory.
+const MAX_PENDING: usize = 10_000;
+/// Cap on request bodies (forms are tiny).
+const MAX_BODY_BYTES: usize = 16 * 1024;
+/// Longest accepted `scope` parameter.
+const MAX_SCOPE_LEN: usize = 512;
+/// RFC 8628 §6.1: consonants only, no vowels (no words) and no look-alikes.
+const USER_CODE_ALPHABET: &[u8] = b"BCDFGHJKLMNPQRSTVWXZ";
+const USER_CODE_LEN: usize = 8;
+
+/// Why the provider could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum IdpError {
+    /// A file or directory operation failed.
+    #[error("{what} {}: {source}", path.display())]
+    Io {
+        /// What was being done.
+        what: &'static str,
+        /// The file or directory.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The key file is readable by other users.
+    #[error(
+        "{}: the signing key is accessible by other users (mode {mode:o}); \
+         run `chmod 600 {}` (or delete it to generate a new key)",
+        path.display(), path.display()
+    )]
+    InsecureKeyFile {
+        /// The key file.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
+    /// The key file does not hold a usable key.
+    #[error(
+        "{}: {reason}; delete the file to generate a new key \
+         (tokens signed with the old key then stop validating)",
+        path.display()
+    )]
+    BadKey {
+        /// The key file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+impl IdpError {
+    fn io(what: &'static str, path: &Path, source: std::io::Error) -> Self {
+        IdpError::Io {
+            what,
+            path: path.to_owned(),
+            source,
+        }
+    }
+}
+
+/// The development identity provider.
+pub struct DevIdp {
+    issuer: String,
+    audience: String,
+    client_id: String,
+    users: Vec<DevUser>,
+    token_ttl: Duration,
+    key: SigningKey,
+    /// Polling interval handed out with new device codes, in milliseconds.
+    poll_interval_ms: AtomicU64,
+    /// Added to the monotonic clock; only tests move it, to expire codes
+    /// without sleeping.
+    clock_offset_secs: AtomicU64,
+    state: Mutex<GrantState>,
+}
+
+#[derive(Default)]
+struct GrantState {
+    /// Keyed by SHA-256 (hex) of the device code.
+    devices: HashMap<String, DeviceGrant>,
+    /// Normalized user code → key of `devices`.
+    user_codes: HashMap<String, String>,
+    /// Keyed by SHA-256 (hex) of the refresh token.
+    refresh: HashMap<String, RefreshGrant>,
+    /// Rotated-away refresh tokens (digest → chain), to detect reuse.
+    spent_refresh: HashMap<String, SpentRefresh>,
+}
+
+enum Decision {
+    Pending,
+    Approved(DevUser),
+    Denied,
+}
+
+struct DeviceGrant {
+    user_code: String,
+    scope: String,
+    expires_at: Instant,
+    interval: Duration,
+    last_poll: Option<Instant>,
+    decision: Decision,
+}
+
+struct RefreshGrant {
+    user: String,
+    scope: String,
+    /// All tokens descending from one login share a chain id.
+    chain: String,
+    expires_at: Instant,
+}
+
+struct SpentRefresh {
+    chain: String,
+    expires_at: Instant,
+}
+
+impl GrantState {
+    fn prune(&mut self, now: Instant) {
+        self.devices
+            .retain(|_, g| now < g.expires_at + EXPIRED_GRACE);
+        let devices = &self.devices;
+        self.user_codes.retain(|_, d| devices.contains_key(d));
+        self.refresh.retain(|_, r| now < r.expires_at);
+        self.spent_refresh.retain(|_, s| now < s.expires_at);
+    }
+}
+
+/// An OAuth error response (RFC 6749 §5.2, RFC 8628 §3.5).
+struct OAuthError {
+    status: StatusCode,
+    code: &'static str,
+    description: String,
+}
+
+impl OAuthError {
+    fn new(code: &'static str, description: impl Into<String>) -> Self {
+        OAuthError {
+            status: StatusCode::BAD_REQUEST,
+            code,
+            description: description.into(),
+        }
+    }
+
+    fn invalid_client() -> Self {
+        OAuthError {
+            status: StatusCode::UNAUTHORIZED,
+            code: "invalid_client",
+            description: "unknown client_id".into(),
+        }
+    }
+
+    fn into_response(self) -> Response {
+        no_store(
+            self.status,
+            json!({"error": self.code, "error_description": self.description}),
+        )
+    }
+}
+
+/// JSON with `Cache-Control: no-store` (RFC 6749 §5.1).
+fn no_store(status: StatusCode, body: Value) -> Response {
+    (
+        status,
+        [
+            (header::CACHE_CONTROL, "no-store"),
+            (header::PRAGMA, "no-cache"),
+        ],
+        axum::Json(body),
+    )
+        .into_response()
+}
+
+fn sha256_hex(value: &str) -> String {
+    Secret::new(value).sha256_hex()
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Parses an `application/x-www-form-urlencoded` body or query. A repeated
+/// parameter is an error (RFC 6749 §3.1), reported by name.
+fn parse_form(raw: &[u8]) -> Result<HashMap<String, String>, String> {
+    let mut out = HashMap::new();
+    for (k, v) in url::form_urlencoded::parse(raw) {
+        if out.insert(k.to_string(), v.into_owned()).is_some() {
+            return Err(format!("parameter {k} is repeated"));
+        }
+    }
+    Ok(out)
+}
+
+/// `XXXXXXXX` from what a user typed: case-insensitive, dashes and spaces
+/// ignored. `None` if it cannot be a code we issued.
+fn normalize_user_code(typed: &str) -> Option<String> {
+    let code: String = typed
+        .chars()
+        .filter(|c| *c != '-' && !c.is_whitespace())
+        .map(|c| c.to_ascii_uppercase())
+        .collect();
+    let ok = code.len() == USER_CODE_LEN && code.bytes().all(|b| USER_CODE_ALPHABET.contains(&b));
+    ok.then_some(code)
+}
+
+/// `XXXX-XXXX` for display.
+fn display_user_code(code: &str) -> String {
+    match (code.get(..4), code.get(4..)) {
+        (Some(a), Some(b)) => format!("{a}-{b}"),
+        _ => code.to_owned(),
+    }
+}
+
+fn new_user_code() -> String {
+    let mut rng = rand::rng();
+    (0..USER_CODE_LEN)
+        .map(|_| {
+            let i = rng.random_range(0..USER_CODE_ALPHABET.len());
+            USER_CODE_ALPHABET.get(i).map_or('B', |b| char::from(*b))
+        })
+        .collect()
+}
+
+impl DevIdp {
+    /// Loads or creates the signing key under `data_dir/idp/` and sets up the
+    /// provider. `issuer` has no trailing slash (e.g.
+    /// `https://127.0.0.1:8443/idp`); `audience` goes into access tokens;
+    /// `client_id` is the only client accepted.
+    pub fn new(
+        data_dir: &Path,
+        cfg: &BuiltinIdpConfig,
+        issuer: String,
+        audience: String,
+        client_id: String,
+    ) -> Result<DevIdp, IdpError> {
+        let key = SigningKey::load_or_create(&data_dir.join("idp"))?;
+        Ok(DevIdp {
+            issuer: issuer.trim_end_matches('/').to_owned(),
+            audience,
+            client_id,
+            users: cfg.users.iter().map(|u| u.get_ref().clone()).collect(),
+            token_ttl: cfg.token_ttl.unwrap_or(DEFAULT_TOKEN_TTL),
+            key,
+            poll_interval_ms: AtomicU64::new(millis(DEFAULT_POLL_INTERVAL)),
+            clock_offset_secs: AtomicU64::new(0),
+            state: Mutex::new(GrantState::default()),
+        })
+    }
+
+    /// Sets the polling interval handed out with new device codes (default
+    /// 5 s). Clients see it rounded up to whole seconds, as RFC 8628 requires;
+    /// tests and `hoop-broker dev` lower it to keep logins quick.
+    pub fn set_poll_interval(&self, interval: Duration) {
+        self.poll_interval_ms
+            .store(millis(interval), Ordering::Relaxed);
+    }
+
+    /// The issuer URL.
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    /// What hoopctl needs to log in.
+    pub fn auth_config(&self, scopes: Vec<String>) -> AuthConfig {
+        AuthConfig {
+            issuer: self.issuer.clone(),
+            client_id: self.client_id.clone(),
+            device_authorization_endpoint: format!("{}/device/code", self.issuer),
+            token_endpoint: format!("{}/token", self.issuer),
+            scopes,
+        }
+    }
+
+    /// The endpoints, relative to the issuer path; mount with
+    /// `Router::nest("/idp", idp.router())`.
+    pub fn router(self: Arc<Self>) -> Router {
+        Router::new()
+            .route("/.well-known/openid-configuration", get(discovery))
+            .route("/jwks", get(jwks))
+            .route("/device/code", axum::routing::post(device_authorization))
+            .route("/device", get(device_page).post(device_decision))
+            .route("/token", axum::routing::post(token))
+            .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+            .with_state(self)
+    }
+
+    fn now(&self) -> Instant {
+        Instant::now() + Duration::from_secs(self.clock_offset_secs.load(Ordering::Relaxed))
+    }
+
+    /// Moves this provider's clock forward (device-code expiry only).
+    #[cfg(test)]
+    fn advance_clock(&self, by: Duration) {
+        self.clock_offset_secs
+            .fetch_add(by.as_secs(), Ordering::Relaxed);
+    }
+
+    fn poll_interval(&self) -> Duration {
+        Duration::from_millis(self.poll_interval_ms.load(Ordering::Relaxed))
+    }
+
+    fn lock(&self) -> MutexGuard<'_, GrantState> {
+        // A panic while holding the lock cannot leave the maps inconsistent in
+        // a way that matters more than refusing every login would.
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        state.prune(self.now());
+        state
+    }
+
+    fn user(&self, name: &str) -> Option<&DevUser> {
+        self.users.iter().find(|u| u.name == name)
+    }
+
+    /// The client id from the form or HTTP Basic; `Err` if it is missing or
+    /// not ours.
+    fn check_client(
+        &self,
+        form: &HashMap<String, String>,
+        headers: &HeaderMap,
+    ) -> Result<(), OAuthError> {
+        let presented = match form.get("client_id") {
+            Some(id) => Some(id.clone()),
+            None => basic_client_id(headers),
+        };
+        match presented {
+            Some(id) if id == self.client_id => Ok(()),
+            _ => Err(OAuthError::invalid_client()),
+        }
+    }
+
+    /// Signs access and ID tokens for `user`, and records a new refresh token
+    /// in `chain`.
+    fn issue(
+        &self,
+        state: &mut GrantState,
+        user: &DevUser,
+        scope: &str,
+        chain: String,
+    ) -> Result<Response, OAuthError> {
+        let now = unix_now();
+        let ttl = self.token_ttl.as_secs();
+        let sub = format!("dev:{}", user.name);
+        let access = json!({
+            "iss": self.issuer, "aud": self.audience, "sub": sub,
+            "preferred_username": user.name, "groups": user.groups,
+            "client_id": self.client_id, "scope": scope,
+            "iat": now, "nbf": now, "exp": now + ttl, "jti": uuid::Uuid::new_v4().to_string(),
+        });
+        let id = json!({
+            "iss": self.issuer, "aud": self.client_id, "sub": sub,
+            "preferred_username": user.name, "name": user.name, "groups": user.groups,
+            "auth_time": now, "iat": now, "nbf": now, "exp": now + ttl,
+            "jti": uuid::Uuid::new_v4().to_string(),
+        });
+        let access_token = self.sign(&access, "at+jwt")?;
+        let id_token = self.sign(&id, "JWT")?;
+        let refresh = Secret::generate(32);
+        state.refresh.insert(
+            refresh.sha256_hex(),
+            RefreshGrant {
+                user: user.name.clone(),
+                scope: scope.to_owned(),
+                chain,
+                expires_at: self.now() + REFRESH_TOKEN_TTL,
+            },
+        );
+        Ok(no_store(
+            StatusCode::OK,
+            json!({
+                "access_token": access_token.expose(),
+                "token_type": "Bearer",
+                "expires_in": ttl,
+                "refresh_token": refresh.expose(),
+                "id_token": id_token.expose(),
+                "scope": scope,
+            }),
+        ))
+    }
+
+    fn sign(&self, claims: &Value, typ: &str) -> Result<Secret, OAuthError> {
+        let mut header = jsonwebtoken::Header::new(SigningKey::ALG);
+        header.kid = Some(self.key.kid.clone());
+        header.typ = Some(typ.to_owned());
+        jsonwebtoken::encode(&header, claims, &self.key.encoding)
+            .map(Secret::new)
+            .map_err(|e| {
+                tracing::error!("cannot sign a token: {e}");
+                OAuthError {
+                    status: StatusCode::INTERNAL_SERVER_ERROR,
+                    code: "server_error",
+                    description: "cannot sign the token".into(),
+                }
+            })
+    }
+
+    fn device_code_grant(&self, form: &HashMap<String, String>) -> Result<Response, OAuthError> {
+        let code = form
+            .get("device_code")
+            .ok_or_else(|| OAuthError::new("invalid_request", "device_code is missing"))?;
+        let digest = sha256_hex(code);
+        let now = self.now();
+        let mut state = self.lock();
+        let Some(grant) = state.devices.get_mut(&digest) else {
+            return Err(OAuthError::new(
+                "invalid_grant",
+                "unknown or already used device_code",
+            ));
+        };
+        if now >= grant.expires_at {
+            return Err(OAuthError::new(
+                "expired_token",
+                "the device code expired; start the login again",
+            ));
+        }
+        let last_poll = grant.last_poll.replace(now);
+        match &grant.decision {
+            Decision::Pending => {
+                if last_poll.is_some_and(|t| now.duration_since(t) < grant.interval) {
+                    grant.interval += SLOW_DOWN_STEP;
+                    return Err(OAuthError::new(
+                        "slow_down",
+                        format!(
+                            "polling too fast; wait {} s between requests",
+                            grant.interval.as_secs()
+                        ),
+                    ));
+                }
+                Err(OAuthError::new(
+                    "authorization_pending",
+                    "waiting for the user to approve",
+                ))
+            }
+            Decision::Denied => Err(OAuthError::new(
+                "access_denied",
+                "the user denied the sign-in",
+            )),
+            Decision::Approved(user) => {
+                let user = user.clone();
+                let scope = grant.scope.clone();
+                let user_code = grant.user_code.clone();
+                // A device code yields tokens exactly once.
+                state.devices.remove(&digest);
+                state.user_codes.remove(&user_code);
+                tracing::info!(user = %user.name, "development login approved");
+                self.issue(&mut state, &user, &scope, uuid::Uuid::new_v4().to_string())
+            }
+        }
+    }
+
+    fn refresh_grant(&self, form: &HashMap<String, String>) -> Result<Response, OAuthError> {
+        let token = form
+            .get("refresh_token")
+            .ok_or_else(|| OAuthError::new("invalid_request", "refresh_token is missing"))?;
+        let digest = sha256_hex(token);
+        let now = self.now();
+        let mut state = self.lock();
+        let Some(grant) = state.refresh.remove(&digest) else {
+            if let Some(spent) = state.spent_refresh.get(&digest) {
+                // Reuse of a rotated token: someone else may hold the chain.
+                let chain = spent.chain.clone();
+                state.refresh.retain(|_, r| r.chain != chain);
+                tracing::warn!("a spent refresh token was presented; its chain is revoked");
+            }
+            return Err(OAuthError::new(
+                "invalid_grant",
+                "unknown, expired or already used refresh_token; run `hoopctl login`",
+            ));
+        };
+        state.spent_refresh.insert(
+            digest,
+            SpentRefresh {
+                chain: grant.chain.clone(),
+                expires_at: now + REFRESH_TOKEN_TTL,
+            },
+        );
+        let Some(user) = self.user(&grant.user).cloned() else {
+            return Err(OAuthError::new(
+                "invalid_grant",
+                "the user no longer exists",
+            ));
+        };
+        self.issue(&mut state, &user, &grant.scope, grant.chain)
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// The client id from `Authorization: Basic base64(urlencode(id):secret)`
+/// (RFC 6749 §2.3.1); a public client's secret is empty.
+fn basic_client_id(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, b64) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(b64.trim())
+        .ok()?;
+    let text = String::from_utf8(raw).ok()?;
+    let (id, _secret) = text.split_once(':')?;
+    url::form_urlencoded::parse(format!("id={id}").as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+}
+
+async fn discovery(State(idp): State<Arc<DevIdp>>) -> Response {
+    let iss = &idp.issuer;
+    no_store(
+        StatusCode::OK,
+        json!({
+            "issuer": iss,
+            "jwks_uri": format!("{iss}/jwks"),
+            "token_endpoint": format!("{iss}/token"),
+            "device_authorization_endpoint": format!("{iss}/device/code"),
+            // No authorization endpoint: the device grant is the only way in.
+            "grant_types_supported": [DEVICE_CODE_GRANT, "refresh_token"],
+            "response_types_supported": [],
+            "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": ["EdDSA"],
+            "token_endpoint_auth_methods_supported": ["none"],
+            "scopes_supported": ["openid", "profile", "offline_access"],
+            "claims_supported": ["iss", "aud", "sub", "preferred_username", "name", "groups",
+                                 "iat", "nbf", "exp", "jti"],
+        }),
+    )
+}
+
+async fn jwks(State(idp): State<Arc<DevIdp>>) -> Response {
+    axum::Json(json!({"keys": [idp.key.jwk]})).into_response()
+}
+
+async fn device_authorization(
+    State(idp): State<Arc<DevIdp>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let result = (|| {
+        let form = parse_form(&body).map_err(|e| OAuthError::new("invalid_request", e))?;
+        idp.check_client(&form, &headers)?;
+        let scope = form
+            .get("scope")
+            .map_or("openid", String::as_str)
+            .to_owned();
+        if scope.len() > MAX_SCOPE_LEN {
+            return Err(OAuthError::new("invalid_scope", "scope is too long"));
+        }
+        let device_code = Secret::generate(32);
+        let interval = idp.poll_interval();
+        let now = idp.now();
+        let mut state = idp.lock();
+        if state.devices.len() >= MAX_PENDING {
+            return Err(OAuthError {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                code: "temporarily_unavailable",
+                description: "too many logins in progress; try again in a few minutes".into(),
+            });
+        }
+        let user_code = loop {
+            let c = new_user_code();
+            if !state.user_codes.contains_key(&c) {
+                break c;
+            }
+        };
+        let digest = device_code.sha256_hex();
+        state.user_codes.insert(user_code.clone(), digest.clone());
+        state.devices.insert(
+            digest,
+            DeviceGrant {
+                user_code: user_code.clone(),
+                scope,
+                expires_at: now + DEVICE_CODE_TTL,
+                interval,
+                last_poll: None,
+                decision: Decision::Pending,
+            },
+        );
+        let shown = display_user_code(&user_code);
+        Ok(no_store(
+            StatusCode::OK,
+            json!({
+                "device_code": device_code.expose(),
+                "user_code": shown,
+                "verification_uri": format!("{}/device", idp.issuer),
+                "verification_uri_complete":
+                    format!("{}/device?user_code={shown}", idp.issuer),
+                "expires_in": DEVICE_CODE_TTL.as_secs(),
+                // Whole seconds (RFC 8628 §3.2), rounded up so clients never
+                // poll faster than we enforce.
+                "interval": interval.as_millis().div_ceil(1000),
+            }),
+        ))
+    })();
+    result.unwrap_or_else(OAuthError::into_response)
+}
+
+async fn device_page(State(idp): State<Arc<DevIdp>>, RawQuery(query): RawQuery) -> Response {
+    let params = parse_form(query.unwrap_or_default().as_bytes()).unwrap_or_default();
+    let typed = params.get("user_code").map_or("", String::as_str);
+    let shown = normalize_user_code(typed).map_or_else(
+        || typed.chars().take(16).collect(),
+        |c| display_user_code(&c),
+    );
+    page::device_form(&shown, &idp.users)
+}
+
+async fn device_decision(State(idp): State<Arc<DevIdp>>, body: Bytes) -> Response {
+    let Ok(form) = parse_form(&body) else {
+        return page::problem("The form was sent twice over; go back and submit it once.");
+    };
+    let approve = match form.get("action").map(String::as_str) {
+        None | Some("approve") => true,
+        Some("deny") => false,
+        Some(_) => return page::problem("Unknown action: choose Approve or Deny."),
+    };
+    let Some(code) = form.get("user_code").and_then(|c| normalize_user_code(c)) else {
+        return page::problem(
+            "That is not a valid code. Codes look like BCDF-GHJK; check your terminal.",
+        );
+    };
+    let user = if approve {
+        let name = form.get("username").map_or("", String::as_str);
+        match idp.user(name) {
+            Some(u) => Some(u.clone()),
+            None => return page::problem("Choose one of the listed users."),
+        }
+    } else {
+        None
+    };
+    let now = idp.now();
+    let mut state = idp.lock();
+    let grant = state
+        .user_codes
+        .get(&code)
+        .cloned()
+        .and_then(|digest| state.devices.get_mut(&digest));
+    let Some(grant) = grant else {
+        return page::problem("Unknown or expired code. Start the login again in your terminal.");
+    };
+    if now >= grant.expires_at {
+        return page::problem("This code has expired. Start the login again in your terminal.");
+    }
+    if !matches!(grant.decision, Decision::Pending) {
+        return page::problem("This code has already been used.");
+    }
+    match user {
+        Some(u) => {
+            let name = u.name.clone();
+            grant.decision = Decision::Approved(u);
+            page::done(Some(&name))
+        }
+        None => {
+            grant.decision = Decision::Denied;
+            page::done(None)
+        }
+    }
+}
+
+async fn token(State(idp): State<Arc<DevIdp>>, headers: HeaderMap, body: Bytes) -> Response {
+    let result = (|| {
+        let form = parse_form(&body).map_err(|e| OAuthError::new("invalid_request", e))?;
+        let grant_type = form
+            .get("grant_type")
+            .ok_or_else(|| OAuthError::new("invalid_request", "grant_type is missing"))?;
+        match grant_type.as_str() {
+            DEVICE_CODE_GRANT => {
+                idp.check_client(&form, &headers)?;
+                idp.device_code_grant(&form)
+            }
+            "refresh_token" => {
+                idp.check_client(&form, &headers)?;
+                idp.refresh_grant(&form)
+            }
+            _ => Err(OAuthError::new(
+                "unsupported_grant_type",
+                format!("supported: {DEVICE_CODE_GRANT}, refresh_token"),
+            )),
+        }
+    })();
+    result.unwrap_or_else(OAuthError::into_response)
+}
+
+#[cfg(test)]
+mod tests;

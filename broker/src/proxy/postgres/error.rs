@@ -30,11 +30,19 @@ pub enum PgProxyError {
     ClientTimeout(Duration),
     /// The client did not present the session's one-time secret.
     #[error("the client did not present the session's one-time secret")]
-    ClientAuth,
+    ClientAuth {
+        /// Connection name (for the message to the client).
+        connection: String,
+    },
     /// The client asked for something this tunnel does not allow (another
     /// database, a replication connection, an unknown protocol version).
-    #[error("refused the client's request: {0}")]
-    Refused(String),
+    #[error("refused the client's request: {message}")]
+    Refused {
+        /// SQLSTATE for the client.
+        code: String,
+        /// What the client is told.
+        message: String,
+    },
     /// The session had already ended, or ended during the relay.
     #[error("the session ended")]
     SessionExpired,
@@ -108,8 +116,8 @@ impl PgProxyError {
             PgProxyError::ClientIo(_)
             | PgProxyError::ClientProtocol(_)
             | PgProxyError::ClientTimeout(_)
-            | PgProxyError::ClientAuth
-            | PgProxyError::Refused(_) => Side::Client,
+            | PgProxyError::ClientAuth { .. }
+            | PgProxyError::Refused { .. } => Side::Client,
             PgProxyError::SessionExpired => Side::Internal,
             PgProxyError::UpstreamConnect { .. }
             | PgProxyError::UpstreamTimeout { .. }
@@ -137,14 +145,23 @@ impl PgProxyError {
     }
 
     /// The FATAL the client is sent for this failure during login, if any
-    /// (SQLSTATE, message, hint). Server-provided text is passed through
-    /// `scrub` by the caller before it reaches the client.
+    /// (SQLSTATE, message, hint). Server-provided text in these errors has
+    /// already been scrubbed of the upstream password.
     pub(crate) fn client_fatal(&self) -> Option<(String, String, Option<String>)> {
         let (code, message, hint) = match self {
-            // Nobody to tell, or the client already had its answer.
-            PgProxyError::ClientIo(_) | PgProxyError::ClientAuth | PgProxyError::Refused(_) => {
-                return None;
-            }
+            // Nobody to tell.
+            PgProxyError::ClientIo(_) => return None,
+            PgProxyError::ClientAuth { connection } => (
+                "28P01".to_owned(),
+                "hoop: password authentication failed: this local port accepts only the one-time secret \
+                 that hoopctl gave the command it started (PGPASSWORD)"
+                    .to_owned(),
+                Some(format!(
+                    "Start your client through hoopctl, e.g. `hoopctl connect {connection} -- psql`, \
+                     and do not override PGPASSWORD."
+                )),
+            ),
+            PgProxyError::Refused { code, message } => (code.clone(), message.clone(), None),
             PgProxyError::ClientProtocol(what) => (
                 "08P01".to_owned(),
                 format!("hoop: invalid message from the client ({what}); closing the connection"),

@@ -51,8 +51,7 @@ impl std::fmt::Display for FrameError {
 /// The declared length of a tagged frame at the start of `buf` (tag byte +
 /// i32 length that counts itself), if the header is complete.
 pub(crate) fn tagged_len(buf: &[u8]) -> Option<i32> {
-    let b = buf.get(1..5)?;
-    Some(i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    i32_at(buf, 1)
 }
 
 /// Checks a declared length: at least 4 (the length field itself) and at most `max`.
@@ -132,8 +131,7 @@ pub(crate) async fn read_startup_packet<R: AsyncRead + Unpin>(
     buf: &mut BytesMut,
 ) -> Result<Option<BytesMut>, FrameError> {
     loop {
-        if let Some(b) = buf.get(0..4) {
-            let declared = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+        if let Some(declared) = i32_at(buf, 0) {
             let len = check_len(declared, MAX_STARTUP_LEN)?;
             // Every startup-phase packet carries at least a 4-byte code.
             if len < 8 {
@@ -162,7 +160,7 @@ pub(crate) async fn read_startup_packet<R: AsyncRead + Unpin>(
 /// Reads a big-endian i32 at `at`, if the body is long enough.
 pub(crate) fn i32_at(body: &[u8], at: usize) -> Option<i32> {
     let b = body.get(at..at.checked_add(4)?)?;
-    Some(i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    b.try_into().ok().map(i32::from_be_bytes)
 }
 
 /// Splits NUL-terminated strings from the front of `body`; `None` if the
@@ -262,17 +260,32 @@ mod tests {
 
     #[tokio::test]
     async fn tagged_frames_are_split_and_lengths_checked() {
-        let mut wire: &[u8] = b"Q\0\0\0\x0aselect\0Z\0\0\0\x05I";
+        let mut wire: &[u8] = b"Q\0\0\0\x0bselect\0Z\0\0\0\x05I";
         let mut buf = BytesMut::new();
-        let f = read_tagged(&mut wire, &mut buf, 100).await.unwrap().unwrap();
+        let f = read_tagged(&mut wire, &mut buf, 100)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(f.tag, b'Q');
         assert_eq!(&f.body[..], b"select\0");
-        assert_eq!(&f.to_wire()[..], b"Q\0\0\0\x0aselect\0");
-        let f = read_tagged(&mut wire, &mut buf, 100).await.unwrap().unwrap();
+        assert_eq!(&f.to_wire()[..], b"Q\0\0\0\x0bselect\0");
+        let f = read_tagged(&mut wire, &mut buf, 100)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!((f.tag, &f.body[..]), (b'Z', &b"I"[..]));
-        assert!(read_tagged(&mut wire, &mut buf, 100).await.unwrap().is_none());
+        assert!(
+            read_tagged(&mut wire, &mut buf, 100)
+                .await
+                .unwrap()
+                .is_none()
+        );
 
-        for bad in [&b"Q\0\0\0\x02"[..], b"Q\x7f\xff\xff\xff", b"Q\xff\xff\xff\xff"] {
+        for bad in [
+            &b"Q\0\0\0\x02"[..],
+            b"Q\x7f\xff\xff\xff",
+            b"Q\xff\xff\xff\xff",
+        ] {
             let mut wire = bad;
             let mut buf = BytesMut::new();
             assert!(matches!(
@@ -296,7 +309,10 @@ mod tests {
             error_code_and_message(b"C28P01\0Mbad\0\0"),
             ("28P01".to_owned(), "bad".to_owned())
         );
-        assert_eq!(data_row_text(b"\0\x02\0\0\0\x01a\xff\xff\xff\xff").unwrap(), vec![Some("a".to_owned()), None]);
+        assert_eq!(
+            data_row_text(b"\0\x02\0\0\0\x01a\xff\xff\xff\xff").unwrap(),
+            vec![Some("a".to_owned()), None]
+        );
         assert!(data_row_text(b"\0\x02\0\0\0\x09a").is_none());
         assert!(data_row_text(b"\0").is_none());
         assert!(i32_at(b"\0\0\0", 0).is_none());

@@ -143,7 +143,10 @@ async fn login_inner(
     let mut out = BytesMut::new();
     startup
         .encode(&mut out)
-        .map_err(|e| PgProxyError::Refused(format!("startup parameters too large ({e})")))?;
+        .map_err(|e| PgProxyError::Refused {
+            code: "54000".to_owned(),
+            message: format!("hoop: the startup parameters are too large ({e})"),
+        })?;
     stream
         .write_all(&out)
         .await
@@ -336,8 +339,10 @@ impl UpstreamConn {
         sql: &str,
     ) -> Result<Vec<Vec<Option<String>>>, PgProxyError> {
         let mut out = BytesMut::new();
-        frontend::query(sql, &mut out)
-            .map_err(|e| PgProxyError::Refused(format!("cannot encode the query ({e})")))?;
+        frontend::query(sql, &mut out).map_err(|e| PgProxyError::Refused {
+            code: "54000".to_owned(),
+            message: format!("cannot encode the query ({e})"),
+        })?;
         self.stream
             .write_all(&out)
             .await
@@ -346,8 +351,7 @@ impl UpstreamConn {
         let mut rows = Vec::new();
         let mut error = None;
         loop {
-            let frame = match read_tagged(&mut self.stream, &mut self.buf, MAX_MESSAGE_LEN).await
-            {
+            let frame = match read_tagged(&mut self.stream, &mut self.buf, MAX_MESSAGE_LEN).await {
                 Ok(Some(frame)) => frame,
                 Ok(None) => {
                     return Err(error.unwrap_or_else(|| {

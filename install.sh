@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Builds and installs hoopctl, hoop-broker and hoopctl's shell completions.
+#
+#   ./install.sh                 # into ~/.local (binaries in ~/.local/bin)
+#   PREFIX=/usr/local ./install.sh
+#
+# Idempotent: running it again rebuilds and overwrites the same files. On
+# Debian/Ubuntu it installs the PostgreSQL server packages `hoop-broker dev`
+# needs for its demo database when they are missing.
+set -euo pipefail
+cd "$(dirname "$0")"
+PREFIX="${PREFIX:-$HOME/.local}"
+
+say() { printf 'install.sh: %s\n' "$*"; }
+have() { command -v "$1" >/dev/null 2>&1; }
+
+if ! have cargo; then
+  say "cargo is missing: install Rust (https://rustup.rs), then run ./install.sh again"
+  exit 1
+fi
+
+pg_server_present() {
+  have initdb && have postgres && return 0
+  compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null
+}
+if ! pg_server_present || ! have psql; then
+  if [ -r /etc/debian_version ] && have apt-get; then
+    SUDO=""
+    [ "$(id -u)" = 0 ] || SUDO="sudo"
+    say "installing PostgreSQL (server and psql) for the demo database of 'hoop-broker dev'"
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql postgresql-client >/dev/null
+  else
+    say "note: 'hoop-broker dev' needs PostgreSQL server binaries (initdb, postgres) and psql;"
+    say "      install them with your package manager (e.g. 'brew install postgresql', 'dnf install postgresql-server')"
+  fi
+fi
+
+say "building release binaries (this takes a few minutes the first time)"
+cargo build --release --locked -p hoopctl -p hoop-broker --quiet
+
+install -d "$PREFIX/bin"
+install -m 0755 target/release/hoopctl target/release/hoop-broker "$PREFIX/bin/"
+say "installed $PREFIX/bin/hoopctl and $PREFIX/bin/hoop-broker"
+
+install -d "$PREFIX/share/bash-completion/completions" \
+           "$PREFIX/share/zsh/site-functions" \
+           "$PREFIX/share/fish/vendor_completions.d"
+install -m 0644 completions/hoopctl.bash "$PREFIX/share/bash-completion/completions/hoopctl"
+install -m 0644 completions/_hoopctl "$PREFIX/share/zsh/site-functions/_hoopctl"
+install -m 0644 completions/hoopctl.fish "$PREFIX/share/fish/vendor_completions.d/hoopctl.fish"
+say "installed shell completions under $PREFIX/share (bash, zsh, fish)"
+say "  zsh: add  fpath=($PREFIX/share/zsh/site-functions \$fpath)  to ~/.zshrc if it is not there"
+say "  PowerShell: hoopctl completions powershell | Out-String | Invoke-Expression"
+
+case ":$PATH:" in
+  *":$PREFIX/bin:"*) ;;
+  *) say "note: $PREFIX/bin is not on your PATH; add  export PATH=\"$PREFIX/bin:\$PATH\"  to your shell profile" ;;
+esac
+say "done. Next: hoop-broker dev"
