@@ -577,13 +577,11 @@ pub fn raw_pg_session(addr: &str, password: &str, queries: &[&str]) -> RawPgSess
                     return out;
                 }
             }
-            b'D' => {
-                if payload.len() >= 6 {
-                    let n = i32::from_be_bytes([payload[2], payload[3], payload[4], payload[5]]);
-                    if n >= 0 {
-                        let v = payload.get(6..6 + n as usize).unwrap_or_default();
-                        out.values.push(String::from_utf8_lossy(v).into_owned());
-                    }
+            b'D' if payload.len() >= 6 => {
+                let n = i32::from_be_bytes([payload[2], payload[3], payload[4], payload[5]]);
+                if let Ok(n) = usize::try_from(n) {
+                    let v = payload.get(6..6 + n).unwrap_or_default();
+                    out.values.push(String::from_utf8_lossy(v).into_owned());
                 }
             }
             b'Z' => match queries.next() {
