@@ -221,8 +221,8 @@ mod tests {
 
     #[tokio::test]
     async fn real_psql_shows_the_reason() {
-        // psql is on this machine; skip quietly where it is not.
-        let Ok(psql) = which("psql") else { return };
+        // psql is a test prerequisite (.ci/run installs it): fail, never skip.
+        let psql = which("psql").expect("psql must be installed to run the tests");
         let (addr, task) =
             refusing_server("not logged in to https://b:1: run `hoopctl login`").await;
         let out = tokio::process::Command::new(psql)

@@ -227,17 +227,7 @@ pub fn terminate(child: &mut Child) -> ExitStatus {
     use nix::sys::signal::{Signal, kill};
     use nix::unistd::Pid;
     let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            return st;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            return child.wait().unwrap();
-        }
-        std::thread::sleep(Duration::from_millis(25));
-    }
+    wait_deadline(child, Duration::from_secs(20))
 }
 
 impl Drop for BrokerProcess {
@@ -302,54 +292,60 @@ impl User {
 
     /// Runs a login command and approves the code it prints as this user.
     pub fn login_with(&self, args: &[&str]) -> Run {
-        let mut child = self
-            .hoopctl()
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let (tx, rx) = mpsc::channel::<String>();
-        let collect = |r: Box<dyn std::io::Read + Send>, tx: mpsc::Sender<String>| {
-            std::thread::spawn(move || {
-                let mut all = String::new();
-                for line in BufReader::new(r).lines() {
-                    let Ok(line) = line else { break };
-                    let _ = tx.send(line.clone());
-                    all.push_str(&line);
-                    all.push('\n');
-                }
-                all
-            })
-        };
-        let out = collect(Box::new(child.stdout.take().unwrap()), tx.clone());
-        let err = collect(Box::new(child.stderr.take().unwrap()), tx);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let mut code = None;
-        while code.is_none() {
-            let Some(left) = deadline.checked_duration_since(Instant::now()) else {
-                break;
-            };
-            match rx.recv_timeout(left) {
-                Ok(line) => code = find_user_code(&line),
-                Err(_) => break,
-            }
-        }
-        if let Some(code) = &code {
-            approve_device_code(&self.broker_url, &self.ca_file, code, &self.name);
-        }
-        let status = wait_deadline(&mut child, Duration::from_secs(60));
-        let run = Run {
-            status,
-            stdout: out.join().unwrap(),
-            stderr: err.join().unwrap(),
-        };
-        assert!(
-            code.is_some(),
-            "hoopctl login printed no user code: {run:#?}"
-        );
-        run
+        let mut cmd = self.hoopctl();
+        cmd.args(args);
+        drive_login(cmd, &self.broker_url, &self.ca_file, &self.name)
     }
+}
+
+/// Runs a `hoopctl login` command, reads the user code it prints, approves it
+/// as `user` through the verification URI, and waits for the login to finish.
+pub fn drive_login(mut cmd: Command, broker_url: &str, ca_file: &Path, user: &str) -> Run {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = mpsc::channel::<String>();
+    let collect = |r: Box<dyn std::io::Read + Send>, tx: mpsc::Sender<String>| {
+        std::thread::spawn(move || {
+            let mut all = String::new();
+            for line in BufReader::new(r).lines() {
+                let Ok(line) = line else { break };
+                let _ = tx.send(line.clone());
+                all.push_str(&line);
+                all.push('\n');
+            }
+            all
+        })
+    };
+    let out = collect(Box::new(child.stdout.take().unwrap()), tx.clone());
+    let err = collect(Box::new(child.stderr.take().unwrap()), tx);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut code = None;
+    while code.is_none() {
+        let Some(left) = deadline.checked_duration_since(Instant::now()) else {
+            break;
+        };
+        match rx.recv_timeout(left) {
+            Ok(line) => code = find_user_code(&line),
+            Err(_) => break,
+        }
+    }
+    if let Some(code) = &code {
+        approve_device_code(broker_url, ca_file, code, user);
+    }
+    let status = wait_deadline(&mut child, Duration::from_secs(60));
+    let run = Run {
+        status,
+        stdout: out.join().unwrap(),
+        stderr: err.join().unwrap(),
+    };
+    assert!(
+        code.is_some(),
+        "hoopctl login printed no user code: {run:#?}"
+    );
+    run
 }
 
 /// Finds a device user code (`XXXX-XXXX`) in a line of output.
@@ -677,4 +673,34 @@ impl BrokerProcess {
     pub fn idp_key_pem(&self) -> Vec<u8> {
         std::fs::read(self.data_dir.join("idp").join("signing-key.pem")).unwrap()
     }
+}
+
+/// A loopback port nothing listens on (bound by the OS, then released).
+pub fn closed_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Fails if `secret` occurs in any file under `dir`.
+pub fn assert_not_in_dir(dir: &Path, secret: &str) {
+    for (path, bytes) in files_under(dir) {
+        assert!(
+            !contains_bytes(&bytes, secret.as_bytes()),
+            "secret found in {}",
+            path.display()
+        );
+    }
+}
+
+/// A demo database, a broker with `demo-pg` open to `engineering`, and
+/// `user` logged in.
+pub fn logged_in(user: &str) -> (DemoDb, BrokerProcess, User) {
+    let db = DemoDb::start();
+    let broker = start_broker(&[db.connection("demo-pg", &["engineering"])]);
+    let u = User::new(user, &broker);
+    u.login().assert_ok();
+    (db, broker, u)
 }

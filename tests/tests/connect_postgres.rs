@@ -151,22 +151,13 @@ fn the_upstream_password_never_reaches_the_client_side() {
         !seen.contains(&pw),
         "password in hoopctl output or child env"
     );
-    for (path, bytes) in files_under(&alice.config_dir) {
-        assert!(
-            !contains_bytes(&bytes, pw.as_bytes()),
-            "password in {}",
-            path.display()
-        );
-    }
+    assert_not_in_dir(&alice.config_dir, &pw);
     assert!(!broker.log().contains(&pw), "password in the broker log");
 }
 
 #[test]
 fn unknown_connection_lists_the_known_ones() {
-    let db = DemoDb::start();
-    let broker = start_broker(&[db.connection("demo-pg", &["engineering"])]);
-    let alice = User::new("alice", &broker);
-    alice.login().assert_ok();
+    let (_db, _broker, alice) = logged_in("alice");
     let r = alice.run(&["connect", "nope", "--", "true"]);
     assert_ne!(r.code(), 0);
     assert!(
@@ -177,10 +168,7 @@ fn unknown_connection_lists_the_known_ones() {
 
 #[test]
 fn a_user_outside_the_allowed_groups_is_refused_with_the_reason() {
-    let db = DemoDb::start();
-    let broker = start_broker(&[db.connection("demo-pg", &["engineering"])]);
-    let bob = User::new("bob", &broker);
-    bob.login().assert_ok();
+    let (_db, _broker, bob) = logged_in("bob");
     let r = bob.run(&["connect", "demo-pg", "--", "true"]);
     assert_ne!(r.code(), 0);
     assert!(r.stderr.contains("not allowed"), "{r:#?}");
@@ -196,11 +184,7 @@ fn a_user_outside_the_allowed_groups_is_refused_with_the_reason() {
 #[test]
 fn upstream_down_is_a_postgres_error_in_psql() {
     // A port nothing listens on: bind, note it, close.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = closed_port();
     let conn = PgConnection {
         name: "down-pg".into(),
         host: "127.0.0.1".into(),

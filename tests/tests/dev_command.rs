@@ -63,43 +63,9 @@ fn dev_runs_the_readme_tour_and_stops_everything_on_sigterm() {
             .stdin(Stdio::null());
         c
     };
-    let mut login = hoopctl(&["login", "--no-browser"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let login_log = tmp.path().join("login.log");
-    // The user code is on one of the first lines; wait_for_line copies all output.
-    let (tx, rx) = std::sync::mpsc::channel();
-    let out = login.stdout.take().unwrap();
-    let err = login.stderr.take().unwrap();
-    for r in [
-        Box::new(out) as Box<dyn std::io::Read + Send>,
-        Box::new(err),
-    ] {
-        let tx = tx.clone();
-        std::thread::spawn(move || {
-            use std::io::BufRead as _;
-            for line in std::io::BufReader::new(r).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-    }
-    let mut seen = String::new();
-    let code = loop {
-        let line = rx
-            .recv_timeout(std::time::Duration::from_secs(30))
-            .unwrap_or_else(|_| panic!("no user code from hoopctl login:\n{seen}"));
-        seen.push_str(&line);
-        seen.push('\n');
-        if let Some(code) = find_user_code(&line) {
-            break code;
-        }
-    };
-    approve_device_code(&url, &ca_file, &code, "alice");
-    let status = wait_deadline(&mut login, std::time::Duration::from_secs(60));
-    let _ = std::fs::write(&login_log, &seen);
-    assert!(status.success(), "login failed:\n{seen}");
+    let login = drive_login(hoopctl(&["login", "--no-browser"]), &url, &ca_file, "alice");
+    login.assert_ok();
+    let seen = login.all();
 
     let r = hoopctl(&[
         "connect",
@@ -122,13 +88,7 @@ fn dev_runs_the_readme_tour_and_stops_everything_on_sigterm() {
     let pw = std::fs::read_to_string(data_dir.join("demo-pg.password")).unwrap();
     assert!(!pw.is_empty());
     assert!(!seen.contains(&pw) && !String::from_utf8_lossy(&r.stdout).contains(&pw));
-    for (path, bytes) in files_under(&config_dir) {
-        assert!(
-            !contains_bytes(&bytes, pw.as_bytes()),
-            "password in {}",
-            path.display()
-        );
-    }
+    assert_not_in_dir(&config_dir, &pw);
 
     // SIGTERM stops the broker and the throwaway PostgreSQL.
     let status = terminate(&mut dev);

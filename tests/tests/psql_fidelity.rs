@@ -8,14 +8,6 @@ use std::time::{Duration, Instant};
 
 use hoop_e2e::*;
 
-fn setup() -> (DemoDb, BrokerProcess, User) {
-    let db = DemoDb::start();
-    let broker = start_broker(&[db.connection("demo-pg", &["engineering"])]);
-    let alice = User::new("alice", &broker);
-    alice.login().assert_ok();
-    (db, broker, alice)
-}
-
 /// Rows of `sql` run as the superuser, straight at the server (for watching it).
 fn observe(db: &DemoDb, sql: &str) -> Vec<Vec<Option<String>>> {
     db.rt.block_on(async {
@@ -33,7 +25,7 @@ fn ctrl_c_in_psql_cancels_the_running_query_through_the_tunnel() {
     use nix::sys::signal::{Signal, killpg};
     use nix::unistd::Pid;
     use std::os::unix::process::CommandExt as _;
-    let (db, _broker, alice) = setup();
+    let (db, _broker, alice) = logged_in("alice");
     // Its own process group, as a terminal's foreground job: Ctrl-C reaches
     // hoopctl and psql together.
     let child = alice
@@ -83,7 +75,7 @@ fn ctrl_c_in_psql_cancels_the_running_query_through_the_tunnel() {
 
 #[test]
 fn extended_protocol_and_copy_work_through_the_tunnel() {
-    let (_db, _broker, alice) = setup();
+    let (_db, _broker, alice) = logged_in("alice");
     let pgbench = hoop_broker::dev::postgres::find_pg_binary("pgbench").expect("pgbench");
     let pgbench = pgbench.to_string_lossy().into_owned();
     let r = alice.run(&["connect", "demo-pg", "--", &pgbench, "-i", "-q", "-s", "1"]);
@@ -146,7 +138,7 @@ fn extended_protocol_and_copy_work_through_the_tunnel() {
 
 #[test]
 fn connect_without_a_command_serves_clients_until_interrupted() {
-    let (_db, _broker, alice) = setup();
+    let (_db, _broker, alice) = logged_in("alice");
     let mut child = alice
         .hoopctl()
         .args(["connect", "demo-pg", "--reason", "e2e test"])

@@ -104,7 +104,8 @@ struct KeyCache {
     jwks_uri: Option<String>,
     keys: Vec<VerifyKey>,
     /// When a JWKS was last fetched successfully; `None` means nothing usable.
-    loaded_at: Option<Instant>,
+    /// When the cached keys must be refetched; `Some` once keys were loaded.
+    refresh_due: Option<Instant>,
     /// When a fetch was last attempted (success or not), for rate limiting.
     last_attempt: Option<Instant>,
 }
@@ -211,7 +212,7 @@ impl TokenVerifier {
     async fn key_for(&self, kid: Option<&str>, alg: Algorithm) -> Result<DecodingKey, AuthError> {
         let (found, stale) = {
             let cache = self.cache();
-            let stale = cache.loaded_at.is_some_and(|t| t.elapsed() >= MAX_KEY_AGE);
+            let stale = cache.refresh_due.is_some_and(|due| Instant::now() >= due);
             (cache.lookup(kid, alg), stale)
         };
         match found {
@@ -248,7 +249,7 @@ impl TokenVerifier {
         let now = Instant::now();
         let (may_fetch, loaded, jwks_uri) = {
             let cache = self.cache();
-            let min_gap = if cache.loaded_at.is_some() {
+            let min_gap = if cache.refresh_due.is_some() {
                 REFETCH_INTERVAL
             } else {
                 RETRY_INTERVAL
@@ -256,7 +257,11 @@ impl TokenVerifier {
             let may_fetch = cache
                 .last_attempt
                 .is_none_or(|t| now.duration_since(t) >= min_gap);
-            (may_fetch, cache.loaded_at.is_some(), cache.jwks_uri.clone())
+            (
+                may_fetch,
+                cache.refresh_due.is_some(),
+                cache.jwks_uri.clone(),
+            )
         };
         if !may_fetch {
             return if loaded {
@@ -273,7 +278,7 @@ impl TokenVerifier {
                 let mut cache = self.cache();
                 cache.jwks_uri = Some(jwks_uri);
                 cache.keys = keys;
-                cache.loaded_at = Some(Instant::now());
+                cache.refresh_due = Some(Instant::now() + MAX_KEY_AGE);
                 Ok(())
             }
             Err(reason) => {
@@ -370,6 +375,13 @@ impl TokenVerifier {
     /// Forgets when keys were last fetched, as if [`REFETCH_INTERVAL`] had passed.
     fn pretend_refetch_interval_passed(&self) {
         self.cache().last_attempt = None;
+    }
+
+    /// Makes the cached keys due for a refresh, as if [`MAX_KEY_AGE`] had passed.
+    fn pretend_keys_are_old(&self) {
+        let mut cache = self.cache();
+        cache.refresh_due = Some(Instant::now());
+        cache.last_attempt = None;
     }
 }
 
@@ -983,6 +995,28 @@ mod tests {
             }
             other => panic!("expected ProviderUnavailable, got {other:?}"),
         }
+    }
+
+    #[tokio::test]
+    async fn old_keys_are_refreshed_so_withdrawn_keys_stop_working() {
+        let key = TestKey::ed25519("k1");
+        let next = TestKey::ed25519("k2");
+        let mut idp = TestIssuer::start(&[&key, &next]).await;
+        let verifier = idp.verifier();
+        let token = key.sign(&idp.claims("a"));
+        verifier.verify(&token).await.unwrap();
+        verifier.pretend_keys_are_old();
+        // The provider withdrew k1: after the refresh it no longer verifies.
+        *idp.jwks.lock().unwrap() = json!({"keys": [next.jwk]});
+        assert_invalid(verifier.verify(&token).await, "withdrawn");
+        assert_eq!(idp.jwks_hits.load(Ordering::SeqCst), 2);
+        verifier.verify(&next.sign(&idp.claims("a"))).await.unwrap();
+
+        // Old keys and the provider down: the cached keys are kept.
+        idp.server.abort();
+        let _ = (&mut idp.server).await;
+        verifier.pretend_keys_are_old();
+        verifier.verify(&next.sign(&idp.claims("a"))).await.unwrap();
     }
 
     #[tokio::test]

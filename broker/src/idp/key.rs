@@ -23,7 +23,7 @@ use super::IdpError;
 pub const KEY_FILE: &str = "signing-key.pem";
 
 /// The provider's signing key and its public JWK.
-pub struct SigningKey {
+pub(super) struct SigningKey {
     pub(super) encoding: EncodingKey,
     /// RFC 7638 thumbprint of the public key: stable for the life of the key.
     pub(super) kid: String,
@@ -36,7 +36,7 @@ impl SigningKey {
     pub const ALG: Algorithm = Algorithm::EdDSA;
 
     /// Loads `dir/signing-key.pem`, or creates it (and `dir`) when missing.
-    pub fn load_or_create(dir: &Path) -> Result<SigningKey, IdpError> {
+    pub(super) fn load_or_create(dir: &Path) -> Result<SigningKey, IdpError> {
         fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)

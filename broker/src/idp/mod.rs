@@ -61,7 +61,8 @@ use rand::Rng as _;
 use serde_json::{Value, json};
 
 use crate::config::{BuiltinIdpConfig, DevUser};
-pub use key::{KEY_FILE, SigningKey};
+pub use key::KEY_FILE;
+use key::SigningKey;
 
 /// The device-code grant type (RFC 8628 §3.4).
 pub const DEVICE_CODE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
@@ -330,8 +331,8 @@ impl DevIdp {
     }
 
     /// Sets the polling interval handed out with new device codes (default
-    /// 5 s). Clients see it rounded up to whole seconds, as RFC 8628 requires;
-    /// tests and `hoop-broker dev` lower it to keep logins quick.
+    /// 5 s). Clients see it rounded up to whole seconds, as RFC 8628 requires.
+    /// Lower it (even to zero) to keep scripted logins in tests quick.
     pub fn set_poll_interval(&self, interval: Duration) {
         self.poll_interval_ms
             .store(millis(interval), Ordering::Relaxed);
