@@ -304,6 +304,7 @@ async fn discover_auth_config(
     struct Discovery {
         token_endpoint: String,
         device_authorization_endpoint: Option<String>,
+        revocation_endpoint: Option<String>,
     }
     let url = format!("{issuer}/.well-known/openid-configuration");
     let d: Discovery = http
@@ -324,6 +325,7 @@ async fn discover_auth_config(
         device_authorization_endpoint: device,
         token_endpoint: d.token_endpoint,
         scopes: scopes.to_vec(),
+        revocation_endpoint: d.revocation_endpoint,
     })
 }
 

@@ -80,6 +80,8 @@ mod tests {
             groups: groups.iter().map(|g| g.to_string()).collect(),
             issuer: "i".into(),
             expires_at: 0,
+            kind: hoop_shared::api::IdentityKind::Person,
+            matched_rule: None,
         }
     }
 

@@ -72,6 +72,23 @@ pub struct AuthConfig {
     pub token_endpoint: String,
     /// Scopes to request.
     pub scopes: Vec<String>,
+    /// RFC 7009 token revocation endpoint, when the provider offers one
+    /// (`hoopctl logout` revokes the refresh token there).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revocation_endpoint: Option<String>,
+}
+
+/// Whether an identity is a person or a workload (a CI job, a service).
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum IdentityKind {
+    /// A person, logged in through the organisation's identity provider.
+    #[default]
+    Person,
+    /// A workload presenting its platform's OIDC token (GitHub Actions,
+    /// GitLab CI, Kubernetes service account), mapped to a service identity
+    /// by a rule in the broker config.
+    Workload,
 }
 
 /// `GET /v1/me`: the identity the broker sees behind the presented token.
@@ -87,6 +104,13 @@ pub struct WhoAmI {
     pub issuer: String,
     /// Token expiry, Unix seconds.
     pub expires_at: u64,
+    /// Person or workload.
+    #[serde(default)]
+    pub kind: IdentityKind,
+    /// For a workload: the name of the trusted workload issuer and the rule
+    /// that mapped it, e.g. `github: ci-deploy`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub matched_rule: Option<String>,
 }
 
 /// Kind of target behind a connection.

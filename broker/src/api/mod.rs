@@ -70,6 +70,8 @@ async fn me(Caller(who): Caller) -> Json<WhoAmI> {
         groups: who.groups,
         issuer: who.issuer,
         expires_at: who.expires_at,
+        kind: who.kind,
+        matched_rule: who.matched_rule,
     })
 }
 

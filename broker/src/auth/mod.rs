@@ -24,6 +24,10 @@ pub struct Identity {
     pub issuer: String,
     /// `exp` claim, Unix seconds.
     pub expires_at: u64,
+    /// Person or workload.
+    pub kind: hoop_shared::api::IdentityKind,
+    /// For a workload: `<issuer name>: <rule>` that mapped it.
+    pub matched_rule: Option<String>,
 }
 
 /// Why a token was refused. The text is safe to show to the client: it never

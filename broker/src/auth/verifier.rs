@@ -590,6 +590,8 @@ fn identity_from_claims(
         groups,
         issuer,
         expires_at,
+        kind: hoop_shared::api::IdentityKind::Person,
+        matched_rule: None,
     })
 }
 

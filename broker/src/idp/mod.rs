@@ -351,6 +351,7 @@ impl DevIdp {
             device_authorization_endpoint: format!("{}/device/code", self.issuer),
             token_endpoint: format!("{}/token", self.issuer),
             scopes,
+            revocation_endpoint: None,
         }
     }
 
