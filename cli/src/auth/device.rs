@@ -335,6 +335,7 @@ mod tests {
             device_authorization_endpoint: format!("http://{addr}/device/code"),
             token_endpoint: format!("http://{addr}/token"),
             scopes: vec!["openid".into(), "offline_access".into()],
+            revocation_endpoint: None,
         };
         (cfg, script)
     }
@@ -429,6 +430,7 @@ mod tests {
             device_authorization_endpoint: format!("http://127.0.0.1:{port}/device/code"),
             token_endpoint: format!("http://127.0.0.1:{port}/token"),
             scopes: vec![],
+            revocation_endpoint: None,
         };
         let err = start(&http(), &cfg).await.unwrap_err().to_string();
         assert!(err.contains("cannot reach the identity provider"), "{err}");

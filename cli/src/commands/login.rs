@@ -199,6 +199,8 @@ mod tests {
             groups: vec!["dba".into(), "eng".into()],
             issuer: "i".into(),
             expires_at: 0,
+            kind: Default::default(),
+            matched_rule: None,
         };
         assert_eq!(
             greeting("https://b:1", &me),
