@@ -18,10 +18,14 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::auth::{TokenVerifier, VerifierSettings};
+use crate::auth::{
+    Authenticator, DEFAULT_REFETCH_INTERVAL, LoginConfig, TokenVerifier, VerifierSettings,
+    WorkloadIssuer, WorkloadRule,
+};
+use crate::config::UpstreamTls;
 use crate::config::{Config, DEFAULT_SESSION_TTL};
 use crate::idp::DevIdp;
-use crate::proxy::postgres::{PgProxy, Upstream};
+use crate::proxy::postgres::{PgProxy, TlsSettings, Upstream};
 use crate::secrets::{self, CredentialRef};
 use crate::store::{Event, Store};
 
@@ -38,10 +42,15 @@ pub struct AppState {
     pub config: Config,
     /// URL clients use to reach the broker.
     pub public_url: String,
-    /// What hoopctl needs to log in.
+    /// What hoopctl needs to log in, as far as known at startup (complete
+    /// for the built-in provider; issuer, client id and scopes only for an
+    /// external one). `GET /v1/auth/config` is served from
+    /// [`Self::login_config`], which discovers the rest lazily.
     pub auth_config: AuthConfig,
-    /// Validates bearer tokens.
-    pub verifier: TokenVerifier,
+    /// What `GET /v1/auth/config` answers (discovered on first use).
+    pub login_config: LoginConfig,
+    /// Validates bearer tokens (person issuer and workload issuers).
+    pub verifier: Authenticator,
     /// Sessions and events.
     pub store: Store,
     /// The Postgres proxy (holds the cancel-key registry).
@@ -133,22 +142,8 @@ impl Broker {
         // The HTTP client used to reach the identity provider. It trusts the
         // system roots, the configured extra CA, and our own generated CA (so
         // the built-in provider is fetched over HTTPS like any other).
-        let mut http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .connect_timeout(Duration::from_secs(5))
-            .redirect(reqwest::redirect::Policy::none());
-        if let Some(pem) = &ca_pem {
-            http = http.add_root_certificate(reqwest::Certificate::from_pem(pem.as_bytes())?);
-        }
-        if let Some(ca) = &config.identity.ca_file {
-            let pem =
-                std::fs::read(ca).with_context(|| format!("identity.ca_file {}", ca.display()))?;
-            http = http.add_root_certificate(
-                reqwest::Certificate::from_pem(&pem)
-                    .with_context(|| format!("identity.ca_file {}", ca.display()))?,
-            );
-        }
-        let http = http.build()?;
+        let http = idp_http_client(ca_pem.as_deref(), config.identity.ca_file.as_deref())
+            .context("[identity]")?;
 
         let client_id = config.identity.client_id.clone();
         let audience = config
@@ -156,43 +151,99 @@ impl Broker {
             .audience
             .clone()
             .unwrap_or_else(|| client_id.clone());
+        let refetch_interval = config
+            .identity
+            .key_refetch_interval
+            .unwrap_or(DEFAULT_REFETCH_INTERVAL);
         let mut idp_router = None;
-        let (issuer, auth_config) = match (&config.identity.builtin, &config.identity.issuer) {
-            (Some(builtin), _) => {
-                let issuer = format!("{public_url}/idp");
-                let idp = DevIdp::new(
-                    &config.data_dir,
-                    builtin,
-                    issuer.clone(),
-                    audience.clone(),
-                    client_id.clone(),
-                )
-                .context("built-in identity provider")?;
-                if let Some(interval) = builtin.poll_interval {
-                    idp.set_poll_interval(interval);
+        let (issuer, auth_config, login_config) =
+            match (&config.identity.builtin, &config.identity.issuer) {
+                (Some(builtin), _) => {
+                    let issuer = format!("{public_url}/idp");
+                    let idp = DevIdp::new(
+                        &config.data_dir,
+                        builtin,
+                        issuer.clone(),
+                        audience.clone(),
+                        client_id.clone(),
+                    )
+                    .context("built-in identity provider")?;
+                    if let Some(interval) = builtin.poll_interval {
+                        idp.set_poll_interval(interval);
+                    }
+                    let auth_config = idp.auth_config(config.identity.scopes.clone());
+                    idp_router = Some(Arc::new(idp).router());
+                    let login = LoginConfig::fixed(auth_config.clone());
+                    (issuer, auth_config, login)
                 }
-                let auth_config = idp.auth_config(config.identity.scopes.clone());
-                idp_router = Some(Arc::new(idp).router());
-                (issuer, auth_config)
-            }
-            (None, Some(issuer)) => {
-                let issuer = issuer.get_ref().trim_end_matches('/').to_owned();
-                let auth_config =
-                    discover_auth_config(&http, &issuer, &client_id, &config.identity.scopes)
-                        .await?;
-                (issuer, auth_config)
-            }
-            (None, None) => anyhow::bail!("[identity] needs issuer or [identity.builtin]"),
-        };
-        let verifier = TokenVerifier::new(
+                (None, Some(issuer)) => {
+                    // Discovered on first use: the broker must start, and serve
+                    // people holding valid tokens, while the IdP is down.
+                    let issuer = issuer.get_ref().trim_end_matches('/').to_owned();
+                    let login = LoginConfig::discover(
+                        http.clone(),
+                        &issuer,
+                        &client_id,
+                        &config.identity.scopes,
+                    );
+                    let known = AuthConfig {
+                        issuer: issuer.clone(),
+                        client_id: client_id.clone(),
+                        device_authorization_endpoint: String::new(),
+                        token_endpoint: String::new(),
+                        scopes: config.identity.scopes.clone(),
+                        revocation_endpoint: None,
+                    };
+                    (issuer, known, login)
+                }
+                (None, None) => anyhow::bail!("[identity] needs issuer or [identity.builtin]"),
+            };
+        let person = TokenVerifier::new(
             VerifierSettings {
                 issuer,
                 audience,
                 username_claim: config.identity.username_claim.clone(),
                 groups_claim: config.identity.groups_claim.clone(),
+                refetch_interval,
             },
             http,
         );
+        let mut workloads = Vec::new();
+        for w in config.identity.workload.iter().map(|w| w.get_ref()) {
+            let what = format!("[[identity.workload]] {}", w.name);
+            let http = idp_http_client(None, w.ca_file.as_deref()).context(what.clone())?;
+            let mut rules = Vec::new();
+            for r in w.rules.iter().map(|r| r.get_ref()) {
+                let mut claims = Vec::new();
+                for (name, pattern) in &r.claims {
+                    let compiled = crate::auth::matcher::ClaimPattern::parse(pattern)
+                        .with_context(|| format!("{what}: rule {}, claim {name}", r.service))?;
+                    claims.push((name.clone(), compiled));
+                }
+                rules.push(WorkloadRule {
+                    service: r.service.clone(),
+                    groups: r.groups.clone(),
+                    claims,
+                });
+            }
+            tracing::info!(name = %w.name, issuer = %w.issuer.get_ref(), rules = rules.len(),
+                "trusting workload issuer");
+            workloads.push(WorkloadIssuer {
+                name: w.name.clone(),
+                verifier: TokenVerifier::new(
+                    VerifierSettings {
+                        issuer: w.issuer.get_ref().clone(),
+                        audience: w.audience.clone(),
+                        username_claim: config.identity.username_claim.clone(),
+                        groups_claim: config.identity.groups_claim.clone(),
+                        refetch_interval,
+                    },
+                    http,
+                ),
+                rules,
+            });
+        }
+        let verifier = Authenticator::new(person, workloads);
 
         let mut upstreams = HashMap::new();
         for c in config.connections.iter().map(|c| c.get_ref()) {
@@ -203,6 +254,16 @@ impl Broker {
             };
             let password =
                 secrets::resolve(&reference).with_context(|| format!("connection {}", c.name))?;
+            let tls = TlsSettings::new(c.tls, c.tls_ca_file.as_deref())
+                .map_err(|e| anyhow::anyhow!("connection {}: {e}", c.name))?;
+            if c.tls != UpstreamTls::VerifyFull && !is_loopback_host(&c.host) {
+                tracing::warn!(
+                    connection = %c.name,
+                    "the broker does not verify the database's certificate (tls = {:?}); \
+                     set tls = \"verify-full\" with tls_ca_file for a target off this machine",
+                    c.tls
+                );
+            }
             upstreams.insert(
                 c.name.clone(),
                 Arc::new(Upstream {
@@ -212,6 +273,7 @@ impl Broker {
                     database: c.database.clone(),
                     user: c.user.clone(),
                     password,
+                    tls,
                 }),
             );
         }
@@ -223,6 +285,7 @@ impl Broker {
             config,
             public_url: public_url.clone(),
             auth_config,
+            login_config,
             verifier,
             store,
             pg: PgProxy::new(),
@@ -235,7 +298,12 @@ impl Broker {
         if let Some(idp) = idp_router {
             router = router.nest("/idp", idp);
         }
-        let router = router.layer(axum::middleware::from_fn(log_request));
+        let router = router
+            .layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                serve_login_config,
+            ))
+            .layer(axum::middleware::from_fn(log_request));
         Ok(Broker {
             local_addr,
             public_url,
@@ -294,39 +362,49 @@ async fn log_request(
     resp
 }
 
-async fn discover_auth_config(
-    http: &reqwest::Client,
-    issuer: &str,
-    client_id: &str,
-    scopes: &[String],
-) -> anyhow::Result<AuthConfig> {
-    #[derive(serde::Deserialize)]
-    struct Discovery {
-        token_endpoint: String,
-        device_authorization_endpoint: Option<String>,
-        revocation_endpoint: Option<String>,
+/// Answers `GET /v1/auth/config` from [`AppState::login_config`] (discovering
+/// it on first use; 502 `identity_provider_unavailable` while the provider is
+/// down); every other request goes on to the router.
+// The route in `api` still serves the startup snapshot; this layer answers
+// first so that an external provider's endpoints are resolved lazily.
+async fn serve_login_config(
+    axum::extract::State(state): axum::extract::State<Arc<AppState>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    if req.method() != axum::http::Method::GET
+        || req.uri().path() != hoop_shared::api::AUTH_CONFIG_PATH
+    {
+        return next.run(req).await;
     }
-    let url = format!("{issuer}/.well-known/openid-configuration");
-    let d: Discovery = http
-        .get(&url)
-        .send()
-        .await
-        .and_then(reqwest::Response::error_for_status)
-        .with_context(|| format!("fetching {url}"))?
-        .json()
-        .await
-        .with_context(|| format!("reading {url}"))?;
-    let device = d.device_authorization_endpoint.with_context(|| {
-        format!("{issuer} does not offer the device authorization grant (RFC 8628)")
-    })?;
-    Ok(AuthConfig {
-        issuer: issuer.to_owned(),
-        client_id: client_id.to_owned(),
-        device_authorization_endpoint: device,
-        token_endpoint: d.token_endpoint,
-        scopes: scopes.to_vec(),
-        revocation_endpoint: d.revocation_endpoint,
-    })
+    match state.login_config.get().await {
+        Ok(config) => axum::Json(config).into_response(),
+        Err(e) => crate::api::ApiFailure::from(e).into_response(),
+    }
+}
+
+/// An HTTP client for an identity provider: system roots, plus our own
+/// generated CA (the built-in provider) and an operator-given CA file.
+fn idp_http_client(
+    own_ca_pem: Option<&str>,
+    ca_file: Option<&std::path::Path>,
+) -> anyhow::Result<reqwest::Client> {
+    let mut http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .connect_timeout(Duration::from_secs(5))
+        .redirect(reqwest::redirect::Policy::none());
+    if let Some(pem) = own_ca_pem {
+        http = http.add_root_certificate(reqwest::Certificate::from_pem(pem.as_bytes())?);
+    }
+    if let Some(ca) = ca_file {
+        let pem = std::fs::read(ca).with_context(|| format!("ca_file {}", ca.display()))?;
+        http = http.add_root_certificate(
+            reqwest::Certificate::from_pem(&pem)
+                .with_context(|| format!("ca_file {}", ca.display()))?,
+        );
+    }
+    Ok(http.build()?)
 }
 
 /// Creates `dir` with mode 0700 (or checks it exists).
@@ -337,4 +415,13 @@ pub fn create_private_dir(dir: &std::path::Path) -> anyhow::Result<()> {
         .mode(0o700)
         .create(dir)
         .with_context(|| format!("cannot create data dir {}", dir.display()))
+}
+
+/// True for `localhost` and loopback addresses.
+fn is_loopback_host(host: &str) -> bool {
+    host == "localhost"
+        || host
+            .trim_matches(['[', ']'])
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }

@@ -7,7 +7,7 @@
 //! with the position of the offending value too. The reference with examples is
 //! `docs/config.md`.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -91,6 +91,45 @@ pub struct IdentityConfig {
     /// The built-in development identity provider.
     #[serde(default)]
     pub builtin: Option<BuiltinIdpConfig>,
+    /// Least time between two JWKS fetches triggered by tokens naming an
+    /// unknown key, per issuer (default 30s; at least 1s).
+    #[serde(default, with = "humantime_opt")]
+    pub key_refetch_interval: Option<Duration>,
+    /// Trusted workload issuers (CI platforms, Kubernetes), `[[identity.workload]]`.
+    #[serde(default)]
+    pub workload: Vec<Spanned<WorkloadIssuerConfig>>,
+}
+
+/// A trusted issuer of workload identity tokens (GitHub Actions, GitLab CI,
+/// a Kubernetes cluster), and the rules mapping its tokens to services.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkloadIssuerConfig {
+    /// Label used in messages and in `matched_rule` (a-z, 0-9, '-', '_').
+    pub name: String,
+    /// Exact `iss` of its tokens; discovery and JWKS are fetched from it.
+    pub issuer: Spanned<String>,
+    /// The `aud` its tokens must carry (what the CI job requests).
+    pub audience: String,
+    /// Extra CA certificate (PEM) to trust for this issuer.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// Tried in order; the first whose every claim matcher matches wins.
+    #[serde(default)]
+    pub rules: Vec<Spanned<WorkloadRuleConfig>>,
+}
+
+/// One rule: claim matchers → a service identity.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkloadRuleConfig {
+    /// The identity's user name (a-z, 0-9, '-', '_').
+    pub service: String,
+    /// The identity's groups.
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// Claim (dotted path allowed) → exact value or glob (`*`, `?`).
+    pub claims: BTreeMap<String, String>,
 }
 
 /// The built-in development identity provider (RFC 8628 device flow).
@@ -159,6 +198,47 @@ pub struct ConnectionConfig {
     /// Free text shown by `hoopctl connections`.
     #[serde(default)]
     pub description: Option<String>,
+    /// TLS from the broker to the target: `disable`, `prefer` (default, as
+    /// libpq), `require`, or `verify-full` (certificate chain and host name
+    /// checked against `tls_ca_file`, or the system roots).
+    #[serde(default)]
+    pub tls: UpstreamTls,
+    /// CA certificate (PEM) for `tls = "verify-full"`.
+    #[serde(default)]
+    pub tls_ca_file: Option<PathBuf>,
+    /// Guardrail rule sets checked against every statement (docs/guardrails.md).
+    #[serde(default)]
+    pub guardrails: Vec<String>,
+    /// What happens to a statement the SQL parser cannot parse: `block`
+    /// (default: a parse differential must never become a bypass) or `allow`.
+    #[serde(default)]
+    pub on_unparsable: UnparsableAction,
+}
+
+/// TLS mode for the broker → target leg.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum UpstreamTls {
+    /// Plain TCP.
+    Disable,
+    /// TLS when the server offers it, unverified; plain otherwise.
+    #[default]
+    Prefer,
+    /// TLS required, certificate not verified.
+    Require,
+    /// TLS required, chain and host name verified.
+    VerifyFull,
+}
+
+/// What happens to a statement the SQL parser cannot parse.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum UnparsableAction {
+    /// Refuse it with an error naming the reason.
+    #[default]
+    Block,
+    /// Forward it (and record that it was not understood).
+    Allow,
 }
 
 impl ConnectionConfig {
@@ -285,15 +365,7 @@ impl Config {
                 )));
             }
             (Some(issuer), None) => {
-                let ok = url::Url::parse(issuer.get_ref())
-                    .ok()
-                    .is_some_and(|u| matches!(u.scheme(), "https" | "http"));
-                if !ok {
-                    return Err(at(
-                        issuer.span(),
-                        format!("issuer: {:?} is not a URL", issuer.get_ref()),
-                    ));
-                }
+                check_issuer_url(issuer.get_ref()).map_err(|e| at(issuer.span(), e))?;
             }
             (None, Some(b)) => {
                 let mut names = BTreeSet::new();
@@ -308,6 +380,7 @@ impl Config {
                 }
             }
         }
+        self.validate_workloads(&at)?;
         let mut names = BTreeSet::new();
         for c in &self.connections {
             let span = c.span();
@@ -365,6 +438,117 @@ impl Config {
         Ok(())
     }
 
+    fn validate_workloads(
+        &self,
+        at: &dyn Fn(std::ops::Range<usize>, String) -> ConfigError,
+    ) -> Result<(), ConfigError> {
+        let id = &self.identity;
+        if let Some(every) = id.key_refetch_interval
+            && every < Duration::from_secs(1)
+        {
+            return Err(ConfigError(format!(
+                "[identity]: key_refetch_interval must be at least 1s (it rate-limits key \
+                 fetches that forged tokens can trigger); got {every:?}"
+            )));
+        }
+        // (issuer, audience) pairs already trusted, to refuse ambiguous ones.
+        let mut pairs: BTreeSet<(String, String)> = BTreeSet::new();
+        let person_audience = id.audience.clone().unwrap_or_else(|| id.client_id.clone());
+        let person_issuer = match (&id.issuer, &self.public_url) {
+            (Some(i), _) => Some(i.get_ref().trim_end_matches('/').to_owned()),
+            (None, Some(u)) => Some(format!("{}/idp", u.get_ref().trim_end_matches('/'))),
+            (None, None) => None,
+        };
+        if let Some(i) = person_issuer {
+            pairs.insert((i, person_audience));
+        }
+        let mut names = BTreeSet::new();
+        for w in &id.workload {
+            let span = w.span();
+            let w = w.get_ref();
+            let label = format!("[[identity.workload]] {:?}", w.name);
+            if !is_name(&w.name) {
+                return Err(at(
+                    span,
+                    format!("workload issuer name {:?} {NAME_RULE}", w.name),
+                ));
+            }
+            if !names.insert(w.name.clone()) {
+                return Err(at(
+                    span,
+                    format!("workload issuer {:?} is defined twice", w.name),
+                ));
+            }
+            check_issuer_url(w.issuer.get_ref())
+                .map_err(|e| at(w.issuer.span(), format!("{label}: {e}")))?;
+            if w.audience.trim().is_empty() {
+                return Err(at(span, format!("{label}: audience must not be empty")));
+            }
+            let pair = (
+                w.issuer.get_ref().trim_end_matches('/').to_owned(),
+                w.audience.clone(),
+            );
+            if !pairs.insert(pair) {
+                return Err(at(
+                    span,
+                    format!(
+                        "{label}: another issuer entry has the same issuer and audience, so \
+                         its tokens could not be told apart; use a distinct audience"
+                    ),
+                ));
+            }
+            if w.rules.is_empty() {
+                return Err(at(
+                    span,
+                    format!(
+                        "{label}: no rules, so every token would be refused; add [[identity.workload.rules]]"
+                    ),
+                ));
+            }
+            for r in &w.rules {
+                let rspan = r.span();
+                let r = r.get_ref();
+                if !is_name(&r.service) {
+                    return Err(at(
+                        rspan,
+                        format!("{label}: service name {:?} {NAME_RULE}", r.service),
+                    ));
+                }
+                if r.claims.is_empty() {
+                    return Err(at(
+                        rspan,
+                        format!(
+                            "{label}: rule {:?} has no claims; a rule must constrain something \
+                             (e.g. claims = {{ sub = \"repo:acme/api:ref:refs/heads/main\" }})",
+                            r.service
+                        ),
+                    ));
+                }
+                if let Some(g) = r.groups.iter().find(|g| g.trim().is_empty()) {
+                    return Err(at(
+                        rspan,
+                        format!("{label}: rule {:?} has an empty group {g:?}", r.service),
+                    ));
+                }
+                for (claim, pattern) in &r.claims {
+                    if claim.is_empty() {
+                        return Err(at(
+                            rspan,
+                            format!("{label}: rule {:?} has an empty claim name", r.service),
+                        ));
+                    }
+                    crate::auth::matcher::ClaimPattern::parse(pattern).map_err(|e| {
+                        at(
+                            rspan.clone(),
+                            format!("{label}: rule {:?}, claim {claim}: {e}", r.service),
+                        )
+                    })?;
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// The listen address (validated at load).
     pub fn listen_addr(&self) -> SocketAddr {
         self.listen
@@ -379,6 +563,28 @@ impl Config {
             .iter()
             .map(Spanned::get_ref)
             .find(|c| c.name == name)
+    }
+}
+
+/// An issuer must be https, except on loopback (tests, a local IdP), where
+/// plain http cannot be intercepted by anyone off the machine.
+fn check_issuer_url(issuer: &str) -> Result<(), String> {
+    let Ok(u) = url::Url::parse(issuer) else {
+        return Err(format!("issuer: {issuer:?} is not a URL"));
+    };
+    let loopback = match u.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        None => false,
+    };
+    match u.scheme() {
+        "https" if u.host().is_some() => Ok(()),
+        "http" if loopback => Ok(()),
+        "http" => Err(format!(
+            "issuer: {issuer:?} must use https:// (plain http is allowed only on loopback)"
+        )),
+        _ => Err(format!("issuer: {issuer:?} is not an https:// URL")),
     }
 }
 
@@ -486,5 +692,157 @@ allow_groups = ["engineering"]
             "[identity]",
         );
         assert!(parse(&none).unwrap_err().contains("set issuer"));
+    }
+
+    const WORKLOAD: &str = r#"
+[[identity.workload]]
+name = "github"
+issuer = "https://token.actions.githubusercontent.com"
+audience = "hoop"
+
+[[identity.workload.rules]]
+service = "api-deploy"
+groups = ["ci"]
+claims = { sub = "repo:acme/api:ref:refs/heads/main", repository_owner = "acme" }
+
+[[identity.workload.rules]]
+service = "acme-ci"
+claims = { sub = "repo:acme/*" }
+"#;
+
+    /// GOOD with `extra` inserted before the connections.
+    fn with_identity(extra: &str) -> String {
+        GOOD.replace("\n[[connections]]", &format!("{extra}\n[[connections]]"))
+    }
+
+    #[test]
+    fn workload_issuers_parse_with_rules_in_order() {
+        let cfg = parse(&with_identity(WORKLOAD)).unwrap();
+        let w = cfg.identity.workload[0].get_ref();
+        assert_eq!(w.name, "github");
+        assert_eq!(w.audience, "hoop");
+        let services: Vec<_> = w
+            .rules
+            .iter()
+            .map(|r| r.get_ref().service.as_str())
+            .collect();
+        assert_eq!(services, ["api-deploy", "acme-ci"]);
+        let first = w.rules[0].get_ref();
+        assert_eq!(first.claims["repository_owner"], "acme");
+        assert_eq!(first.groups, ["ci"]);
+    }
+
+    #[test]
+    fn workload_config_mistakes_are_refused_with_position() {
+        let cases: &[(&str, &str, &str)] = &[
+            (
+                "audience = \"hoop\"",
+                "audiense = \"hoop\"",
+                "unknown field `audiense`",
+            ),
+            ("audience = \"hoop\"\n", "", "missing field `audience`"),
+            (
+                "audience = \"hoop\"",
+                "audience = \"\"",
+                "audience must not be empty",
+            ),
+            (
+                "claims = { sub = \"repo:acme/*\" }",
+                "claims = {}",
+                "a rule must constrain something",
+            ),
+            (
+                "claims = { sub = \"repo:acme/*\" }",
+                "claims = { sub = \"*\" }",
+                "matches anything",
+            ),
+            (
+                "claims = { sub = \"repo:acme/*\" }",
+                "claims = { sub = \"a\\\\b\" }",
+                "backslash",
+            ),
+            (
+                "claims = { sub = \"repo:acme/*\" }",
+                "claims = { sub = 7 }",
+                "string",
+            ),
+            (
+                "service = \"acme-ci\"",
+                "service = \"ACME CI\"",
+                "service name \"ACME CI\"",
+            ),
+            (
+                "name = \"github\"",
+                "name = \"Git Hub\"",
+                "workload issuer name",
+            ),
+            (
+                "https://token.actions",
+                "http://token.actions",
+                "plain http is allowed only on loopback",
+            ),
+            (
+                "https://token.actions.githubusercontent.com",
+                "not a url",
+                "not a URL",
+            ),
+            ("groups = [\"ci\"]", "groups = [\"\"]", "empty group"),
+            (
+                "groups = [\"ci\"]",
+                "grups = [\"ci\"]",
+                "unknown field `grups`",
+            ),
+        ];
+        for (from, to, expect) in cases {
+            assert!(WORKLOAD.contains(from), "{from}");
+            let err = parse(&with_identity(&WORKLOAD.replacen(from, to, 1))).unwrap_err();
+            assert!(err.contains(expect), "{from} -> {to}: {err}");
+            assert!(err.starts_with("broker.toml:"), "{err}");
+        }
+    }
+
+    #[test]
+    fn duplicate_and_ambiguous_workload_issuers_are_refused() {
+        let twice = format!("{WORKLOAD}{WORKLOAD}");
+        let err = parse(&with_identity(&twice)).unwrap_err();
+        assert!(err.contains("\"github\" is defined twice"), "{err}");
+        let same_pair = format!("{WORKLOAD}{}", WORKLOAD.replace("\"github\"", "\"gh2\""));
+        let err = parse(&with_identity(&same_pair)).unwrap_err();
+        assert!(err.contains("same issuer and audience"), "{err}");
+        // Same issuer with another audience is fine (e.g. one GitLab for people and CI).
+        let other_aud = format!(
+            "{WORKLOAD}{}",
+            WORKLOAD
+                .replace("\"github\"", "\"gh2\"")
+                .replace("\"hoop\"", "\"hoop-2\"")
+        );
+        parse(&with_identity(&other_aud)).unwrap();
+        let no_rules = WORKLOAD
+            .split("[[identity.workload.rules]]")
+            .next()
+            .unwrap();
+        let err = parse(&with_identity(no_rules)).unwrap_err();
+        assert!(err.contains("no rules"), "{err}");
+    }
+
+    #[test]
+    fn issuers_on_loopback_may_use_plain_http_and_refetch_has_a_floor() {
+        for host in ["127.0.0.1:9999", "localhost:9999", "[::1]:9999"] {
+            let local = WORKLOAD.replace(
+                "https://token.actions.githubusercontent.com",
+                &format!("http://{host}"),
+            );
+            parse(&with_identity(&local)).unwrap();
+        }
+        let person = GOOD.replace(
+            "[identity.builtin]\nusers = [{ name = \"alice\", groups = [\"engineering\"] }]",
+            "[identity]\nissuer = \"http://idp.example.com\"",
+        );
+        assert!(parse(&person).unwrap_err().contains("only on loopback"));
+        let fast = GOOD.replace(
+            "[identity.builtin]",
+            "[identity]\nkey_refetch_interval = \"10ms\"\n[identity.builtin]",
+        );
+        assert!(parse(&fast).unwrap_err().contains("at least 1s"));
     }
 }

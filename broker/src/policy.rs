@@ -70,6 +70,10 @@ mod tests {
             allow_groups: vec!["engineering".into()],
             allow_users: vec!["carol".into()],
             description: None,
+            tls: Default::default(),
+            tls_ca_file: None,
+            guardrails: Vec::new(),
+            on_unparsable: Default::default(),
         }
     }
 

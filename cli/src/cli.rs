@@ -21,22 +21,44 @@ Examples:
   hoopctl connect pg-demo -- psql        run psql through a tunnel; exits with psql's status
   hoopctl connect pg-demo --port 6432    keep a tunnel open on 127.0.0.1:6432 until Ctrl-C
   hoopctl whoami -v
+  hoopctl exec pg-demo -c 'select count(*) from orders'    one-shot SQL, for scripts and CI
+  hoopctl exec pg-demo -o json -f report.sql | jq .statements
+
+In CI (no login, no standing secret: the job's own OIDC token):
+  GitHub Actions   permissions: id-token: write, then:
+                   hoopctl --broker https://hoop.example.com exec pg-prod -f migrate.sql
+  Kubernetes       mount a projected token at /var/run/secrets/tokens/hoop (audience
+                   your broker trusts), then run hoopctl exec as above
+  Any platform     hoopctl --token-file \"$CI_JOB_JWT_FILE\" exec pg-prod -c 'select 1'
+
+Where the token comes from (first found wins):
+  1. --token-file PATH   2. $HOOP_ID_TOKEN   3. $HOOP_TOKEN
+  4. GitHub Actions ($ACTIONS_ID_TOKEN_REQUEST_URL + $ACTIONS_ID_TOKEN_REQUEST_TOKEN,
+     audience --audience / $HOOP_AUDIENCE, default \"hoop\")
+  5. Kubernetes projected token ($HOOP_K8S_TOKEN_PATH, default
+     /var/run/secrets/tokens/hoop, if the file exists)
+  6. the stored login (`hoopctl login`)
+  `hoopctl whoami` shows which one was used.
 
 Environment:
-  HOOP_BROKER        broker URL (instead of --broker; config.toml is the fallback)
-  HOOP_CA_FILE       CA certificate PEM for the broker (instead of --ca-file)
-  HOOP_CONFIG_DIR    settings directory (default: ~/.config/hoop)
-  HOOP_TOKEN         access token to use instead of the stored login (scripts, CI)
-  HOOP_TOKEN_STORE   where logins are kept: auto (default: OS keyring, else a 0600
-                     file in the settings directory), keyring, or file
-  HOOP_LOG           log filter for diagnostics on stderr, e.g. debug (default: warn)
+  HOOP_BROKER          broker URL (instead of --broker; config.toml is the fallback)
+  HOOP_CA_FILE         CA certificate PEM for the broker (instead of --ca-file)
+  HOOP_CONFIG_DIR      settings directory (default: ~/.config/hoop)
+  HOOP_ID_TOKEN        a workload's OIDC ID token to present (CI)
+  HOOP_TOKEN           any token the broker accepts, instead of the stored login (scripts)
+  HOOP_AUDIENCE        audience of the GitHub Actions token hoopctl requests (default: hoop)
+  HOOP_K8S_TOKEN_PATH  Kubernetes projected token file (default: /var/run/secrets/tokens/hoop)
+  HOOP_TOKEN_STORE     where logins are kept: auto (default: OS keyring, else a 0600
+                       file in the settings directory), keyring, or file
+  HOOP_LOG             log filter for diagnostics on stderr, e.g. debug (default: warn)
 
 Exit status:
   0        success
-  1        error (the message says what to do next)
-  2        usage error (unknown command, bad flag or argument)
-  N        `connect NAME -- CMD`: the exit status of CMD (128+SIGNAL when a signal ended it)
-  126/127  `connect NAME -- CMD`: CMD could not be started / was not found";
+  1        error (the message says what to do next); `exec`: a statement failed
+  2        usage error (unknown command, bad flag or argument; `exec` without SQL)
+  3        `exec`: the connection needs an approval that did not come within --wait
+  N        `connect/exec NAME -- CMD`: the exit status of CMD (128+SIGNAL when a signal ended it)
+  126/127  `connect/exec NAME -- CMD`: CMD could not be started / was not found";
 
 /// `hoopctl`: the whole command line.
 #[derive(Debug, Parser)]
@@ -68,6 +90,14 @@ pub struct GlobalArgs {
     /// in the system trust store [default: $HOOP_CA_FILE, then config.toml]
     #[arg(long, global = true, value_name = "PEM")]
     pub ca_file: Option<PathBuf>,
+    /// Read the bearer token from this file instead of the stored login (a CI job's OIDC
+    /// token, a Kubernetes projected token); re-read when the token in it expires
+    #[arg(long, global = true, value_name = "PATH")]
+    pub token_file: Option<PathBuf>,
+    /// Audience to request when hoopctl fetches a GitHub Actions OIDC token
+    /// [default: $HOOP_AUDIENCE, then "hoop"]
+    #[arg(long, global = true, value_name = "AUD")]
+    pub audience: Option<String>,
 }
 
 /// The commands.
@@ -115,6 +145,35 @@ hoopctl connect pg-demo --reason 'INC-1234: check orders' -- pg_dump -t orders\n
 hoopctl connect pg-demo --port 6432          then, elsewhere: psql -h 127.0.0.1 -p 6432"
     )]
     Connect(ConnectArgs),
+    /// Run SQL (or a client command) on a connection, for scripts and CI; never prompts
+    #[command(
+        long_about = "Run SQL on a connection and exit: for scripts and CI jobs. Never prompts \
+and never opens a browser.\n\n\
+The SQL comes from -c SQL (repeatable; run in order), -f FILE (`-f -` is stdin), or stdin \
+when neither is given and stdin is not a terminal. Each -c, the file, or stdin is sent as one \
+simple-protocol query, so one input may hold several statements separated by `;` (PostgreSQL \
+runs them in one implicit transaction unless the input has its own BEGIN/COMMIT). The first \
+failing statement stops the run: its error and SQLSTATE go to stderr and the exit status is 1.\n\n\
+-o table (default) prints each result like psql, then `(N rows)`; a statement without a \
+result set prints `(N rows affected)`. -o json prints one JSON document on stdout: \
+{session_id, connection, statements: [{columns, rows, rows_affected}], elapsed_ms} and, \
+when a statement failed, error: {sqlstate, severity, message, detail, hint, position} \
+(rows are arrays of strings or null; columns is null for a statement without a result set).\n\n\
+With `-- CMD ARGS...`, exec runs CMD with the tunnel settings in its environment exactly as \
+`hoopctl connect NAME -- CMD` does, and exits with CMD's status.\n\n\
+Tokens: see \"Where the token comes from\" in `hoopctl --help`; a CI job's OIDC token works \
+without any login. When the connection needs an approval (a later broker feature), exec \
+waits up to --wait for it, then exits with status 3 and prints the request id.",
+        after_help = "Examples:\n  \
+hoopctl exec pg-demo -c 'select 42'\n  \
+hoopctl exec pg-demo --reason 'INC-1234' -f fix.sql\n  \
+echo 'select now()' | hoopctl exec pg-demo -o json\n  \
+hoopctl exec pg-demo -- pg_dump -t orders > orders.sql\n  \
+hoopctl --token-file /run/ci/oidc-token exec pg-prod -c 'select 1'\n\n\
+Exit status: 0 success, 1 a statement failed (or another error), 2 usage error, \
+3 approval still pending after --wait, N the exit status of CMD."
+    )]
+    Exec(ExecArgs),
     /// Print a shell completion script
     #[command(
         long_about = "Print a shell completion script on stdout.",
@@ -178,6 +237,42 @@ pub struct ConnectArgs {
     pub command: Vec<OsString>,
 }
 
+/// `hoopctl exec`.
+#[derive(Debug, Clone, Args)]
+pub struct ExecArgs {
+    /// Connection name (see `hoopctl connections`)
+    #[arg(value_name = "NAME")]
+    pub name: String,
+    /// Why you need access; recorded with the session
+    #[arg(short, long, value_name = "TEXT")]
+    pub reason: Option<String>,
+    /// SQL to run (repeatable; each is one query, run in order)
+    #[arg(short = 'c', long = "sql", value_name = "SQL", conflicts_with = "file")]
+    pub sql: Vec<String>,
+    /// File with SQL to run (`-` reads stdin)
+    #[arg(short, long, value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// Output format for results
+    #[arg(short, long, value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
+    /// How long to wait for an approval when the connection requires one, e.g. 10m
+    /// [default: do not wait: exit with status 3 and the request id]
+    #[arg(long, value_name = "DUR", value_parser = parse_wait)]
+    pub wait: Option<std::time::Duration>,
+    /// Command to run with the connection settings in its environment (after `--`)
+    #[arg(last = true, value_name = "CMD", conflicts_with_all = ["sql", "file", "output"])]
+    pub command: Vec<OsString>,
+}
+
+/// `--wait`: a humantime duration ("90s", "10m", "1h 30m"), at most a day.
+fn parse_wait(s: &str) -> Result<std::time::Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| format!("{e} (e.g. 90s, 10m, 1h)"))?;
+    if d > std::time::Duration::from_secs(24 * 3600) {
+        return Err("at most 24h".into());
+    }
+    Ok(d)
+}
+
 /// `hoopctl completions`.
 #[derive(Debug, Clone, Args)]
 pub struct CompletionsArgs {
@@ -239,6 +334,57 @@ mod tests {
     }
 
     #[test]
+    fn exec_takes_sql_file_or_a_command_but_not_both() {
+        let Command::Exec(a) = parse(&["exec", "pg", "-c", "select 1", "-c", "select 2"])
+            .unwrap()
+            .command
+        else {
+            panic!()
+        };
+        assert_eq!(a.sql, ["select 1", "select 2"]);
+        assert_eq!(a.output, OutputFormat::Table);
+        assert!(a.command.is_empty() && a.file.is_none() && a.wait.is_none());
+
+        let Command::Exec(a) = parse(&["exec", "pg", "--wait", "10m", "--", "psql", "-tAc", "x"])
+            .unwrap()
+            .command
+        else {
+            panic!()
+        };
+        assert_eq!(a.command, ["psql", "-tAc", "x"]);
+        assert_eq!(a.wait, Some(std::time::Duration::from_secs(600)));
+
+        for bad in [
+            &["exec", "pg", "-c", "x", "-f", "f.sql"][..],
+            &["exec", "pg", "-c", "x", "--", "psql"],
+            &["exec", "pg", "-o", "json", "--", "psql"],
+            &["exec", "pg", "--wait", "soon", "-c", "x"],
+            &["exec", "pg", "--wait", "2days", "-c", "x"],
+            &["exec", "-c", "x"],
+        ] {
+            let err = parse(bad).unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{bad:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn token_flags_are_global() {
+        let cli = parse(&[
+            "exec",
+            "pg",
+            "--token-file",
+            "/t",
+            "--audience",
+            "a",
+            "-c",
+            "x",
+        ])
+        .unwrap();
+        assert_eq!(cli.global.token_file, Some(PathBuf::from("/t")));
+        assert_eq!(cli.global.audience.as_deref(), Some("a"));
+    }
+
+    #[test]
     fn connections_output_defaults_to_table() {
         let Command::Connections(args) = parse(&["connections"]).unwrap().command else {
             panic!()
@@ -259,9 +405,13 @@ mod tests {
             "whoami",
             "connections",
             "connect",
+            "exec",
             "completions",
             "Exit status",
             "HOOP_TOKEN",
+            "HOOP_ID_TOKEN",
+            "ACTIONS_ID_TOKEN_REQUEST_URL",
+            "HOOP_K8S_TOKEN_PATH",
         ] {
             assert!(help.contains(needle), "missing {needle} in:\n{help}");
         }

@@ -243,6 +243,7 @@ mod tests {
         let flags = GlobalArgs {
             broker: Some("https://flag.example".into()),
             ca_file: None,
+            ..GlobalArgs::default()
         };
         let s = run(&fx, flags, &[(BROKER_ENV, "https://env.example")]).unwrap();
         let b = s.broker().unwrap();
@@ -254,6 +255,7 @@ mod tests {
         let flags = GlobalArgs {
             broker: Some("https://file.example:8443".into()),
             ca_file: None,
+            ..GlobalArgs::default()
         };
         let s = run(&fx, flags, &[]).unwrap();
         assert_eq!(s.broker().unwrap().ca_file, Some(fx.dir.join("ca.pem")));
@@ -280,6 +282,7 @@ mod tests {
         let flags = GlobalArgs {
             broker: None,
             ca_file: Some("/x/flag.pem".into()),
+            ..GlobalArgs::default()
         };
         let s = run(&fx, flags, &[(CA_FILE_ENV, "/x/env.pem")]).unwrap();
         assert_eq!(

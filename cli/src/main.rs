@@ -11,8 +11,14 @@
 //!   [`pg_refusal`]: telling a Postgres client why a tunnel failed.
 //! - [`commands`]: one file per command.
 //!
-//! Exit codes: 0 success, 1 error, 2 usage error, and for `connect -- CMD`
-//! the exit code of CMD. A closed stdout (`hoopctl ... | head`) is success.
+//! Exit codes: 0 success, 1 error (for `exec`: a statement failed), 2 usage
+//! error, 3 `exec` still waiting for an approval after `--wait`, and for
+//! `connect/exec NAME -- CMD` the exit code of CMD. A closed stdout
+//! (`hoopctl ... | head`) is success.
+//!
+//! Tokens: `auth/source.rs` picks where the bearer token comes from
+//! (`--token-file`, `HOOP_ID_TOKEN`, `HOOP_TOKEN`, GitHub Actions,
+//! Kubernetes, then the stored login).
 
 mod api;
 mod auth;
@@ -83,6 +89,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Whoami(args) => commands::whoami::run(&ctx, args).await,
         Command::Connections(args) => commands::connections::run(&ctx, args).await,
         Command::Connect(args) => commands::connect::run(&ctx, args).await,
+        Command::Exec(args) => commands::exec::run(&ctx, args).await,
         Command::Completions(args) => commands::completions::run(args),
     }
 }

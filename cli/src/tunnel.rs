@@ -85,6 +85,9 @@ impl TunnelError {
                 pg_refusal::SQLSTATE_AUTH,
                 Some("run `hoopctl login`, then connect again"),
             ),
+            TunnelError::Auth(
+                AuthError::Refused { .. } | AuthError::SourceExpired { .. } | AuthError::Source(_),
+            ) => (pg_refusal::SQLSTATE_AUTH, None),
             TunnelError::Api(ApiError::Broker {
                 code: ErrorCode::SessionEnded | ErrorCode::UnknownSession,
                 ..
@@ -143,7 +146,11 @@ async fn open_untimed(
         if resp.status().is_success() {
             return Err(TunnelError::NoUpgrade(resp.status()));
         }
-        return Err(api.error_from_response(resp).await.into());
+        let e = api.error_from_response(resp).await;
+        return Err(match target.credentials.explain_unauthorized(e) {
+            AuthError::Api(e) => TunnelError::Api(e),
+            other => TunnelError::Auth(other),
+        });
     }
     let mut stream = resp
         .upgrade()
@@ -242,6 +249,7 @@ mod tests {
 
     use super::*;
     use crate::api::ApiClient;
+    use crate::auth::source::{self, TokenSource};
     use crate::auth::store::{FileBackend, StoreMode, TokenStore};
     use crate::config::{BrokerTarget, Source};
     use axum::extract::{Path, Request};
@@ -326,13 +334,46 @@ mod tests {
         resp
     }
 
+    /// Refresh grants the stand-in's token endpoint has answered.
+    static REFRESHES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+    /// The stand-in broker: the tunnel endpoint (token `tok`), plus an auth
+    /// config and a token endpoint that trades refresh token `rt` for `tok`,
+    /// valid for one second (so every later use must refresh again).
     async fn stand_in_broker() -> SocketAddr {
-        let app = axum::Router::new().route(
-            "/v1/sessions/{id}/tunnel",
-            axum::routing::get(tunnel_endpoint),
-        );
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        let cfg = hoop_shared::api::AuthConfig {
+            issuer: format!("http://{addr}"),
+            client_id: "hoopctl".into(),
+            device_authorization_endpoint: format!("http://{addr}/device/code"),
+            token_endpoint: format!("http://{addr}/token"),
+            scopes: vec![],
+            revocation_endpoint: None,
+        };
+        let token = |axum::extract::Form(f): axum::extract::Form<
+            std::collections::HashMap<String, String>,
+        >| async move {
+            assert_eq!(
+                f.get("grant_type").map(String::as_str),
+                Some("refresh_token")
+            );
+            assert_eq!(f.get("refresh_token").map(String::as_str), Some("rt"));
+            REFRESHES.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            axum::Json(serde_json::json!({
+                "access_token": "tok", "token_type": "bearer", "expires_in": 1
+            }))
+        };
+        let app = axum::Router::new()
+            .route(
+                "/v1/sessions/{id}/tunnel",
+                axum::routing::get(tunnel_endpoint),
+            )
+            .route(
+                hoop_shared::api::AUTH_CONFIG_PATH,
+                axum::routing::get(move || async move { axum::Json(cfg) }),
+            )
+            .route("/token", axum::routing::post(token));
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         addr
     }
@@ -353,11 +394,17 @@ mod tests {
         let store = TokenStore::new(
             tmp.path(),
             StoreMode::File,
-            token.map(Secret::new),
             Box::new(FileBackend::new(tmp.path())),
         );
+        let source = match token {
+            Some(t) => TokenSource::Env {
+                var: source::TOKEN_ENV,
+                token: Secret::new(t),
+            },
+            None => TokenSource::Store,
+        };
         let target = Arc::new(TunnelTarget {
-            credentials: Arc::new(Credentials::new(api, store)),
+            credentials: Arc::new(Credentials::new(api, store, source)),
             session_id: session.into(),
             connection: "pg".into(),
             kind: ConnectionKind::Postgres,
@@ -436,17 +483,80 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn missing_or_rejected_login_says_run_hoopctl_login() {
+    async fn missing_login_says_run_hoopctl_login_and_a_bad_token_names_its_source() {
         let broker = stand_in_broker().await;
-        for token in [None, Some("wrong")] {
-            let (local, _tmp) = local_listener(broker, "ok", token).await;
-            let fields = startup_error(local).await;
-            assert_eq!(field(&fields, b'C'), pg_refusal::SQLSTATE_AUTH, "{token:?}");
-            assert!(
-                field(&fields, b'M').contains("run `hoopctl login`"),
-                "{fields:?}"
-            );
+        let (local, _tmp) = local_listener(broker, "ok", None).await;
+        let fields = startup_error(local).await;
+        assert_eq!(field(&fields, b'C'), pg_refusal::SQLSTATE_AUTH);
+        assert!(
+            field(&fields, b'M').contains("run `hoopctl login`"),
+            "{fields:?}"
+        );
+        // A login would not help while HOOP_TOKEN is set: say where the token came from.
+        let (local, _tmp) = local_listener(broker, "ok", Some("wrong")).await;
+        let fields = startup_error(local).await;
+        assert_eq!(field(&fields, b'C'), pg_refusal::SQLSTATE_AUTH);
+        let msg = field(&fields, b'M');
+        assert!(
+            msg.contains("HOOP_TOKEN") && msg.contains("bad token"),
+            "{fields:?}"
+        );
+        assert!(!msg.contains("wrong"), "token echoed: {msg}");
+    }
+
+    /// A long `connect`: the access token expires between local
+    /// connections; each new connection refreshes it before opening its
+    /// tunnel (not only the first), and the new token is stored.
+    #[tokio::test]
+    async fn every_new_local_connection_refreshes_an_expiring_token_first() {
+        let broker = stand_in_broker().await;
+        let tmp = tempfile::tempdir().unwrap();
+        let url = format!("http://{broker}");
+        let store = || {
+            TokenStore::new(
+                tmp.path(),
+                StoreMode::File,
+                Box::new(FileBackend::new(tmp.path())),
+            )
+        };
+        store()
+            .save(&crate::auth::store::StoredTokens {
+                access_token: Secret::new("expired"),
+                refresh_token: Some(Secret::new("rt")),
+                id_token: None,
+                expires_at: Some(crate::auth::now_unix() - 60),
+                broker_url: url.clone(),
+            })
+            .unwrap();
+        let api = ApiClient::new(&BrokerTarget {
+            url: url.parse().unwrap(),
+            url_source: Source::Flag("--broker"),
+            ca_file: None,
+        })
+        .unwrap();
+        let target = Arc::new(TunnelTarget {
+            credentials: Arc::new(Credentials::new(api, store(), TokenSource::Store)),
+            session_id: "ok".into(),
+            connection: "pg".into(),
+            kind: ConnectionKind::Postgres,
+        });
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let local = listener.local_addr().unwrap();
+        tokio::spawn(serve(listener, target));
+        let before = REFRESHES.load(std::sync::atomic::Ordering::SeqCst);
+        for round in 0..3 {
+            let mut client = TcpStream::connect(local).await.unwrap();
+            client.write_all(b"ping").await.unwrap();
+            client.shutdown().await.unwrap();
+            let mut echoed = String::new();
+            client.read_to_string(&mut echoed).await.unwrap();
+            assert_eq!(echoed, "ping", "connection {round}");
         }
+        // Other tests share the counter, so at least one refresh per connection.
+        assert!(REFRESHES.load(std::sync::atomic::Ordering::SeqCst) - before >= 3);
+        let stored = store().load().unwrap().unwrap();
+        assert_eq!(stored.tokens.access_token.expose(), "tok");
+        assert_eq!(stored.tokens.refresh_token.unwrap().expose(), "rt");
     }
 
     #[tokio::test]

@@ -22,6 +22,8 @@ use std::time::{Duration, Instant};
 pub use hoop_broker::dev::postgres::ThrowawayPostgres;
 pub use hoop_shared::Secret;
 
+pub mod issuer;
+
 /// Path of a workspace binary built by cargo (same profile as the tests).
 pub fn bin(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("current exe");
@@ -115,59 +117,7 @@ pub fn start_broker(connections: &[PgConnection]) -> BrokerProcess {
 /// Like [`start_broker`], with extra top-level TOML appended before the
 /// connections.
 pub fn start_broker_with(connections: &[PgConnection], extra: &str) -> BrokerProcess {
-    let dir = tempfile::tempdir().unwrap();
-    let data_dir = dir.path().join("data");
-    let q = |s: &str| format!("{s:?}");
-    let mut cfg = format!(
-        "listen = \"127.0.0.1:0\"\ndata_dir = {}\n{extra}\n[tls]\nself_signed = true\n\n\
-         [identity.builtin]\npoll_interval = \"1s\"\nusers = [\n  \
-         {{ name = \"alice\", groups = [\"engineering\"] }},\n  \
-         {{ name = \"bob\", groups = [\"sre\"] }},\n]\n",
-        q(&data_dir.to_string_lossy()),
-    );
-    let mut cmd = Command::new(bin("hoop-broker"));
-    for (i, c) in connections.iter().enumerate() {
-        let env = format!("HOOP_TEST_PG_PASSWORD_{i}");
-        cfg.push_str(&format!(
-            "\n[[connections]]\nname = {}\ntype = \"postgres\"\nhost = {}\nport = {}\n\
-             database = {}\nuser = {}\npassword_env = {}\nallow_groups = {:?}\n",
-            q(&c.name),
-            q(&c.host),
-            c.port,
-            q(&c.database),
-            q(&c.user),
-            q(&env),
-            c.allow_groups,
-        ));
-        cmd.env(env, c.password.expose());
-    }
-    let config = dir.path().join("broker.toml");
-    std::fs::write(&config, cfg).unwrap();
-    let log_file = dir.path().join("broker.log");
-    cmd.arg("serve")
-        .arg("--config")
-        .arg(&config)
-        .env("HOOP_LOG", "debug")
-        .env_remove("HOOP_CONFIG_DIR")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().unwrap();
-    let url =
-        wait_for_line(&mut child, &log_file, "hoop-broker listening on ").unwrap_or_else(|| {
-            panic!(
-                "broker did not start:\n{}",
-                std::fs::read_to_string(&log_file).unwrap_or_default()
-            )
-        });
-    BrokerProcess {
-        child,
-        url,
-        ca_file: data_dir.join("ca.pem"),
-        data_dir,
-        log_file,
-        _dir: dir,
-    }
+    start_broker_config(connections, extra, BUILTIN_IDENTITY)
 }
 
 /// Copies a child's stdout and stderr into `log_file` and returns the rest
@@ -703,4 +653,70 @@ pub fn logged_in(user: &str) -> (DemoDb, BrokerProcess, User) {
     let u = User::new(user, &broker);
     u.login().assert_ok();
     (db, broker, u)
+}
+
+/// The built-in identity provider section used by [`start_broker`]: users
+/// alice (engineering) and bob (sre), polling every second.
+pub const BUILTIN_IDENTITY: &str = "[identity.builtin]\npoll_interval = \"1s\"\nusers = [\n  \
+     { name = \"alice\", groups = [\"engineering\"] },\n  \
+     { name = \"bob\", groups = [\"sre\"] },\n]\n";
+
+/// Starts `hoop-broker serve` with `extra` top-level TOML, `identity` as
+/// the whole identity part of the config (after `[tls]`, before the
+/// connections; [`BUILTIN_IDENTITY`] is the default), and the connections.
+pub fn start_broker_config(
+    connections: &[PgConnection],
+    extra: &str,
+    identity: &str,
+) -> BrokerProcess {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    let q = |s: &str| format!("{s:?}");
+    let mut cfg = format!(
+        "listen = \"127.0.0.1:0\"\ndata_dir = {}\n{extra}\n[tls]\nself_signed = true\n\n{identity}\n",
+        q(&data_dir.to_string_lossy()),
+    );
+    let mut cmd = Command::new(bin("hoop-broker"));
+    for (i, c) in connections.iter().enumerate() {
+        let env = format!("HOOP_TEST_PG_PASSWORD_{i}");
+        cfg.push_str(&format!(
+            "\n[[connections]]\nname = {}\ntype = \"postgres\"\nhost = {}\nport = {}\n\
+             database = {}\nuser = {}\npassword_env = {}\nallow_groups = {:?}\n",
+            q(&c.name),
+            q(&c.host),
+            c.port,
+            q(&c.database),
+            q(&c.user),
+            q(&env),
+            c.allow_groups,
+        ));
+        cmd.env(env, c.password.expose());
+    }
+    let config = dir.path().join("broker.toml");
+    std::fs::write(&config, cfg).unwrap();
+    let log_file = dir.path().join("broker.log");
+    cmd.arg("serve")
+        .arg("--config")
+        .arg(&config)
+        .env("HOOP_LOG", "debug")
+        .env_remove("HOOP_CONFIG_DIR")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let url =
+        wait_for_line(&mut child, &log_file, "hoop-broker listening on ").unwrap_or_else(|| {
+            panic!(
+                "broker did not start:\n{}",
+                std::fs::read_to_string(&log_file).unwrap_or_default()
+            )
+        });
+    BrokerProcess {
+        child,
+        url,
+        ca_file: data_dir.join("ca.pem"),
+        data_dir,
+        log_file,
+        _dir: dir,
+    }
 }

@@ -1,8 +1,23 @@
 //! The bearer-token extractor: every authenticated handler takes a [`Caller`].
+//!
+//! Every refusal (no token, a bad token, a provider that cannot be reached)
+//! is answered with a message naming the reason class in words and is
+//! appended to the audit trail as a `token.refused` event whose detail is a
+//! JSON object: `class`, the claimed (unverified, sanitized, truncated) `iss`
+//! and `sub`, the client's `ip` (`-` when the server did not pass it on),
+//! `method`, `path` and the `message` sent. Never the token.
 
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
+use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::FromRequestParts;
+use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::StatusCode;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
@@ -10,7 +25,7 @@ use hoop_shared::api::ErrorCode;
 
 use super::ApiFailure;
 use crate::app::AppState;
-use crate::auth::Identity;
+use crate::auth::{Claimed, Identity, RefusalClass, sanitize};
 use crate::store::Event;
 
 /// The identity behind a request's valid bearer token.
@@ -35,31 +50,73 @@ impl FromRequestParts<Arc<AppState>> for Caller {
             .map(str::trim)
             .filter(|t| !t.is_empty());
         let Some(token) = token else {
-            return Err(ApiFailure::new(
+            let failure = ApiFailure::new(
                 StatusCode::UNAUTHORIZED,
                 ErrorCode::MissingToken,
-                "this endpoint needs a bearer token",
+                "missing token: this endpoint needs a bearer token",
             )
-            .hint("run `hoopctl login`"));
+            .hint("run `hoopctl login`");
+            audit_refusal(
+                state,
+                parts,
+                RefusalClass::MissingToken,
+                &Claimed::default(),
+                "missing token: this endpoint needs a bearer token",
+            )
+            .await;
+            return Err(failure);
         };
         match state.verifier.verify(token).await {
             Ok(identity) => Ok(Caller(identity)),
             Err(e) => {
-                let failure = ApiFailure::from(e.clone());
-                if !matches!(e, crate::auth::AuthError::ProviderUnavailable(_)) {
-                    state
-                        .audit(Event {
-                            at: crate::app::now_unix(),
-                            kind: "token.refused".into(),
-                            user_name: None,
-                            connection: None,
-                            session_id: None,
-                            detail: format!("{} {}: {e}", parts.method, parts.uri.path()),
-                        })
-                        .await;
-                }
-                Err(failure)
+                let message = e.to_string();
+                audit_refusal(state, parts, e.class(), &Claimed::peek(token), &message).await;
+                Err(ApiFailure::from(e))
             }
         }
     }
+}
+
+/// Appends the `token.refused` event (and logs the refusal, without the token).
+async fn audit_refusal(
+    state: &AppState,
+    parts: &Parts,
+    class: RefusalClass,
+    claimed: &Claimed,
+    message: &str,
+) {
+    let ip = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or_else(|| "-".to_owned(), |ConnectInfo(peer)| peer.ip().to_string());
+    let path = sanitize(parts.uri.path());
+    tracing::info!(
+        class = class.as_str(),
+        %ip,
+        method = %parts.method,
+        %path,
+        iss = claimed.iss.as_deref().unwrap_or("-"),
+        sub = claimed.sub.as_deref().unwrap_or("-"),
+        "token refused"
+    );
+    let detail = serde_json::json!({
+        "class": class.as_str(),
+        "iss": claimed.iss,
+        "sub": claimed.sub,
+        "ip": ip,
+        "method": parts.method.as_str(),
+        "path": path,
+        "message": message,
+    });
+    state
+        .audit(Event {
+            at: crate::app::now_unix(),
+            kind: "token.refused".into(),
+            // Nothing unverified goes into the who-column of the trail.
+            user_name: None,
+            connection: None,
+            session_id: None,
+            detail: detail.to_string(),
+        })
+        .await;
 }

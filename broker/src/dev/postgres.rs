@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use hoop_shared::Secret;
 
-use crate::proxy::postgres::{PgProxyError, Upstream, connect};
+use crate::proxy::postgres::{PgProxyError, TlsSettings, Upstream, connect};
 
 /// The superuser initdb creates.
 pub const SUPERUSER: &str = "postgres";
@@ -212,6 +212,19 @@ fn pg_command(program: &Path, cwd: &Path, run_as: Option<RunAs>) -> std::process
     cmd
 }
 
+/// Writes a file readable only by its owner (PostgreSQL refuses a key file
+/// others can read).
+fn write_private(path: &Path, bytes: &[u8]) -> Result<(), DevPgError> {
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(io(format!("cannot create {}", path.display())))?;
+    f.write_all(bytes)
+        .map_err(io(format!("cannot write {}", path.display())))
+}
+
 /// A running throwaway PostgreSQL. Stopped and removed by [`stop`](Self::stop), or on drop.
 pub struct ThrowawayPostgres {
     dir: Option<tempfile::TempDir>,
@@ -233,6 +246,19 @@ impl std::fmt::Debug for ThrowawayPostgres {
 impl ThrowawayPostgres {
     /// Creates, starts and waits for a fresh server (see the module docs).
     pub async fn start() -> Result<ThrowawayPostgres, DevPgError> {
+        Self::start_inner(None).await
+    }
+
+    /// Like [`start`](Self::start), with TLS on (`ssl = on`) using this
+    /// certificate chain and key (PEM). Clients may still connect without TLS.
+    pub async fn start_with_tls(
+        cert_pem: &str,
+        key_pem: &Secret,
+    ) -> Result<ThrowawayPostgres, DevPgError> {
+        Self::start_inner(Some((cert_pem, key_pem))).await
+    }
+
+    async fn start_inner(tls: Option<(&str, &Secret)>) -> Result<ThrowawayPostgres, DevPgError> {
         let bins = PgBins::find()?;
         let run_as = run_as()?;
         let dir = tempfile::Builder::new()
@@ -248,6 +274,24 @@ impl ThrowawayPostgres {
 
         let password = Secret::generate(24);
         initdb(&bins, &root, &data, &password, run_as).await?;
+
+        let mut tls_args: Vec<String> = Vec::new();
+        if let Some((cert, key)) = tls {
+            let cert_path = root.join("server.crt");
+            let key_path = root.join("server.key");
+            write_private(&cert_path, cert.as_bytes())?;
+            write_private(&key_path, key.expose().as_bytes())?;
+            hand_over(&cert_path, run_as)?;
+            hand_over(&key_path, run_as)?;
+            tls_args = vec![
+                "-c".into(),
+                "ssl=on".into(),
+                "-c".into(),
+                format!("ssl_cert_file={}", cert_path.display()),
+                "-c".into(),
+                format!("ssl_key_file={}", key_path.display()),
+            ];
+        }
 
         let log_path = root.join("postgres.log");
         let mut last_error = None;
@@ -272,6 +316,7 @@ impl ThrowawayPostgres {
                 .args(["-c", "fsync=off", "-c", "synchronous_commit=off"])
                 .args(["-c", "full_page_writes=off", "-c", "max_connections=50"])
                 .args(["-c", "shared_buffers=16MB", "-c", "logging_collector=off"])
+                .args(&tls_args)
                 .stdout(log)
                 .stderr(log_err)
                 .spawn()
@@ -384,6 +429,7 @@ impl ThrowawayPostgres {
             database: database.to_owned(),
             user: SUPERUSER.to_owned(),
             password: self.password.clone(),
+            tls: TlsSettings::default(),
         }
     }
 
@@ -435,6 +481,7 @@ impl ThrowawayPostgres {
             database: db.to_owned(),
             user: role.to_owned(),
             password: password.clone(),
+            tls: TlsSettings::default(),
         })
     }
 

@@ -16,6 +16,7 @@
 //! | GET | `/device` | verification page (`?user_code=` prefills the code) |
 //! | POST | `/device` | approve or deny (form: `user_code`, `username`, `action`=`approve`\|`deny`; default approve) |
 //! | POST | `/token` | `grant_type` = `urn:ietf:params:oauth:grant-type:device_code` or `refresh_token` |
+//! | POST | `/revoke` | RFC 7009 token revocation (form: `token`, optional `token_type_hint`, `client_id`) |
 //!
 //! Decisions:
 //! - One public client (the configured `client_id`), identified in the form
@@ -26,6 +27,11 @@
 //!   digests. A device code yields tokens once. Refresh tokens rotate on use;
 //!   presenting a spent one revokes the whole chain it belongs to (it was
 //!   probably stolen), per the OAuth security BCP.
+//! - `/revoke` (RFC 7009) revokes a refresh token together with every token
+//!   of its chain (all rotate from one login), so `hoopctl logout` ends the
+//!   whole grant. It answers 200 for unknown tokens and for access tokens
+//!   (self-contained JWTs that simply run out), as §2.2 asks, so it reveals
+//!   nothing about which tokens exist.
 //! - State (pending codes, refresh tokens) lives in memory: a broker restart
 //!   keeps access tokens valid (the key is on disk) but forgets refresh tokens,
 //!   so users run `hoopctl login` again.
@@ -351,7 +357,7 @@ impl DevIdp {
             device_authorization_endpoint: format!("{}/device/code", self.issuer),
             token_endpoint: format!("{}/token", self.issuer),
             scopes,
-            revocation_endpoint: None,
+            revocation_endpoint: Some(format!("{}/revoke", self.issuer)),
         }
     }
 
@@ -364,6 +370,7 @@ impl DevIdp {
             .route("/device/code", axum::routing::post(device_authorization))
             .route("/device", get(device_page).post(device_decision))
             .route("/token", axum::routing::post(token))
+            .route("/revoke", axum::routing::post(revoke))
             .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
             .with_state(self)
     }
@@ -567,6 +574,23 @@ impl DevIdp {
     }
 }
 
+impl DevIdp {
+    /// RFC 7009: revokes `token` if it is a live or spent refresh token of
+    /// ours, together with its whole chain. Returns whether anything was revoked.
+    fn revoke_refresh(&self, token: &str) -> bool {
+        let digest = sha256_hex(token);
+        let mut state = self.lock();
+        let chain = match (state.refresh.get(&digest), state.spent_refresh.get(&digest)) {
+            (Some(live), _) => live.chain.clone(),
+            (None, Some(spent)) => spent.chain.clone(),
+            (None, None) => return false,
+        };
+        let before = state.refresh.len();
+        state.refresh.retain(|_, r| r.chain != chain);
+        before != state.refresh.len()
+    }
+}
+
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
@@ -598,6 +622,8 @@ async fn discovery(State(idp): State<Arc<DevIdp>>) -> Response {
             "jwks_uri": format!("{iss}/jwks"),
             "token_endpoint": format!("{iss}/token"),
             "device_authorization_endpoint": format!("{iss}/device/code"),
+            "revocation_endpoint": format!("{iss}/revoke"),
+            "revocation_endpoint_auth_methods_supported": ["none"],
             // No authorization endpoint: the device grant is the only way in.
             "grant_types_supported": [DEVICE_CODE_GRANT, "refresh_token"],
             "response_types_supported": [],
@@ -761,6 +787,24 @@ async fn token(State(idp): State<Arc<DevIdp>>, headers: HeaderMap, body: Bytes) 
                 format!("supported: {DEVICE_CODE_GRANT}, refresh_token"),
             )),
         }
+    })();
+    result.unwrap_or_else(OAuthError::into_response)
+}
+
+async fn revoke(State(idp): State<Arc<DevIdp>>, headers: HeaderMap, body: Bytes) -> Response {
+    let result = (|| {
+        let form = parse_form(&body).map_err(|e| OAuthError::new("invalid_request", e))?;
+        idp.check_client(&form, &headers)?;
+        let token = form
+            .get("token")
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| OAuthError::new("invalid_request", "token is missing"))?;
+        // The hint is only an optimisation (§2.1): refresh tokens are the only
+        // kind we can revoke, so every token is looked up as one.
+        if idp.revoke_refresh(token) {
+            tracing::info!("a refresh token chain was revoked");
+        }
+        Ok(no_store(StatusCode::OK, json!({})))
     })();
     result.unwrap_or_else(OAuthError::into_response)
 }

@@ -64,6 +64,7 @@ impl TestIdp {
                 audience: audience.into(),
                 username_claim: "preferred_username".into(),
                 groups_claim: "groups".into(),
+                refetch_interval: crate::auth::DEFAULT_REFETCH_INTERVAL,
             },
             reqwest::Client::new(),
         )
@@ -479,6 +480,62 @@ async fn discovery_and_jwks_describe_the_provider() {
     );
     assert_eq!(auth.token_endpoint, doc["token_endpoint"]);
     assert_eq!(auth.client_id, CLIENT);
+    assert_eq!(doc["revocation_endpoint"], format!("{}/revoke", t.issuer));
+    assert_eq!(
+        auth.revocation_endpoint.as_deref(),
+        doc["revocation_endpoint"].as_str()
+    );
+}
+
+#[tokio::test]
+async fn revoking_a_refresh_token_ends_its_whole_chain() {
+    let t = TestIdp::start().await;
+    let tokens = t.login("alice").await;
+    let first = tokens["refresh_token"].as_str().unwrap().to_owned();
+    let (_, renewed) = t.refresh(&first).await;
+    let second = renewed["refresh_token"].as_str().unwrap().to_owned();
+    // Another login of the same user is a separate grant.
+    let other = t.login("alice").await;
+    let other = other["refresh_token"].as_str().unwrap();
+
+    // Revoking the spent ancestor revokes the live descendant too.
+    let resp = t
+        .post(
+            "/revoke",
+            &[
+                ("token", &first),
+                ("token_type_hint", "refresh_token"),
+                ("client_id", CLIENT),
+            ],
+        )
+        .await;
+    assert_eq!(resp.status(), Status::OK);
+    assert_eq!(resp.headers()["cache-control"], "no-store");
+    let (_, body) = t.refresh(&second).await;
+    assert_eq!(error_code(&body), "invalid_grant");
+    let (status, _) = t.refresh(other).await;
+    assert_eq!(status, Status::OK, "an unrelated grant survives");
+
+    // RFC 7009 §2.2: unknown tokens and access tokens get 200 as well.
+    for token in ["made-up", tokens["access_token"].as_str().unwrap()] {
+        let resp = t
+            .post("/revoke", &[("token", token), ("client_id", CLIENT)])
+            .await;
+        assert_eq!(resp.status(), Status::OK);
+    }
+    // A missing token or a foreign client is an error.
+    let (status, body) = t.post_json("/revoke", &[("client_id", CLIENT)]).await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (Status::BAD_REQUEST, "invalid_request")
+    );
+    let (status, body) = t
+        .post_json("/revoke", &[("token", "x"), ("client_id", "someone-else")])
+        .await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (Status::UNAUTHORIZED, "invalid_client")
+    );
 }
 
 #[tokio::test]

@@ -226,6 +226,73 @@ pub async fn refresh(
         .map_err(|e| classify(&cfg.token_endpoint, e))
 }
 
+/// Why revoking a token failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RevokeError {
+    /// The provider could not be reached.
+    #[error("cannot reach {endpoint}: {cause}")]
+    Unreachable {
+        /// The revocation endpoint.
+        endpoint: String,
+        /// Root cause.
+        cause: String,
+    },
+    /// The provider answered with an error.
+    #[error("{endpoint} answered HTTP {status}{}", .code.as_deref().map(|c| format!(" ({c})")).unwrap_or_default())]
+    Refused {
+        /// The revocation endpoint.
+        endpoint: String,
+        /// HTTP status.
+        status: reqwest::StatusCode,
+        /// OAuth error code, when the answer had one.
+        code: Option<String>,
+    },
+}
+
+/// Revokes a refresh token (RFC 7009): `POST` a form with `token`,
+/// `token_type_hint=refresh_token` and `client_id` (hoopctl is a public
+/// client). Per RFC 7009 §2.2 a provider answers 200 also for a token it
+/// no longer knows, so success means "this token is dead now".
+pub async fn revoke(
+    http: &reqwest::Client,
+    endpoint: &str,
+    client_id: &str,
+    refresh_token: &Secret,
+) -> Result<(), RevokeError> {
+    let resp = http
+        .post(endpoint)
+        .form(&[
+            ("token", refresh_token.expose()),
+            ("token_type_hint", "refresh_token"),
+            ("client_id", client_id),
+        ])
+        .send()
+        .await
+        .map_err(|e| RevokeError::Unreachable {
+            endpoint: endpoint.to_owned(),
+            cause: crate::api::root_cause(&e),
+        })?;
+    let status = resp.status();
+    if status.is_success() {
+        return Ok(());
+    }
+    #[derive(Deserialize)]
+    struct ErrorBody {
+        error: String,
+    }
+    let body = resp.bytes().await.unwrap_or_default();
+    let code = serde_json::from_slice::<ErrorBody>(&body)
+        .ok()
+        .map(|b| b.error)
+        // Only a short OAuth error code, never whatever else the body held.
+        .filter(|c| c.len() <= 64 && c.chars().all(|ch| ch.is_ascii_graphic()));
+    Err(RevokeError::Refused {
+        endpoint: endpoint.to_owned(),
+        status,
+        code,
+    })
+}
+
 /// Turns an `oauth2` error into one that says what happened.
 fn classify<T>(
     endpoint: &str,
@@ -397,6 +464,70 @@ mod tests {
             let err = login.finish(&http()).await.unwrap_err().to_string();
             assert!(err.contains(expect), "{code}: {err}");
         }
+    }
+
+    /// RFC 8628 §3.5: on `slow_down` the client adds 5 seconds to its
+    /// polling interval for this and all later requests, and keeps polling.
+    #[tokio::test]
+    async fn slow_down_backs_off_by_five_seconds_and_keeps_polling() {
+        let (cfg, script) = provider(vec![Err("slow_down"), Ok(tokens_json())]).await;
+        let login = start(&http(), &cfg).await.unwrap();
+        let started = std::time::Instant::now();
+        let t = login.finish(&http()).await.unwrap();
+        let waited = started.elapsed();
+        assert_eq!(t.access_token.expose(), "at-1");
+        assert!(script.lock().unwrap().is_empty());
+        assert!(
+            waited >= Duration::from_secs(5),
+            "polled again after {waited:?}, before the slowed-down interval"
+        );
+    }
+
+    #[tokio::test]
+    async fn revocation_posts_the_refresh_token_as_rfc_7009_says() {
+        use axum::extract::Form;
+        let seen: Arc<Mutex<Vec<HashMap<String, String>>>> = Arc::default();
+        let seen2 = Arc::clone(&seen);
+        let app = axum::Router::new().route(
+            "/revoke",
+            axum::routing::post(move |Form(f): Form<HashMap<String, String>>| {
+                let seen = Arc::clone(&seen2);
+                async move {
+                    let known = f.get("token").map(String::as_str) == Some("rt-1");
+                    seen.lock().unwrap().push(f);
+                    if known {
+                        StatusCode::OK.into_response()
+                    } else {
+                        (
+                            StatusCode::BAD_REQUEST,
+                            axum::Json(serde_json::json!({"error": "invalid_request"})),
+                        )
+                            .into_response()
+                    }
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/revoke", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        revoke(&http(), &url, "hoopctl", &Secret::new("rt-1"))
+            .await
+            .unwrap();
+        let form = seen.lock().unwrap()[0].clone();
+        assert_eq!(
+            form.get("token_type_hint").map(String::as_str),
+            Some("refresh_token")
+        );
+        assert_eq!(form.get("client_id").map(String::as_str), Some("hoopctl"));
+        let err = revoke(&http(), &url, "hoopctl", &Secret::new("other"))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("400") && err.contains("invalid_request"),
+            "{err}"
+        );
+        assert!(!err.contains("other"), "token echoed: {err}");
     }
 
     #[tokio::test]

@@ -3,12 +3,17 @@
 //! - [`device`]: the OAuth 2.0 device flow (RFC 8628) against the identity
 //!   provider the broker names in `GET /v1/auth/config`, and token refresh.
 //! - [`store`]: where the tokens live between commands (OS keyring, or a
-//!   0600 file), and the `HOOP_TOKEN` override.
-//! - This file: [`Credentials`], which hands each API call a valid access
-//!   token: it loads the stored login, refreshes the access token when it
-//!   expires within [`REFRESH_MARGIN`], and otherwise says to run `hoopctl login`.
+//!   0600 file).
+//! - [`source`]: which token to use at all: `--token-file`, `HOOP_ID_TOKEN`,
+//!   `HOOP_TOKEN`, a CI platform's token (GitHub Actions, Kubernetes), or
+//!   the stored login.
+//! - This file: [`Credentials`], which hands each API call (and each tunnel)
+//!   a valid access token: it loads the token from its source, renews it when
+//!   it expires within [`REFRESH_MARGIN`] (refresh token for a login; asking
+//!   the source again for a file or GitHub), and otherwise says what to do.
 
 pub mod device;
+pub mod source;
 pub mod store;
 
 use std::future::Future;
@@ -20,6 +25,7 @@ use hoop_shared::Secret;
 use hoop_shared::api::ErrorCode;
 
 use crate::api::{ApiClient, ApiError};
+use source::{SourceError, TokenSource};
 use store::{Loaded, Location, StoreError, StoredTokens, TokenStore};
 
 /// An access token this close to its expiry is refreshed before use, so it
@@ -40,6 +46,26 @@ pub enum AuthError {
         /// What exactly was found, if anything.
         detail: Option<String>,
     },
+    /// A token that does not come from a login has expired (or its source
+    /// gave an expired one again).
+    #[error("the token from {location} has expired; provide a fresh one")]
+    SourceExpired {
+        /// Where the token came from.
+        location: Location,
+    },
+    /// The broker refused a token that does not come from a login.
+    #[error("the broker at {broker} refused the token from {location}: {message}")]
+    Refused {
+        /// The broker.
+        broker: String,
+        /// Where the token came from.
+        location: Location,
+        /// The broker's words (they name the reason class, never the token).
+        message: String,
+    },
+    /// The token source failed.
+    #[error(transparent)]
+    Source(#[from] SourceError),
     /// The token store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -105,16 +131,32 @@ pub fn expiry_of(access_token: &Secret, expires_in: Option<Duration>, now: u64) 
 pub struct Credentials {
     api: ApiClient,
     store: Arc<TokenStore>,
+    source: TokenSource,
     current: tokio::sync::Mutex<Option<Loaded>>,
 }
 
 impl Credentials {
-    /// Credentials for the broker `api` talks to.
-    pub fn new(api: ApiClient, store: TokenStore) -> Self {
+    /// Credentials for the broker `api` talks to, with tokens from `source`
+    /// (the `store` is used for [`TokenSource::Store`]).
+    pub fn new(api: ApiClient, store: TokenStore, source: TokenSource) -> Self {
         Credentials {
             api,
             store: Arc::new(store),
+            source,
             current: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    /// A 401 from the broker, as advice that fits where the token came from:
+    /// "run `hoopctl login`" only helps when the token came from a login.
+    pub fn explain_unauthorized(&self, e: ApiError) -> AuthError {
+        match (e, self.source.location()) {
+            (ApiError::Unauthorized { message, .. }, Some(location)) => AuthError::Refused {
+                broker: self.api.broker_url().to_owned(),
+                location,
+                message,
+            },
+            (e, _) => AuthError::Api(e),
         }
     }
 
@@ -135,13 +177,20 @@ impl Credentials {
         let mut current = self.current.lock().await;
         let loaded = self.loaded(&mut current).await?;
         let t = &loaded.tokens;
-        match token_action(t.expires_at, t.refresh_token.is_some(), now_unix()) {
+        let can_refresh = t.refresh_token.is_some() || self.source.can_reacquire();
+        match token_action(t.expires_at, can_refresh, now_unix()) {
             TokenAction::Use => Ok(t.access_token.clone()),
             TokenAction::Refresh => self.refresh_locked(&mut current).await,
-            TokenAction::Relogin => Err(self.not_logged_in(Some(match loaded.location {
-                Location::Env => format!("the token in ${} has expired", store::TOKEN_ENV),
-                _ => "the stored login has expired".to_owned(),
-            }))),
+            TokenAction::Relogin => Err(self.expired(&loaded.location)),
+        }
+    }
+
+    fn expired(&self, location: &Location) -> AuthError {
+        match self.source.location() {
+            Some(_) => AuthError::SourceExpired {
+                location: location.clone(),
+            },
+            None => self.not_logged_in(Some("the stored login has expired".to_owned())),
         }
     }
 
@@ -153,22 +202,24 @@ impl Credentials {
         Fut: Future<Output = Result<T, ApiError>>,
     {
         let token = self.access_token().await?;
-        match f(token).await {
+        let retry_token = match f(token).await {
             Err(e @ ApiError::Unauthorized { .. }) if e.code() == Some(ErrorCode::TokenExpired) => {
-                let token = {
-                    let mut current = self.current.lock().await;
-                    let can = current
+                let mut current = self.current.lock().await;
+                let can = self.source.can_reacquire()
+                    || current
                         .as_ref()
                         .is_some_and(|l| l.tokens.refresh_token.is_some());
-                    if !can {
-                        return Err(e.into());
-                    }
-                    self.refresh_locked(&mut current).await?
-                };
-                Ok(f(token).await?)
+                if !can {
+                    return Err(self.explain_unauthorized(e));
+                }
+                self.refresh_locked(&mut current).await?
             }
-            other => Ok(other?),
-        }
+            Err(e) => return Err(self.explain_unauthorized(e)),
+            Ok(v) => return Ok(v),
+        };
+        f(retry_token)
+            .await
+            .map_err(|e| self.explain_unauthorized(e))
     }
 
     fn not_logged_in(&self, detail: Option<String>) -> AuthError {
@@ -179,6 +230,9 @@ impl Credentials {
     }
 
     async fn loaded<'a>(&self, current: &'a mut Option<Loaded>) -> Result<&'a Loaded, AuthError> {
+        if current.is_none() && self.source.location().is_some() {
+            *current = Some(self.acquire().await?);
+        }
         if current.is_none() {
             let store = Arc::clone(&self.store);
             let loaded = tokio::task::spawn_blocking(move || store.load())
@@ -187,8 +241,7 @@ impl Credentials {
             let Some(loaded) = loaded else {
                 return Err(self.not_logged_in(None));
             };
-            if loaded.location != Location::Env && loaded.tokens.broker_url != self.api.broker_url()
-            {
+            if loaded.tokens.broker_url != self.api.broker_url() {
                 return Err(self.not_logged_in(Some(format!(
                     "the stored login is for {}",
                     loaded.tokens.broker_url
@@ -199,8 +252,37 @@ impl Credentials {
         current.as_ref().ok_or_else(|| self.not_logged_in(None))
     }
 
-    /// Refreshes the access token; the caller holds the lock.
+    /// A token from a source other than the store, as a login-shaped [`Loaded`].
+    async fn acquire(&self) -> Result<Loaded, AuthError> {
+        let token = self.source.acquire(self.api.http()).await?;
+        let (Some(token), Some(location)) = (token, self.source.location()) else {
+            return Err(self.not_logged_in(None));
+        };
+        Ok(Loaded {
+            tokens: StoredTokens {
+                expires_at: jwt_expiry(&token),
+                access_token: token,
+                refresh_token: None,
+                id_token: None,
+                broker_url: self.api.broker_url().to_owned(),
+            },
+            location,
+        })
+    }
+
+    /// Renews the access token; the caller holds the lock. A login uses
+    /// its refresh token; a file or GitHub is asked again.
     async fn refresh_locked(&self, current: &mut Option<Loaded>) -> Result<Secret, AuthError> {
+        if self.source.location().is_some() {
+            let fresh = self.acquire().await?;
+            let action = token_action(fresh.tokens.expires_at, false, now_unix());
+            if action != TokenAction::Use {
+                return Err(self.expired(&fresh.location));
+            }
+            let token = fresh.tokens.access_token.clone();
+            *current = Some(fresh);
+            return Ok(token);
+        }
         let Some(loaded) = current.as_ref() else {
             return Err(self.not_logged_in(None));
         };

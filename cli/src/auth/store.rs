@@ -8,8 +8,9 @@
 //! atomically (temp file + rename) into a directory created 0700.
 //!
 //! `HOOP_TOKEN_STORE=file` forces the file, `=keyring` forces the keyring (and
-//! fails where there is none). `HOOP_TOKEN` in the environment overrides the
-//! store entirely: it is used as the access token, never refreshed, never saved.
+//! fails where there is none). Tokens that do not come from a login
+//! (`--token-file`, `HOOP_ID_TOKEN`, `HOOP_TOKEN`, a CI platform's token) are
+//! found by [`super::source`] and never pass through this store.
 //!
 //! Token values are [`Secret`]s: they are written only into the store itself.
 
@@ -26,8 +27,6 @@ use serde::{Deserialize, Serialize};
 pub const KEYRING_SERVICE: &str = "hoopctl";
 /// File name of the fallback store inside the settings directory.
 pub const TOKEN_FILE: &str = "tokens.json";
-/// Environment variable whose value replaces the stored access token.
-pub const TOKEN_ENV: &str = "HOOP_TOKEN";
 /// Environment variable choosing the store: `auto`, `keyring` or `file`.
 pub const STORE_ENV: &str = "HOOP_TOKEN_STORE";
 
@@ -108,11 +107,20 @@ impl StoreMode {
     }
 }
 
-/// Where a login was found or put.
+/// Where the token in use was found (or a login put).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Location {
-    /// The `HOOP_TOKEN` environment variable.
-    Env,
+    /// `--token-file PATH`.
+    TokenFile(PathBuf),
+    /// An environment variable holding the token (`HOOP_ID_TOKEN`, `HOOP_TOKEN`).
+    Env(&'static str),
+    /// The GitHub Actions OIDC token service, asked for this audience.
+    GithubActions {
+        /// The `aud` requested.
+        audience: String,
+    },
+    /// A Kubernetes projected service account token.
+    Kubernetes(PathBuf),
     /// The OS keyring, under this entry name.
     Keyring(String),
     /// This file.
@@ -122,7 +130,15 @@ pub enum Location {
 impl fmt::Display for Location {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Location::Env => write!(f, "the {TOKEN_ENV} environment variable"),
+            Location::TokenFile(path) => write!(f, "--token-file {}", path.display()),
+            Location::Env(var) => write!(f, "the {var} environment variable"),
+            Location::GithubActions { audience } => write!(
+                f,
+                "the GitHub Actions OIDC token (ACTIONS_ID_TOKEN_REQUEST_URL, audience {audience:?})"
+            ),
+            Location::Kubernetes(path) => {
+                write!(f, "the Kubernetes projected token {}", path.display())
+            }
             Location::Keyring(entry) => {
                 write!(
                     f,
@@ -300,10 +316,9 @@ pub struct Loaded {
     pub location: Location,
 }
 
-/// The token store: keyring and/or file, or the `HOOP_TOKEN` override.
+/// The token store: keyring and/or file.
 pub struct TokenStore {
     mode: StoreMode,
-    override_token: Option<Secret>,
     keyring: Box<dyn Backend>,
     file: FileBackend,
 }
@@ -312,7 +327,6 @@ impl fmt::Debug for TokenStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TokenStore")
             .field("mode", &self.mode)
-            .field("override", &self.override_token.is_some())
             .field("keyring", &self.keyring.location())
             .field("file", &self.file.location())
             .finish()
@@ -320,56 +334,23 @@ impl fmt::Debug for TokenStore {
 }
 
 impl TokenStore {
-    /// The store for settings directory `dir`, configured from `HOOP_TOKEN_STORE` and `HOOP_TOKEN`.
+    /// The store for settings directory `dir`, configured from `HOOP_TOKEN_STORE`.
     pub fn from_env(dir: &Path) -> Result<Self, StoreError> {
         let mode = StoreMode::parse(std::env::var(STORE_ENV).ok().as_deref())?;
-        let override_token = std::env::var(TOKEN_ENV)
-            .ok()
-            .map(|t| t.trim().to_owned())
-            .filter(|t| !t.is_empty())
-            .map(Secret::new);
-        Ok(Self::new(
-            dir,
-            mode,
-            override_token,
-            Box::new(KeyringBackend::new(dir)),
-        ))
+        Ok(Self::new(dir, mode, Box::new(KeyringBackend::new(dir))))
     }
 
     /// A store with explicit settings (tests use a stand-in keyring).
-    pub fn new(
-        dir: &Path,
-        mode: StoreMode,
-        override_token: Option<Secret>,
-        keyring: Box<dyn Backend>,
-    ) -> Self {
+    pub fn new(dir: &Path, mode: StoreMode, keyring: Box<dyn Backend>) -> Self {
         TokenStore {
             mode,
-            override_token,
             keyring,
             file: FileBackend::new(dir),
         }
     }
 
-    /// True when `HOOP_TOKEN` replaces the stored login.
-    pub fn is_overridden(&self) -> bool {
-        self.override_token.is_some()
-    }
-
-    /// The login, if any: `HOOP_TOKEN` first, then the store(s).
+    /// The login, if any.
     pub fn load(&self) -> Result<Option<Loaded>, StoreError> {
-        if let Some(token) = &self.override_token {
-            return Ok(Some(Loaded {
-                tokens: StoredTokens {
-                    expires_at: super::jwt_expiry(token),
-                    access_token: token.clone(),
-                    refresh_token: None,
-                    id_token: None,
-                    broker_url: String::new(),
-                },
-                location: Location::Env,
-            }));
-        }
         let found = match self.mode {
             StoreMode::File => self.file.load()?.map(|d| (d, self.file.location())),
             StoreMode::Keyring => self.keyring.load()?.map(|d| (d, self.keyring.location())),
@@ -446,17 +427,19 @@ impl TokenStore {
     }
 }
 
+/// A keyring stand-in for tests elsewhere in the crate.
 #[cfg(test)]
-mod tests {
+pub mod test_support {
     use super::*;
-    use std::os::unix::fs::PermissionsExt as _;
     use std::sync::{Arc, Mutex};
 
     /// A keyring stand-in: the real one needs a desktop session this machine lacks.
     #[derive(Clone, Default)]
-    struct FakeKeyring {
-        doc: Arc<Mutex<Option<String>>>,
-        broken: bool,
+    pub struct FakeKeyring {
+        /// The stored document.
+        pub doc: Arc<Mutex<Option<String>>>,
+        /// Every call fails, as without D-Bus.
+        pub broken: bool,
     }
 
     impl Backend for FakeKeyring {
@@ -483,6 +466,20 @@ mod tests {
             Ok(self.doc.lock().unwrap().take().is_some())
         }
     }
+
+    impl FakeKeyring {
+        /// True when nothing is stored.
+        pub fn is_empty(&self) -> bool {
+            self.doc.lock().unwrap().is_none()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_support::FakeKeyring;
+    use super::*;
+    use std::os::unix::fs::PermissionsExt as _;
 
     fn tokens(access: &str) -> StoredTokens {
         StoredTokens {
@@ -518,12 +515,7 @@ mod tests {
     fn file_store_is_private_and_round_trips() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("hoop");
-        let store = TokenStore::new(
-            &dir,
-            StoreMode::File,
-            None,
-            Box::new(FakeKeyring::default()),
-        );
+        let store = TokenStore::new(&dir, StoreMode::File, Box::new(FakeKeyring::default()));
         assert!(store.load().unwrap().is_none());
         let loc = store.save(&tokens("access-1")).unwrap();
         assert_eq!(loc, Location::File(dir.join(TOKEN_FILE)));
@@ -542,7 +534,6 @@ mod tests {
         let store = TokenStore::new(
             tmp.path(),
             StoreMode::File,
-            None,
             Box::new(FakeKeyring::default()),
         );
         store.save(&tokens(&"a".repeat(5000))).unwrap();
@@ -562,7 +553,7 @@ mod tests {
     fn auto_mode_prefers_the_keyring_and_falls_back_to_the_file() {
         let tmp = tempfile::tempdir().unwrap();
         let keyring = FakeKeyring::default();
-        let store = TokenStore::new(tmp.path(), StoreMode::Auto, None, Box::new(keyring.clone()));
+        let store = TokenStore::new(tmp.path(), StoreMode::Auto, Box::new(keyring.clone()));
         assert_eq!(
             store.save(&tokens("k")).unwrap(),
             Location::Keyring("fake".into())
@@ -580,7 +571,7 @@ mod tests {
             broken: true,
             ..FakeKeyring::default()
         };
-        let store = TokenStore::new(tmp.path(), StoreMode::Auto, None, Box::new(broken));
+        let store = TokenStore::new(tmp.path(), StoreMode::Auto, Box::new(broken));
         let loc = store.save(&tokens("f")).unwrap();
         assert_eq!(loc, Location::File(tmp.path().join(TOKEN_FILE)));
         let loaded = store.load().unwrap().unwrap();
@@ -597,7 +588,7 @@ mod tests {
             broken: true,
             ..FakeKeyring::default()
         };
-        let store = TokenStore::new(tmp.path(), StoreMode::Keyring, None, Box::new(broken));
+        let store = TokenStore::new(tmp.path(), StoreMode::Keyring, Box::new(broken));
         assert!(matches!(
             store.save(&tokens("x")),
             Err(StoreError::Keyring(_))
@@ -609,38 +600,15 @@ mod tests {
     fn logout_removes_the_login_from_both_stores() {
         let tmp = tempfile::tempdir().unwrap();
         let keyring = FakeKeyring::default();
-        TokenStore::new(tmp.path(), StoreMode::File, None, Box::new(keyring.clone()))
+        TokenStore::new(tmp.path(), StoreMode::File, Box::new(keyring.clone()))
             .save(&tokens("f"))
             .unwrap();
-        let store = TokenStore::new(tmp.path(), StoreMode::Auto, None, Box::new(keyring.clone()));
+        let store = TokenStore::new(tmp.path(), StoreMode::Auto, Box::new(keyring.clone()));
         *keyring.doc.lock().unwrap() = Some(serde_json::to_string(&tokens("k")).unwrap());
         let removed = store.delete().unwrap();
         assert_eq!(removed.len(), 2, "{removed:?}");
         assert!(store.load().unwrap().is_none());
         assert!(store.delete().unwrap().is_empty());
-    }
-
-    #[test]
-    fn hoop_token_overrides_the_store_and_is_never_saved_over() {
-        let tmp = tempfile::tempdir().unwrap();
-        let file_store = TokenStore::new(
-            tmp.path(),
-            StoreMode::File,
-            None,
-            Box::new(FakeKeyring::default()),
-        );
-        file_store.save(&tokens("stored")).unwrap();
-        let store = TokenStore::new(
-            tmp.path(),
-            StoreMode::File,
-            Some(Secret::new("from-env")),
-            Box::new(FakeKeyring::default()),
-        );
-        assert!(store.is_overridden());
-        let loaded = store.load().unwrap().unwrap();
-        assert_eq!(loaded.location, Location::Env);
-        assert_eq!(loaded.tokens.access_token.expose(), "from-env");
-        assert!(loaded.tokens.refresh_token.is_none());
     }
 
     #[test]
@@ -650,7 +618,6 @@ mod tests {
         let store = TokenStore::new(
             tmp.path(),
             StoreMode::File,
-            None,
             Box::new(FakeKeyring::default()),
         );
         let err = store.load().unwrap_err().to_string();

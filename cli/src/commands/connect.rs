@@ -32,10 +32,22 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Opens the session and runs until CMD exits or Ctrl-C.
 pub async fn run(ctx: &Context, args: &ConnectArgs) -> anyhow::Result<u8> {
     let creds = ctx.credentials()?;
+    let session = open_session(&creds, &args.name, args.reason.clone()).await?;
+    let result = serve_session(&creds, &session, args.port, &args.command).await;
+    close_session(&creds, &session.session_id).await;
+    result
+}
+
+/// `POST /v1/sessions` for connection `name` (shared with `hoopctl exec`).
+pub async fn open_session(
+    creds: &Credentials,
+    name: &str,
+    reason: Option<String>,
+) -> anyhow::Result<OpenSessionResponse> {
     let api = creds.api().clone();
     let request = OpenSessionRequest {
-        connection: args.name.clone(),
-        reason: args.reason.clone(),
+        connection: name.to_owned(),
+        reason,
     };
     let session = creds
         .call(|token| {
@@ -44,36 +56,38 @@ pub async fn run(ctx: &Context, args: &ConnectArgs) -> anyhow::Result<u8> {
             async move { api.open_session(&token, &request).await }
         })
         .await
-        .with_context(|| format!("cannot open a session on {:?}", args.name))?;
-
-    let result = serve_session(&creds, args, &session).await;
-    close_session(&creds, &session.session_id).await;
-    result
+        .with_context(|| format!("cannot open a session on {name:?}"))?;
+    Ok(session)
 }
 
-async fn serve_session(
-    creds: &Arc<Credentials>,
-    args: &ConnectArgs,
-    session: &OpenSessionResponse,
-) -> anyhow::Result<u8> {
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, args.port))
-        .await
-        .with_context(|| {
-            format!(
-                "cannot listen on 127.0.0.1:{}; choose another --port (0 picks a free one)",
-                args.port
-            )
-        })?;
-    let local = listener.local_addr()?;
-    let target = Arc::new(TunnelTarget {
+/// What each tunnel of `session` needs.
+pub fn tunnel_target(creds: &Arc<Credentials>, session: &OpenSessionResponse) -> Arc<TunnelTarget> {
+    Arc::new(TunnelTarget {
         credentials: Arc::clone(creds),
         session_id: session.session_id.clone(),
         connection: session.connection.name.clone(),
         kind: session.connection.kind,
-    });
-    let server = tunnel::serve(listener, target);
+    })
+}
 
-    match args.command.split_first() {
+/// Listens on 127.0.0.1:`port` and tunnels local clients until `command`
+/// exits (its exit code is returned) or, without a command, until Ctrl-C.
+/// Shared with `hoopctl exec NAME -- CMD`.
+pub async fn serve_session(
+    creds: &Arc<Credentials>,
+    session: &OpenSessionResponse,
+    port: u16,
+    command: &[OsString],
+) -> anyhow::Result<u8> {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, port))
+        .await
+        .with_context(|| {
+            format!("cannot listen on 127.0.0.1:{port}; choose another --port (0 picks a free one)")
+        })?;
+    let local = listener.local_addr()?;
+    let server = tunnel::serve(listener, tunnel_target(creds, session));
+
+    match command.split_first() {
         Some((program, rest)) => run_child(session, local, program, rest, server).await,
         None => {
             print_instructions(session, local)?;
@@ -250,7 +264,8 @@ pub fn shell_quote(v: &str) -> String {
     }
 }
 
-async fn close_session(creds: &Credentials, session_id: &str) {
+/// Closes the session, bounded by [`CLOSE_TIMEOUT`]; failure is a warning.
+pub async fn close_session(creds: &Credentials, session_id: &str) {
     let api = creds.api();
     let close = async {
         let token = creds.access_token().await?;

@@ -14,7 +14,7 @@ use hoop_shared::client_config::ClientConfig;
 
 use super::Context;
 use crate::api::ApiError;
-use crate::auth::store::{StoredTokens, TOKEN_ENV};
+use crate::auth::store::StoredTokens;
 use crate::auth::{device, expiry_of, now_unix};
 use crate::cli::LoginArgs;
 
@@ -83,7 +83,7 @@ pub async fn run(ctx: &Context, args: &LoginArgs) -> anyhow::Result<u8> {
         id_token: tokens.id_token,
         broker_url: broker.display_url(),
     };
-    let overridden = store.is_overridden();
+    let overriding = ctx.token_source().location();
     let location = tokio::task::spawn_blocking(move || store.save(&stored))
         .await?
         .context("cannot store the login")?;
@@ -92,9 +92,9 @@ pub async fn run(ctx: &Context, args: &LoginArgs) -> anyhow::Result<u8> {
     writeln!(out, "{}", greeting(api.broker_url(), &me))?;
     out.flush()?;
     eprintln!("Login stored in {location}.");
-    if overridden {
+    if let Some(location) = overriding {
         eprintln!(
-            "note: {TOKEN_ENV} is set in this environment; it is used instead of this login until you unset it."
+            "note: hoopctl uses the token from {location} instead of this login until that is removed."
         );
     }
     Ok(0)

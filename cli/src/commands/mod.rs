@@ -6,6 +6,7 @@
 pub mod completions;
 pub mod connect;
 pub mod connections;
+pub mod exec;
 pub mod login;
 pub mod logout;
 pub mod whoami;
@@ -16,6 +17,7 @@ use anyhow::Context as _;
 
 use crate::api::ApiClient;
 use crate::auth::Credentials;
+use crate::auth::source::TokenSource;
 use crate::auth::store::TokenStore;
 use crate::cli::GlobalArgs;
 use crate::config::Settings;
@@ -23,7 +25,7 @@ use crate::config::Settings;
 /// What every command gets: the parsed global flags and the resolved settings.
 #[derive(Debug)]
 pub struct Context {
-    /// `--broker`, `--ca-file` as given.
+    /// `--broker`, `--ca-file`, `--token-file`, `--audience` as given.
     pub global: GlobalArgs,
     /// Flags + environment + config.toml, resolved.
     pub settings: Settings,
@@ -41,11 +43,20 @@ impl Context {
         Ok(ApiClient::new(broker)?)
     }
 
-    /// Credentials (stored login, refreshed as needed) for the configured broker.
+    /// Where tokens come from in this run (`--token-file`, environment, CI
+    /// platform, else the stored login); see `auth/source.rs`.
+    pub fn token_source(&self) -> TokenSource {
+        TokenSource::from_env(
+            self.global.token_file.as_deref(),
+            self.global.audience.as_deref(),
+        )
+    }
+
+    /// Credentials (from the token source, refreshed as needed) for the configured broker.
     pub fn credentials(&self) -> anyhow::Result<Arc<Credentials>> {
         let api = self.api()?;
         let store = self.token_store().context("cannot open the token store")?;
-        Ok(Arc::new(Credentials::new(api, store)))
+        Ok(Arc::new(Credentials::new(api, store, self.token_source())))
     }
 }
 

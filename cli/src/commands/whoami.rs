@@ -1,8 +1,12 @@
-//! `hoopctl whoami`: the identity the broker sees, and when the login expires.
+//! `hoopctl whoami`: the identity the broker sees (a person, or a workload
+//! and the broker rule that mapped it), which token source hoopctl used, and
+//! when the token expires.
 
 use std::io::Write as _;
 
 use anyhow::Context as _;
+
+use hoop_shared::api::IdentityKind;
 
 use super::{Context, describe_time};
 use crate::auth::now_unix;
@@ -27,6 +31,12 @@ pub async fn run(ctx: &Context, args: &WhoamiArgs) -> anyhow::Result<u8> {
         me.groups.join(", ")
     };
     writeln!(out, "groups:   {groups}")?;
+    match (me.kind, &me.matched_rule) {
+        (IdentityKind::Person, _) => writeln!(out, "kind:     person")?,
+        (IdentityKind::Workload, Some(rule)) => writeln!(out, "kind:     workload (rule: {rule})")?,
+        (IdentityKind::Workload, None) => writeln!(out, "kind:     workload")?,
+    }
+    writeln!(out, "token:    {}", creds.location().await?)?;
     writeln!(
         out,
         "expires:  {}",
@@ -45,7 +55,6 @@ pub async fn run(ctx: &Context, args: &WhoamiArgs) -> anyhow::Result<u8> {
         if let Some(ca) = &broker.ca_file {
             writeln!(out, "ca file:  {}", ca.display())?;
         }
-        writeln!(out, "login in: {}", creds.location().await?)?;
         writeln!(out, "store:    {}", ctx.token_store()?.describe_mode())?;
         writeln!(out, "settings: {}", ctx.settings.config_dir.display())?;
     }

@@ -56,6 +56,14 @@ pub enum PgProxyError {
         /// Why, in words.
         reason: String,
     },
+    /// TLS to the upstream could not be set up as the connection requires.
+    #[error("TLS to upstream {connection} failed: {reason}")]
+    UpstreamTls {
+        /// Connection name.
+        connection: String,
+        /// Why, in words (no key material).
+        reason: String,
+    },
     /// The upstream did not finish the login in time.
     #[error("upstream {connection} did not finish the login within {after:?}")]
     UpstreamTimeout {
@@ -120,6 +128,7 @@ impl PgProxyError {
             | PgProxyError::Refused { .. } => Side::Client,
             PgProxyError::SessionExpired => Side::Internal,
             PgProxyError::UpstreamConnect { .. }
+            | PgProxyError::UpstreamTls { .. }
             | PgProxyError::UpstreamTimeout { .. }
             | PgProxyError::UpstreamAuth { .. }
             | PgProxyError::UpstreamAuthMethod { .. }
@@ -179,6 +188,11 @@ impl PgProxyError {
                 "08001".to_owned(),
                 format!("hoop: cannot reach the database behind connection \"{connection}\" ({reason})"),
                 Some("The database may be down or unreachable from the broker; try again later or ask an admin.".to_owned()),
+            ),
+            PgProxyError::UpstreamTls { connection, reason } => (
+                "08001".to_owned(),
+                format!("hoop: cannot set up TLS to the database behind connection \"{connection}\" ({reason})"),
+                Some("An admin must check the connection's tls and tls_ca_file settings and the database's certificate.".to_owned()),
             ),
             PgProxyError::UpstreamTimeout { connection, after } => (
                 "08001".to_owned(),

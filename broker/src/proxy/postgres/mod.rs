@@ -53,8 +53,11 @@
 //!    connect again") between two messages, a running statement is cancelled
 //!    upstream, and both sides are closed.
 //!
-//! Not done here: TLS from the broker to the server (the upstream leg is plain
-//! TCP), GSSAPI/Kerberos upstream authentication, and protocol 3.2's longer
+//! TLS from the broker to the server follows the connection's `tls` mode
+//! (`disable`, `prefer`, `require`, `verify-full`, as libpq's sslmode) and
+//! is negotiated in [`upstream`] before the startup message.
+//!
+//! Not done here: SCRAM channel binding (`SCRAM-SHA-256-PLUS`), GSSAPI/Kerberos upstream authentication, and protocol 3.2's longer
 //! cancel keys (the broker speaks 3.0 on both legs).
 
 #![deny(
@@ -87,7 +90,9 @@ use tracing::Instrument as _;
 pub use error::{PgProxyError, Side};
 pub use frame::{MAX_HANDSHAKE_LEN, MAX_MESSAGE_LEN, MAX_STARTUP_LEN};
 pub use startup::FORWARDED_STARTUP_PARAMETERS;
-pub use upstream::{UPSTREAM_CONNECT_TIMEOUT, UPSTREAM_LOGIN_TIMEOUT, UpstreamConn, connect};
+pub use upstream::{
+    TlsSettings, UPSTREAM_CONNECT_TIMEOUT, UPSTREAM_LOGIN_TIMEOUT, UpstreamConn, connect,
+};
 
 use cancel::{CancelRegistry, CancelTarget};
 use frame::fatal_message;
@@ -112,6 +117,8 @@ pub struct Upstream {
     pub user: String,
     /// That role's password; used only in the authentication exchange.
     pub password: hoop_shared::Secret,
+    /// TLS for the broker → database leg.
+    pub tls: TlsSettings,
 }
 
 /// The session a client stream belongs to.
@@ -263,7 +270,7 @@ impl PgProxy {
             .map_err(PgProxyError::ClientIo)?;
 
         let (client_r, client_w) = tokio::io::split(client);
-        let (up_r, up_w) = logged_in.stream.into_split();
+        let (up_r, up_w) = upstream::split(logged_in.stream);
         let (abort_tx, abort_rx) = oneshot::channel();
         let c2s = relay::client_to_server(client_r, up_w, buf, relay::LogQueries, abort_tx);
         let s2c = relay::server_to_client(

@@ -544,6 +544,7 @@ async fn an_unreachable_upstream_gets_08001_and_never_the_password() {
         database: APP_DB.to_owned(),
         user: APP_ROLE.to_owned(),
         password: Secret::new(password),
+        tls: TlsSettings::default(),
     };
     let mut proxy = start_proxy(upstream, in_an_hour()).await;
 
@@ -810,6 +811,7 @@ async fn random_input_never_panics_and_always_ends() {
         database: APP_DB.to_owned(),
         user: APP_ROLE.to_owned(),
         password: Secret::new("pw"),
+        tls: TlsSettings::default(),
     });
     let session = ClientSession {
         session_id: "fuzz".to_owned(),

@@ -3,7 +3,18 @@
 //! cleartext) with the stored credential, then everything up to the first
 //! ReadyForQuery. Also a minimal client ([`UpstreamConn`]) for the broker's own
 //! queries (dev schema loading, readiness checks, tests).
+//!
+//! TLS comes first when the connection's mode asks for it: an SSLRequest, the
+//! server's one-byte answer, then a rustls handshake on the same socket,
+//! following libpq's `sslmode` semantics. `prefer` and `require` encrypt
+//! without checking the certificate chain (the handshake signature is still
+//! checked); `verify-full` checks the chain against the configured CA (or the
+//! public web roots) and the host name. Exactly one byte is read before the
+//! handshake, so bytes a server or an attacker sends ahead of TLS cannot be
+//! mistaken for protected data.
 
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{BufMut as _, BytesMut};
@@ -12,8 +23,16 @@ use pgwire::messages::startup::Startup;
 use postgres_protocol::authentication::md5_hash;
 use postgres_protocol::authentication::sasl::{ChannelBinding, SCRAM_SHA_256, ScramSha256};
 use postgres_protocol::message::frontend;
-use tokio::io::AsyncWriteExt as _;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls_pki_types::pem::PemObject as _;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
+use tokio_util::either::Either;
+
+use crate::config::UpstreamTls;
 
 use super::Upstream;
 use super::error::PgProxyError;
@@ -28,9 +47,221 @@ pub const UPSTREAM_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Deadline for the whole upstream login (connect + auth + first ReadyForQuery).
 pub const UPSTREAM_LOGIN_TIMEOUT: Duration = Duration::from_secs(20);
 
+/// The socket to the database: plain TCP or TLS over it.
+pub(crate) type UpstreamStream = Either<TcpStream, TlsStream<TcpStream>>;
+/// Read half of an [`UpstreamStream`].
+pub(crate) type UpstreamRead = Either<OwnedReadHalf, tokio::io::ReadHalf<TlsStream<TcpStream>>>;
+/// Write half of an [`UpstreamStream`].
+pub(crate) type UpstreamWrite = Either<OwnedWriteHalf, tokio::io::WriteHalf<TlsStream<TcpStream>>>;
+
+/// Splits the socket for the relay's two directions. Plain TCP splits without
+/// a lock; TLS needs tokio's split, since both directions share the session.
+pub(crate) fn split(stream: UpstreamStream) -> (UpstreamRead, UpstreamWrite) {
+    match stream {
+        Either::Left(tcp) => {
+            let (r, w) = tcp.into_split();
+            (Either::Left(r), Either::Left(w))
+        }
+        Either::Right(tls) => {
+            let (r, w) = tokio::io::split(tls);
+            (Either::Right(r), Either::Right(w))
+        }
+    }
+}
+
+/// TLS settings of one connection's upstream leg, resolved at startup.
+#[derive(Clone)]
+pub struct TlsSettings {
+    mode: UpstreamTls,
+    client: Option<Arc<rustls::ClientConfig>>,
+}
+
+impl Default for TlsSettings {
+    /// Plain TCP (what the broker's own throwaway servers use).
+    fn default() -> Self {
+        TlsSettings {
+            mode: UpstreamTls::Disable,
+            client: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for TlsSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsSettings")
+            .field("mode", &self.mode)
+            .finish()
+    }
+}
+
+impl TlsSettings {
+    /// Builds the settings for `mode`; `ca_file` (PEM) replaces the public web
+    /// roots for `verify-full`. Errors name the file, never key material.
+    pub fn new(mode: UpstreamTls, ca_file: Option<&Path>) -> Result<TlsSettings, String> {
+        crate::tls::install_crypto_provider();
+        let client = match mode {
+            UpstreamTls::Disable => None,
+            UpstreamTls::Prefer | UpstreamTls::Require => {
+                let provider = rustls::crypto::ring::default_provider();
+                let cfg = rustls::ClientConfig::builder()
+                    .dangerous()
+                    .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
+                    .with_no_client_auth();
+                Some(Arc::new(cfg))
+            }
+            UpstreamTls::VerifyFull => {
+                let mut roots = rustls::RootCertStore::empty();
+                match ca_file {
+                    Some(path) => {
+                        let certs: Vec<CertificateDer<'static>> =
+                            CertificateDer::pem_file_iter(path)
+                                .and_then(|it| it.collect::<Result<_, _>>())
+                                .map_err(|e| format!("tls_ca_file {}: {e}", path.display()))?;
+                        let (added, _) = roots.add_parsable_certificates(certs);
+                        if added == 0 {
+                            return Err(format!(
+                                "tls_ca_file {}: no usable CA certificate",
+                                path.display()
+                            ));
+                        }
+                    }
+                    None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+                }
+                Some(Arc::new(
+                    rustls::ClientConfig::builder()
+                        .with_root_certificates(roots)
+                        .with_no_client_auth(),
+                ))
+            }
+        };
+        Ok(TlsSettings { mode, client })
+    }
+
+    /// The mode.
+    pub fn mode(&self) -> UpstreamTls {
+        self.mode
+    }
+}
+
+/// `prefer`/`require`: encryption without authentication of the server, as
+/// libpq does for those modes. The handshake signature is still verified, so
+/// the peer holds the key of the certificate it shows.
+#[derive(Debug)]
+struct AnyCertificate(rustls::crypto::CryptoProvider);
+
+impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// SSLRequest: length 8, code 80877103.
+const SSL_REQUEST: [u8; 8] = [0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f];
+
+/// Negotiates TLS on a fresh socket as the connection's mode says.
+async fn negotiate_tls(
+    mut tcp: TcpStream,
+    upstream: &Upstream,
+) -> Result<UpstreamStream, PgProxyError> {
+    let fail = |reason: String| PgProxyError::UpstreamTls {
+        connection: upstream.connection.clone(),
+        reason,
+    };
+    let Some(client) = upstream.tls.client.clone() else {
+        return Ok(Either::Left(tcp));
+    };
+    tcp.write_all(&SSL_REQUEST)
+        .await
+        .map_err(PgProxyError::UpstreamIo)?;
+    let mut answer = [0u8; 1];
+    tcp.read_exact(&mut answer)
+        .await
+        .map_err(PgProxyError::UpstreamIo)?;
+    match answer {
+        [b'S'] => {
+            let name = ServerName::try_from(upstream.host.clone()).map_err(|_| {
+                fail(format!(
+                    "{:?} is not a valid TLS server name",
+                    upstream.host
+                ))
+            })?;
+            let tls = TlsConnector::from(client)
+                .connect(name, tcp)
+                .await
+                .map_err(|e| fail(describe_tls_error(&e)))?;
+            Ok(Either::Right(tls))
+        }
+        [b'N'] if upstream.tls.mode == UpstreamTls::Prefer => Ok(Either::Left(tcp)),
+        [b'N'] => Err(fail(format!(
+            "the database does not accept TLS, and the connection requires it (tls = \"{}\")",
+            match upstream.tls.mode {
+                UpstreamTls::VerifyFull => "verify-full",
+                _ => "require",
+            }
+        ))),
+        [other] => Err(PgProxyError::UpstreamProtocol(format!(
+            "unexpected answer {:?} to the TLS request",
+            char::from(other).escape_default().to_string()
+        ))),
+    }
+}
+
+/// The TLS failure in words (rustls errors arrive wrapped in io::Error).
+fn describe_tls_error(e: &std::io::Error) -> String {
+    match e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+    {
+        Some(rustls::Error::InvalidCertificate(why)) => {
+            format!("the database's certificate is not trusted: {why:?}")
+        }
+        Some(other) => format!("handshake failed: {other}"),
+        None => format!("handshake failed: {e}"),
+    }
+}
+
 /// A logged-in upstream connection, ready for its first query.
 pub(crate) struct LoggedIn {
-    pub stream: TcpStream,
+    pub stream: UpstreamStream,
     /// Bytes the server sent after its ReadyForQuery (normally none).
     pub leftover: BytesMut,
     /// ParameterStatus and NoticeResponse frames to pass on to the client, on the wire.
@@ -120,13 +351,14 @@ async fn login_inner(
     upstream: &Upstream,
     params: &[(String, String)],
 ) -> Result<LoggedIn, PgProxyError> {
-    let mut stream = tcp_connect(&upstream.host, upstream.port)
+    let tcp = tcp_connect(&upstream.host, upstream.port)
         .await
         .map_err(|reason| PgProxyError::UpstreamConnect {
             connection: upstream.connection.clone(),
             addr: format!("{}:{}", upstream.host, upstream.port),
             reason,
         })?;
+    let mut stream = negotiate_tls(tcp, upstream).await?;
 
     // Protocol 3.0: the broker rewrites BackendKeyData as 4-byte keys, and 3.0
     // is what every server since 7.4 speaks.
@@ -198,7 +430,7 @@ async fn login_inner(
 }
 
 async fn next_frame(
-    stream: &mut TcpStream,
+    stream: &mut UpstreamStream,
     buf: &mut BytesMut,
 ) -> Result<TaggedFrame, PgProxyError> {
     match read_tagged(stream, buf, MAX_HANDSHAKE_LEN).await {
@@ -212,7 +444,7 @@ async fn next_frame(
 
 /// Runs the authentication exchange until AuthenticationOk.
 async fn authenticate(
-    stream: &mut TcpStream,
+    stream: &mut UpstreamStream,
     buf: &mut BytesMut,
     upstream: &Upstream,
 ) -> Result<(), PgProxyError> {
@@ -311,7 +543,7 @@ async fn authenticate(
 /// A minimal upstream client for the broker's own use: simple queries only,
 /// results as text.
 pub struct UpstreamConn {
-    stream: TcpStream,
+    stream: UpstreamStream,
     buf: BytesMut,
     parameters: Vec<(String, String)>,
     backend_key: Option<(i32, i32)>,
@@ -412,5 +644,126 @@ impl UpstreamConn {
         out.put_i32(4);
         let _ = self.stream.write_all(&out).await;
         let _ = self.stream.shutdown().await;
+    }
+}
+
+#[cfg(test)]
+mod tls_tests {
+    //! The upstream TLS modes against a real PostgreSQL with `ssl = on`.
+
+    use super::*;
+    use crate::dev::postgres::ThrowawayPostgres;
+    use hoop_shared::Secret;
+
+    /// A CA and a server certificate for 127.0.0.1 signed by it: (ca, cert, key).
+    fn server_cert() -> (String, String, Secret) {
+        let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let ca_cert = ca.self_signed(&ca_key).unwrap();
+        let issuer = rcgen::Issuer::new(ca, ca_key);
+        let leaf = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()]).unwrap();
+        let leaf_key = rcgen::KeyPair::generate().unwrap();
+        let leaf_cert = leaf.signed_by(&leaf_key, &issuer).unwrap();
+        (
+            ca_cert.pem(),
+            leaf_cert.pem(),
+            Secret::new(leaf_key.serialize_pem()),
+        )
+    }
+
+    fn with_tls(pg: &ThrowawayPostgres, tls: TlsSettings) -> Upstream {
+        let mut u = pg.superuser("postgres");
+        u.connection = "tls-pg".into();
+        u.tls = tls;
+        u
+    }
+
+    async fn encrypted(u: &Upstream) -> Result<String, PgProxyError> {
+        let mut c = connect(u).await?;
+        let rows = c
+            .simple_query("select ssl::text from pg_stat_ssl where pid = pg_backend_pid()")
+            .await?;
+        c.close().await;
+        Ok(rows
+            .first()
+            .and_then(|r| r.first().cloned().flatten())
+            .unwrap_or_default())
+    }
+
+    #[tokio::test]
+    async fn verify_full_with_the_right_ca_encrypts_and_another_ca_is_refused() {
+        let (ca, cert, key) = server_cert();
+        let pg = ThrowawayPostgres::start_with_tls(&cert, &key)
+            .await
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let ca_file = dir.path().join("ca.pem");
+        std::fs::write(&ca_file, &ca).unwrap();
+        let tls = TlsSettings::new(UpstreamTls::VerifyFull, Some(&ca_file)).unwrap();
+        assert_eq!(encrypted(&with_tls(&pg, tls)).await.unwrap(), "true");
+
+        let (other_ca, _, _) = server_cert();
+        let other = dir.path().join("other.pem");
+        std::fs::write(&other, &other_ca).unwrap();
+        let tls = TlsSettings::new(UpstreamTls::VerifyFull, Some(&other)).unwrap();
+        let err = encrypted(&with_tls(&pg, tls)).await.unwrap_err();
+        assert!(matches!(&err, PgProxyError::UpstreamTls { .. }), "{err:?}");
+        let (code, message, _) = err.client_fatal().unwrap();
+        assert_eq!(code, "08001");
+        assert!(message.contains("certificate is not trusted"), "{message}");
+        assert!(message.contains("tls-pg"), "{message}");
+
+        // Without a CA file, the public web roots do not vouch for a private CA.
+        let tls = TlsSettings::new(UpstreamTls::VerifyFull, None).unwrap();
+        assert!(encrypted(&with_tls(&pg, tls)).await.is_err());
+        pg.stop().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn require_and_prefer_encrypt_when_the_server_offers_tls() {
+        let (_ca, cert, key) = server_cert();
+        let pg = ThrowawayPostgres::start_with_tls(&cert, &key)
+            .await
+            .unwrap();
+        for mode in [UpstreamTls::Require, UpstreamTls::Prefer] {
+            let tls = TlsSettings::new(mode, None).unwrap();
+            assert_eq!(
+                encrypted(&with_tls(&pg, tls)).await.unwrap(),
+                "true",
+                "{mode:?}"
+            );
+        }
+        let plain = TlsSettings::new(UpstreamTls::Disable, None).unwrap();
+        assert_eq!(encrypted(&with_tls(&pg, plain)).await.unwrap(), "false");
+        pg.stop().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn require_against_a_server_without_tls_is_refused_and_prefer_falls_back() {
+        let pg = ThrowawayPostgres::start().await.unwrap();
+        let tls = TlsSettings::new(UpstreamTls::Require, None).unwrap();
+        let err = encrypted(&with_tls(&pg, tls)).await.unwrap_err();
+        let (_, message, hint) = err.client_fatal().unwrap();
+        assert!(message.contains("does not accept TLS"), "{message}");
+        assert!(hint.unwrap_or_default().contains("tls"));
+        let tls = TlsSettings::new(UpstreamTls::Prefer, None).unwrap();
+        assert_eq!(encrypted(&with_tls(&pg, tls)).await.unwrap(), "false");
+        pg.stop().await.unwrap();
+    }
+
+    #[test]
+    fn a_missing_or_empty_ca_file_is_named() {
+        let err = TlsSettings::new(
+            UpstreamTls::VerifyFull,
+            Some(Path::new("/nonexistent/ca.pem")),
+        )
+        .unwrap_err();
+        assert!(err.contains("/nonexistent/ca.pem"), "{err}");
+        let dir = tempfile::tempdir().unwrap();
+        let empty = dir.path().join("empty.pem");
+        std::fs::write(&empty, "").unwrap();
+        let err = TlsSettings::new(UpstreamTls::VerifyFull, Some(&empty)).unwrap_err();
+        assert!(err.contains("no usable CA"), "{err}");
     }
 }
