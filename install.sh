@@ -36,6 +36,18 @@ if ! pg_server_present || ! have psql; then
   fi
 fi
 
+# The SQL guardrails use PostgreSQL's own parser (pg_query), built with libclang.
+if ! compgen -G "/usr/lib/llvm-*/lib/libclang*.so*" >/dev/null && ! compgen -G "/usr/lib*/libclang*.so*" >/dev/null; then
+  if [ -r /etc/debian_version ] && have apt-get; then
+    SUDO=""
+    [ "$(id -u)" = 0 ] || SUDO="sudo"
+    say "installing libclang-dev (needed to build PostgreSQL's SQL parser into hoop-broker)"
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libclang-dev >/dev/null
+  else
+    say "note: building hoop-broker needs libclang (e.g. 'dnf install clang-devel', 'brew install llvm')"
+  fi
+fi
+
 say "building release binaries (this takes a few minutes the first time)"
 cargo build --release --locked -p hoopctl -p hoop-broker --quiet
 
