@@ -37,7 +37,11 @@ if ! pg_server_present || ! have psql; then
 fi
 
 # The SQL guardrails use PostgreSQL's own parser (pg_query), built with libclang.
-if ! compgen -G "/usr/lib/llvm-*/lib/libclang*.so*" >/dev/null && ! compgen -G "/usr/lib*/libclang*.so*" >/dev/null; then
+libclang_present() {
+  if have dpkg; then dpkg -s libclang-dev >/dev/null 2>&1; return; fi
+  compgen -G "/usr/lib/llvm-*/lib/libclang.so*" >/dev/null || compgen -G "/usr/lib*/libclang.so*" >/dev/null
+}
+if ! libclang_present; then
   if [ -r /etc/debian_version ] && have apt-get; then
     SUDO=""
     [ "$(id -u)" = 0 ] || SUDO="sudo"
