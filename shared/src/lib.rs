@@ -8,11 +8,14 @@
 //!   `docs/protocol.md`.
 //! - [`api`]: the JSON bodies of the broker's REST API, including the one
 //!   error shape every endpoint answers with.
+//! - [`policy`]: the policy document (who may reach what, how, who approves),
+//!   its strict validation, and the one function that makes decisions.
 //! - [`client_config`]: where hoopctl keeps its settings, so the broker's `dev`
 //!   command can write the broker URL and CA certificate where hoopctl finds them.
 
 pub mod api;
 pub mod client_config;
+pub mod policy;
 pub mod secret;
 pub mod tunnel;
 
