@@ -557,7 +557,6 @@ impl PolicyDocument {
                 {
                     p.span(a, format!("rule {name:?}: approvals must be at least 1"));
                 }
-                }
             } else {
                 if let Some(a) = &r.approvers {
                     p.span(
