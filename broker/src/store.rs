@@ -52,6 +52,39 @@ const MIGRATIONS: &[&str] = &[
         detail     TEXT NOT NULL DEFAULT ''
      );
      CREATE INDEX events_at ON events(at);",
+    // 2: policy versions, access requests and their approvals.
+    "CREATE TABLE policies (
+        version    INTEGER PRIMARY KEY,
+        text       TEXT NOT NULL,
+        applied_by TEXT NOT NULL,
+        applied_at INTEGER NOT NULL
+     );
+     CREATE TABLE access_requests (
+        id               TEXT PRIMARY KEY,
+        subject          TEXT NOT NULL,
+        user_name        TEXT NOT NULL,
+        connection       TEXT NOT NULL,
+        reason           TEXT,
+        duration_secs    INTEGER NOT NULL,
+        rule             TEXT NOT NULL,
+        approvals_needed INTEGER NOT NULL,
+        approvers_json   TEXT NOT NULL,
+        state            TEXT NOT NULL,
+        created_at       INTEGER NOT NULL,
+        expires_at       INTEGER NOT NULL,
+        decided_at       INTEGER,
+        grant_ends_at    INTEGER
+     );
+     CREATE INDEX access_requests_state ON access_requests(state);
+     CREATE TABLE approvals (
+        request_id TEXT NOT NULL REFERENCES access_requests(id),
+        approver   TEXT NOT NULL,
+        decision   TEXT NOT NULL,
+        comment    TEXT,
+        at         INTEGER NOT NULL,
+        PRIMARY KEY (request_id, approver)
+     );
+     ALTER TABLE sessions ADD COLUMN request_id TEXT;",
 ];
 
 /// One session row.
@@ -250,9 +283,107 @@ impl Store {
     }
 }
 
+/// One stored policy version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyVersion {
+    /// 1, 2, ...
+    pub version: u64,
+    /// The document as applied.
+    pub text: String,
+    /// Who applied it (`bootstrap` for the first one).
+    pub applied_by: String,
+    /// Unix seconds.
+    pub applied_at: u64,
+}
+
+impl Store {
+    /// The newest policy version, if any was ever stored.
+    pub async fn active_policy(&self) -> Result<Option<PolicyVersion>, StoreError> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT version, text, applied_by, applied_at FROM policies
+                 ORDER BY version DESC LIMIT 1",
+                [],
+                |r| {
+                    Ok(PolicyVersion {
+                        version: r.get::<_, i64>(0)? as u64,
+                        text: r.get(1)?,
+                        applied_by: r.get(2)?,
+                        applied_at: r.get::<_, i64>(3)? as u64,
+                    })
+                },
+            )
+            .optional()
+        })
+        .await
+    }
+
+    /// Stores `text` as the next version, unless the newest version is no
+    /// longer `expected` (someone applied in between): then `Ok(None)`.
+    pub async fn apply_policy(
+        &self,
+        expected: Option<u64>,
+        text: String,
+        applied_by: String,
+        at: u64,
+    ) -> Result<Option<u64>, StoreError> {
+        self.with(move |c| {
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let current: Option<i64> =
+                tx.query_row("SELECT MAX(version) FROM policies", [], |r| r.get(0))?;
+            if current.map(|v| v as u64) != expected {
+                return Ok(None);
+            }
+            let next = current.unwrap_or(0) + 1;
+            tx.execute(
+                "INSERT INTO policies (version, text, applied_by, applied_at) VALUES (?1, ?2, ?3, ?4)",
+                params![next, text, applied_by, at as i64],
+            )?;
+            tx.commit()?;
+            Ok(Some(next as u64))
+        })
+        .await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn policy_versions_apply_only_on_top_of_the_expected_one() {
+        let store = Store::in_memory().unwrap();
+        assert_eq!(store.active_policy().await.unwrap(), None);
+        let v1 = store
+            .apply_policy(None, "a".into(), "bootstrap".into(), 1)
+            .await
+            .unwrap();
+        assert_eq!(v1, Some(1));
+        // A writer that read version 0 (none) loses against the one that applied first.
+        assert_eq!(
+            store
+                .apply_policy(None, "b".into(), "x".into(), 2)
+                .await
+                .unwrap(),
+            None
+        );
+        assert_eq!(
+            store
+                .apply_policy(Some(1), "c".into(), "carol".into(), 3)
+                .await
+                .unwrap(),
+            Some(2)
+        );
+        let active = store.active_policy().await.unwrap().unwrap();
+        assert_eq!(
+            (
+                active.version,
+                active.text.as_str(),
+                active.applied_by.as_str()
+            ),
+            (2, "c", "carol")
+        );
+    }
 
     fn row(id: &str) -> SessionRow {
         SessionRow {
