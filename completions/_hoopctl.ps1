@@ -23,6 +23,8 @@ Register-ArgumentCompleter -Native -CommandName 'hoopctl' -ScriptBlock {
         'hoopctl' {
             [CompletionResult]::new('--broker', '--broker', [CompletionResultType]::ParameterName, 'Broker URL, e.g. https://hoop.example.com:8443 [default: $HOOP_BROKER, then config.toml]')
             [CompletionResult]::new('--ca-file', '--ca-file', [CompletionResultType]::ParameterName, 'PEM file with the CA certificate that signs the broker''s TLS certificate, when it is not in the system trust store [default: $HOOP_CA_FILE, then config.toml]')
+            [CompletionResult]::new('--token-file', '--token-file', [CompletionResultType]::ParameterName, 'Read the bearer token from this file instead of the stored login (a CI job''s OIDC token, a Kubernetes projected token); re-read when the token in it expires')
+            [CompletionResult]::new('--audience', '--audience', [CompletionResultType]::ParameterName, 'Audience to request when hoopctl fetches a GitHub Actions OIDC token [default: $HOOP_AUDIENCE, then "hoop"]')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
@@ -33,6 +35,7 @@ Register-ArgumentCompleter -Native -CommandName 'hoopctl' -ScriptBlock {
             [CompletionResult]::new('connections', 'connections', [CompletionResultType]::ParameterValue, 'List the connections you may open')
             [CompletionResult]::new('ls', 'ls', [CompletionResultType]::ParameterValue, 'List the connections you may open')
             [CompletionResult]::new('connect', 'connect', [CompletionResultType]::ParameterValue, 'Open a session on a connection and tunnel local clients to it')
+            [CompletionResult]::new('exec', 'exec', [CompletionResultType]::ParameterValue, 'Run SQL (or a client command) on a connection, for scripts and CI; never prompts')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -40,6 +43,8 @@ Register-ArgumentCompleter -Native -CommandName 'hoopctl' -ScriptBlock {
         'hoopctl;login' {
             [CompletionResult]::new('--broker', '--broker', [CompletionResultType]::ParameterName, 'Broker URL, e.g. https://hoop.example.com:8443 [default: $HOOP_BROKER, then config.toml]')
             [CompletionResult]::new('--ca-file', '--ca-file', [CompletionResultType]::ParameterName, 'PEM file with the CA certificate that signs the broker''s TLS certificate, when it is not in the system trust store [default: $HOOP_CA_FILE, then config.toml]')
+            [CompletionResult]::new('--token-file', '--token-file', [CompletionResultType]::ParameterName, 'Read the bearer token from this file instead of the stored login (a CI job''s OIDC token, a Kubernetes projected token); re-read when the token in it expires')
+            [CompletionResult]::new('--audience', '--audience', [CompletionResultType]::ParameterName, 'Audience to request when hoopctl fetches a GitHub Actions OIDC token [default: $HOOP_AUDIENCE, then "hoop"]')
             [CompletionResult]::new('--no-browser', '--no-browser', [CompletionResultType]::ParameterName, 'Do not try to open a browser; only print the URL and the code')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
@@ -50,6 +55,8 @@ Register-ArgumentCompleter -Native -CommandName 'hoopctl' -ScriptBlock {
         'hoopctl;logout' {
             [CompletionResult]::new('--broker', '--broker', [CompletionResultType]::ParameterName, 'Broker URL, e.g. https://hoop.example.com:8443 [default: $HOOP_BROKER, then config.toml]')
             [CompletionResult]::new('--ca-file', '--ca-file', [CompletionResultType]::ParameterName, 'PEM file with the CA certificate that signs the broker''s TLS certificate, when it is not in the system trust store [default: $HOOP_CA_FILE, then config.toml]')
+            [CompletionResult]::new('--token-file', '--token-file', [CompletionResultType]::ParameterName, 'Read the bearer token from this file instead of the stored login (a CI job''s OIDC token, a Kubernetes projected token); re-read when the token in it expires')
+            [CompletionResult]::new('--audience', '--audience', [CompletionResultType]::ParameterName, 'Audience to request when hoopctl fetches a GitHub Actions OIDC token [default: $HOOP_AUDIENCE, then "hoop"]')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
@@ -59,6 +66,8 @@ Register-ArgumentCompleter -Native -CommandName 'hoopctl' -ScriptBlock {
         'hoopctl;whoami' {
             [CompletionResult]::new('--broker', '--broker', [CompletionResultType]::ParameterName, 'Broker URL, e.g. https://hoop.example.com:8443 [default: $HOOP_BROKER, then config.toml]')
             [CompletionResult]::new('--ca-file', '--ca-file', [CompletionResultType]::ParameterName, 'PEM file with the CA certificate that signs the broker''s TLS certificate, when it is not in the system trust store [default: $HOOP_CA_FILE, then config.toml]')
+            [CompletionResult]::new('--token-file', '--token-file', [CompletionResultType]::ParameterName, 'Read the bearer token from this file instead of the stored login (a CI job''s OIDC token, a Kubernetes projected token); re-read when the token in it expires')
+            [CompletionResult]::new('--audience', '--audience', [CompletionResultType]::ParameterName, 'Audience to request when hoopctl fetches a GitHub Actions OIDC token [default: $HOOP_AUDIENCE, then "hoop"]')
             [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Also show the broker URL, the issuer and where the login is stored')
             [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Also show the broker URL, the issuer and where the login is stored')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
@@ -72,6 +81,8 @@ Register-ArgumentCompleter -Native -CommandName 'hoopctl' -ScriptBlock {
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format')
             [CompletionResult]::new('--broker', '--broker', [CompletionResultType]::ParameterName, 'Broker URL, e.g. https://hoop.example.com:8443 [default: $HOOP_BROKER, then config.toml]')
             [CompletionResult]::new('--ca-file', '--ca-file', [CompletionResultType]::ParameterName, 'PEM file with the CA certificate that signs the broker''s TLS certificate, when it is not in the system trust store [default: $HOOP_CA_FILE, then config.toml]')
+            [CompletionResult]::new('--token-file', '--token-file', [CompletionResultType]::ParameterName, 'Read the bearer token from this file instead of the stored login (a CI job''s OIDC token, a Kubernetes projected token); re-read when the token in it expires')
+            [CompletionResult]::new('--audience', '--audience', [CompletionResultType]::ParameterName, 'Audience to request when hoopctl fetches a GitHub Actions OIDC token [default: $HOOP_AUDIENCE, then "hoop"]')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
@@ -83,6 +94,8 @@ Register-ArgumentCompleter -Native -CommandName 'hoopctl' -ScriptBlock {
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format')
             [CompletionResult]::new('--broker', '--broker', [CompletionResultType]::ParameterName, 'Broker URL, e.g. https://hoop.example.com:8443 [default: $HOOP_BROKER, then config.toml]')
             [CompletionResult]::new('--ca-file', '--ca-file', [CompletionResultType]::ParameterName, 'PEM file with the CA certificate that signs the broker''s TLS certificate, when it is not in the system trust store [default: $HOOP_CA_FILE, then config.toml]')
+            [CompletionResult]::new('--token-file', '--token-file', [CompletionResultType]::ParameterName, 'Read the bearer token from this file instead of the stored login (a CI job''s OIDC token, a Kubernetes projected token); re-read when the token in it expires')
+            [CompletionResult]::new('--audience', '--audience', [CompletionResultType]::ParameterName, 'Audience to request when hoopctl fetches a GitHub Actions OIDC token [default: $HOOP_AUDIENCE, then "hoop"]')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
@@ -96,6 +109,28 @@ Register-ArgumentCompleter -Native -CommandName 'hoopctl' -ScriptBlock {
             [CompletionResult]::new('--reason', '--reason', [CompletionResultType]::ParameterName, 'Why you need access; recorded with the session')
             [CompletionResult]::new('--broker', '--broker', [CompletionResultType]::ParameterName, 'Broker URL, e.g. https://hoop.example.com:8443 [default: $HOOP_BROKER, then config.toml]')
             [CompletionResult]::new('--ca-file', '--ca-file', [CompletionResultType]::ParameterName, 'PEM file with the CA certificate that signs the broker''s TLS certificate, when it is not in the system trust store [default: $HOOP_CA_FILE, then config.toml]')
+            [CompletionResult]::new('--token-file', '--token-file', [CompletionResultType]::ParameterName, 'Read the bearer token from this file instead of the stored login (a CI job''s OIDC token, a Kubernetes projected token); re-read when the token in it expires')
+            [CompletionResult]::new('--audience', '--audience', [CompletionResultType]::ParameterName, 'Audience to request when hoopctl fetches a GitHub Actions OIDC token [default: $HOOP_AUDIENCE, then "hoop"]')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'hoopctl;exec' {
+            [CompletionResult]::new('-r', '-r', [CompletionResultType]::ParameterName, 'Why you need access; recorded with the session')
+            [CompletionResult]::new('--reason', '--reason', [CompletionResultType]::ParameterName, 'Why you need access; recorded with the session')
+            [CompletionResult]::new('-c', '-c', [CompletionResultType]::ParameterName, 'SQL to run (repeatable; each is one query, run in order)')
+            [CompletionResult]::new('--sql', '--sql', [CompletionResultType]::ParameterName, 'SQL to run (repeatable; each is one query, run in order)')
+            [CompletionResult]::new('-f', '-f', [CompletionResultType]::ParameterName, 'File with SQL to run (`-` reads stdin)')
+            [CompletionResult]::new('--file', '--file', [CompletionResultType]::ParameterName, 'File with SQL to run (`-` reads stdin)')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format for results')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format for results')
+            [CompletionResult]::new('--wait', '--wait', [CompletionResultType]::ParameterName, 'How long to wait for an approval when the connection requires one, e.g. 10m [default: do not wait: exit with status 3 and the request id]')
+            [CompletionResult]::new('--broker', '--broker', [CompletionResultType]::ParameterName, 'Broker URL, e.g. https://hoop.example.com:8443 [default: $HOOP_BROKER, then config.toml]')
+            [CompletionResult]::new('--ca-file', '--ca-file', [CompletionResultType]::ParameterName, 'PEM file with the CA certificate that signs the broker''s TLS certificate, when it is not in the system trust store [default: $HOOP_CA_FILE, then config.toml]')
+            [CompletionResult]::new('--token-file', '--token-file', [CompletionResultType]::ParameterName, 'Read the bearer token from this file instead of the stored login (a CI job''s OIDC token, a Kubernetes projected token); re-read when the token in it expires')
+            [CompletionResult]::new('--audience', '--audience', [CompletionResultType]::ParameterName, 'Audience to request when hoopctl fetches a GitHub Actions OIDC token [default: $HOOP_AUDIENCE, then "hoop"]')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
@@ -105,6 +140,8 @@ Register-ArgumentCompleter -Native -CommandName 'hoopctl' -ScriptBlock {
         'hoopctl;completions' {
             [CompletionResult]::new('--broker', '--broker', [CompletionResultType]::ParameterName, 'Broker URL, e.g. https://hoop.example.com:8443 [default: $HOOP_BROKER, then config.toml]')
             [CompletionResult]::new('--ca-file', '--ca-file', [CompletionResultType]::ParameterName, 'PEM file with the CA certificate that signs the broker''s TLS certificate, when it is not in the system trust store [default: $HOOP_CA_FILE, then config.toml]')
+            [CompletionResult]::new('--token-file', '--token-file', [CompletionResultType]::ParameterName, 'Read the bearer token from this file instead of the stored login (a CI job''s OIDC token, a Kubernetes projected token); re-read when the token in it expires')
+            [CompletionResult]::new('--audience', '--audience', [CompletionResultType]::ParameterName, 'Audience to request when hoopctl fetches a GitHub Actions OIDC token [default: $HOOP_AUDIENCE, then "hoop"]')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
@@ -117,6 +154,7 @@ Register-ArgumentCompleter -Native -CommandName 'hoopctl' -ScriptBlock {
             [CompletionResult]::new('whoami', 'whoami', [CompletionResultType]::ParameterValue, 'Show who the broker sees you as, and when your login expires')
             [CompletionResult]::new('connections', 'connections', [CompletionResultType]::ParameterValue, 'List the connections you may open')
             [CompletionResult]::new('connect', 'connect', [CompletionResultType]::ParameterValue, 'Open a session on a connection and tunnel local clients to it')
+            [CompletionResult]::new('exec', 'exec', [CompletionResultType]::ParameterValue, 'Run SQL (or a client command) on a connection, for scripts and CI; never prompts')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -134,6 +172,9 @@ Register-ArgumentCompleter -Native -CommandName 'hoopctl' -ScriptBlock {
             break
         }
         'hoopctl;help;connect' {
+            break
+        }
+        'hoopctl;help;exec' {
             break
         }
         'hoopctl;help;completions' {

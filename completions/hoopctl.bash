@@ -25,6 +25,9 @@ _hoopctl() {
             hoopctl,connections)
                 cmd="hoopctl__subcmd__connections"
                 ;;
+            hoopctl,exec)
+                cmd="hoopctl__subcmd__exec"
+                ;;
             hoopctl,help)
                 cmd="hoopctl__subcmd__help"
                 ;;
@@ -49,6 +52,9 @@ _hoopctl() {
             hoopctl__subcmd__help,connections)
                 cmd="hoopctl__subcmd__help__subcmd__connections"
                 ;;
+            hoopctl__subcmd__help,exec)
+                cmd="hoopctl__subcmd__help__subcmd__exec"
+                ;;
             hoopctl__subcmd__help,help)
                 cmd="hoopctl__subcmd__help__subcmd__help"
                 ;;
@@ -68,7 +74,7 @@ _hoopctl() {
 
     case "${cmd}" in
         hoopctl)
-            opts="-h -V --broker --ca-file --help --version login logout whoami connections ls connect completions help"
+            opts="-h -V --broker --ca-file --token-file --audience --help --version login logout whoami connections ls connect exec completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -82,6 +88,14 @@ _hoopctl() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --token-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --audience)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -90,7 +104,7 @@ _hoopctl() {
             return 0
             ;;
         hoopctl__subcmd__completions)
-            opts="-h -V --broker --ca-file --help --version bash elvish fish powershell zsh"
+            opts="-h -V --broker --ca-file --token-file --audience --help --version bash elvish fish powershell zsh"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -104,6 +118,14 @@ _hoopctl() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --token-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --audience)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -112,7 +134,7 @@ _hoopctl() {
             return 0
             ;;
         hoopctl__subcmd__connect)
-            opts="-p -r -h -V --port --reason --broker --ca-file --help --version"
+            opts="-p -r -h -V --port --reason --broker --ca-file --token-file --audience --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -142,6 +164,14 @@ _hoopctl() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --token-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --audience)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -150,7 +180,7 @@ _hoopctl() {
             return 0
             ;;
         hoopctl__subcmd__connections)
-            opts="-o -h -V --output --broker --ca-file --help --version"
+            opts="-o -h -V --output --broker --ca-file --token-file --audience --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -172,6 +202,80 @@ _hoopctl() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --token-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --audience)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hoopctl__subcmd__exec)
+            opts="-r -c -f -o -h -V --reason --sql --file --output --wait --broker --ca-file --token-file --audience --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --reason)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -r)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --sql)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -f)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                --wait)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --broker)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ca-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --token-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --audience)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -180,7 +284,7 @@ _hoopctl() {
             return 0
             ;;
         hoopctl__subcmd__help)
-            opts="login logout whoami connections connect completions help"
+            opts="login logout whoami connections connect exec completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -222,6 +326,20 @@ _hoopctl() {
             return 0
             ;;
         hoopctl__subcmd__help__subcmd__connections)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hoopctl__subcmd__help__subcmd__exec)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -292,7 +410,7 @@ _hoopctl() {
             return 0
             ;;
         hoopctl__subcmd__login)
-            opts="-h -V --no-browser --broker --ca-file --help --version"
+            opts="-h -V --no-browser --broker --ca-file --token-file --audience --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -303,6 +421,14 @@ _hoopctl() {
                     return 0
                     ;;
                 --ca-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --token-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --audience)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -314,7 +440,7 @@ _hoopctl() {
             return 0
             ;;
         hoopctl__subcmd__logout)
-            opts="-h -V --broker --ca-file --help --version"
+            opts="-h -V --broker --ca-file --token-file --audience --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -325,6 +451,14 @@ _hoopctl() {
                     return 0
                     ;;
                 --ca-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --token-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --audience)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -336,7 +470,7 @@ _hoopctl() {
             return 0
             ;;
         hoopctl__subcmd__whoami)
-            opts="-v -h -V --verbose --broker --ca-file --help --version"
+            opts="-v -h -V --verbose --broker --ca-file --token-file --audience --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -347,6 +481,14 @@ _hoopctl() {
                     return 0
                     ;;
                 --ca-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --token-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --audience)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -13,7 +13,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
 use axum::Router;
-use hoop_shared::api::AuthConfig;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -42,17 +41,14 @@ pub struct AppState {
     pub config: Config,
     /// URL clients use to reach the broker.
     pub public_url: String,
-    /// What hoopctl needs to log in, as far as known at startup (complete
-    /// for the built-in provider; issuer, client id and scopes only for an
-    /// external one). `GET /v1/auth/config` is served from
-    /// [`Self::login_config`], which discovers the rest lazily.
-    pub auth_config: AuthConfig,
     /// What `GET /v1/auth/config` answers (discovered on first use).
     pub login_config: LoginConfig,
     /// Validates bearer tokens (person issuer and workload issuers).
     pub verifier: Authenticator,
     /// Sessions and events.
     pub store: Store,
+    /// The policy in force.
+    pub policy: crate::policy::PolicyHolder,
     /// The Postgres proxy (holds the cancel-key registry).
     pub pg: PgProxy,
     /// Upstream targets by connection name, with resolved credentials.
@@ -156,48 +152,39 @@ impl Broker {
             .key_refetch_interval
             .unwrap_or(DEFAULT_REFETCH_INTERVAL);
         let mut idp_router = None;
-        let (issuer, auth_config, login_config) =
-            match (&config.identity.builtin, &config.identity.issuer) {
-                (Some(builtin), _) => {
-                    let issuer = format!("{public_url}/idp");
-                    let idp = DevIdp::new(
-                        &config.data_dir,
-                        builtin,
-                        issuer.clone(),
-                        audience.clone(),
-                        client_id.clone(),
-                    )
-                    .context("built-in identity provider")?;
-                    if let Some(interval) = builtin.poll_interval {
-                        idp.set_poll_interval(interval);
-                    }
-                    let auth_config = idp.auth_config(config.identity.scopes.clone());
-                    idp_router = Some(Arc::new(idp).router());
-                    let login = LoginConfig::fixed(auth_config.clone());
-                    (issuer, auth_config, login)
+        let (issuer, login_config) = match (&config.identity.builtin, &config.identity.issuer) {
+            (Some(builtin), _) => {
+                let issuer = format!("{public_url}/idp");
+                let idp = DevIdp::new(
+                    &config.data_dir,
+                    builtin,
+                    issuer.clone(),
+                    audience.clone(),
+                    client_id.clone(),
+                )
+                .context("built-in identity provider")?;
+                if let Some(interval) = builtin.poll_interval {
+                    idp.set_poll_interval(interval);
                 }
-                (None, Some(issuer)) => {
-                    // Discovered on first use: the broker must start, and serve
-                    // people holding valid tokens, while the IdP is down.
-                    let issuer = issuer.get_ref().trim_end_matches('/').to_owned();
-                    let login = LoginConfig::discover(
-                        http.clone(),
-                        &issuer,
-                        &client_id,
-                        &config.identity.scopes,
-                    );
-                    let known = AuthConfig {
-                        issuer: issuer.clone(),
-                        client_id: client_id.clone(),
-                        device_authorization_endpoint: String::new(),
-                        token_endpoint: String::new(),
-                        scopes: config.identity.scopes.clone(),
-                        revocation_endpoint: None,
-                    };
-                    (issuer, known, login)
-                }
-                (None, None) => anyhow::bail!("[identity] needs issuer or [identity.builtin]"),
-            };
+                let auth_config = idp.auth_config(config.identity.scopes.clone());
+                idp_router = Some(Arc::new(idp).router());
+                let login = LoginConfig::fixed(auth_config);
+                (issuer, login)
+            }
+            (None, Some(issuer)) => {
+                // Discovered on first use: the broker must start, and serve
+                // people holding valid tokens, while the IdP is down.
+                let issuer = issuer.get_ref().trim_end_matches('/').to_owned();
+                let login = LoginConfig::discover(
+                    http.clone(),
+                    &issuer,
+                    &client_id,
+                    &config.identity.scopes,
+                );
+                (issuer, login)
+            }
+            (None, None) => anyhow::bail!("[identity] needs issuer or [identity.builtin]"),
+        };
         let person = TokenVerifier::new(
             VerifierSettings {
                 issuer,
@@ -278,17 +265,37 @@ impl Broker {
             );
         }
 
+        // Guardrails per connection (set names were checked when the config loaded).
+        let registry = crate::guard::Registry::builtin();
+        let mut guardrails = HashMap::new();
+        for c in config.connections.iter().map(|c| c.get_ref()) {
+            if let Some(g) = crate::guard::Guardrails::for_connection(c, &registry)
+                .map_err(|e| anyhow::anyhow!("connection {}: {e}", c.name))?
+            {
+                guardrails.insert(c.name.clone(), g);
+            }
+        }
+
         let store = Store::open(&config.data_dir)
             .with_context(|| format!("store in {}", config.data_dir.display()))?;
+        let active_policy = crate::policy::load_active(&config, &store)
+            .await
+            .context("policy")?;
+        tracing::info!(
+            version = active_policy.version,
+            applied_by = %active_policy.applied_by,
+            rules = active_policy.policy.rules.len(),
+            "policy in force"
+        );
         let session_ttl = config.session_ttl.unwrap_or(DEFAULT_SESSION_TTL);
         let state = Arc::new(AppState {
             config,
             public_url: public_url.clone(),
-            auth_config,
             login_config,
             verifier,
             store,
-            pg: PgProxy::new(),
+            policy: crate::policy::PolicyHolder::new(active_policy),
+            pg: PgProxy::with_guardrails(guardrails),
             upstreams,
             session_ttl,
             tasks: TaskTracker::new(),
@@ -298,12 +305,7 @@ impl Broker {
         if let Some(idp) = idp_router {
             router = router.nest("/idp", idp);
         }
-        let router = router
-            .layer(axum::middleware::from_fn_with_state(
-                state.clone(),
-                serve_login_config,
-            ))
-            .layer(axum::middleware::from_fn(log_request));
+        let router = router.layer(axum::middleware::from_fn(log_request));
         Ok(Broker {
             local_addr,
             public_url,
@@ -360,28 +362,6 @@ async fn log_request(
     let resp = next.run(req).await;
     tracing::debug!(%method, %path, status = resp.status().as_u16(), "request");
     resp
-}
-
-/// Answers `GET /v1/auth/config` from [`AppState::login_config`] (discovering
-/// it on first use; 502 `identity_provider_unavailable` while the provider is
-/// down); every other request goes on to the router.
-// The route in `api` still serves the startup snapshot; this layer answers
-// first so that an external provider's endpoints are resolved lazily.
-async fn serve_login_config(
-    axum::extract::State(state): axum::extract::State<Arc<AppState>>,
-    req: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> axum::response::Response {
-    use axum::response::IntoResponse as _;
-    if req.method() != axum::http::Method::GET
-        || req.uri().path() != hoop_shared::api::AUTH_CONFIG_PATH
-    {
-        return next.run(req).await;
-    }
-    match state.login_config.get().await {
-        Ok(config) => axum::Json(config).into_response(),
-        Err(e) => crate::api::ApiFailure::from(e).into_response(),
-    }
 }
 
 /// An HTTP client for an identity provider: system roots, plus our own

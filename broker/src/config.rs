@@ -42,6 +42,12 @@ pub struct Config {
     /// How long a session opened with `hoopctl connect` lasts (e.g. "8h").
     #[serde(default, with = "humantime_opt")]
     pub session_ttl: Option<Duration>,
+    /// The policy document (docs/policy.md) that seeds an empty store. Once a
+    /// policy is stored, `hoopctl policy apply` changes it; this file is used
+    /// again only when the stored policy no longer validates. Without it,
+    /// each connection's `allow_groups`/`allow_users` become `allow` rules.
+    #[serde(default)]
+    pub policy_file: Option<PathBuf>,
     /// Targets users can reach.
     #[serde(default, rename = "connections")]
     pub connections: Vec<Spanned<ConnectionConfig>>,
@@ -425,14 +431,19 @@ impl Config {
                     ));
                 }
             }
-            if c.allow_groups.is_empty() && c.allow_users.is_empty() {
+            if c.allow_groups.is_empty() && c.allow_users.is_empty() && self.policy_file.is_none() {
                 return Err(at(
                     span,
                     format!(
-                        "connection {:?}: nobody may use it; add allow_groups or allow_users",
+                        "connection {:?}: nobody may use it; add allow_groups or allow_users \
+                         (or a policy_file)",
                         c.name
                     ),
                 ));
+            }
+            // Guardrail set names must exist (built-in sets for now).
+            if let Err(e) = crate::guard::Registry::builtin().resolve(&c.guardrails) {
+                return Err(at(span, format!("connection {:?}: {e}", c.name)));
             }
         }
         Ok(())

@@ -11,6 +11,8 @@
 //! - [`idp`]: the built-in development identity provider (RFC 8628 device
 //!   flow, discovery, JWKS), served under `/idp` when configured.
 //! - [`policy`]: who may use which connection.
+//! - [`guard`]: guardrails: every statement parsed with PostgreSQL's grammar
+//!   and judged against named rule sets (`no-destructive` built in).
 //! - sessions (in [`api`]): opening one hands hoopctl a one-time tunnel secret
 //!   and records who, what, why and until when.
 //! - [`tunnel`]: the authenticated `hoop-tunnel/1` upgrade and hello, then
@@ -32,6 +34,7 @@ pub mod app;
 pub mod auth;
 pub mod config;
 pub mod dev;
+pub mod guard;
 pub mod idp;
 pub mod policy;
 pub mod proxy;

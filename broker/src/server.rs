@@ -74,6 +74,14 @@ pub async fn run(
                     return;
                 }
             };
+            // The peer address, for the audit trail (axum's ConnectInfo).
+            let app = tower::ServiceExt::map_request(
+                app,
+                move |mut r: hyper::Request<hyper::body::Incoming>| {
+                    r.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+                    r
+                },
+            );
             let service = TowerToHyperService::new(app);
             let conn = http1::Builder::new()
                 .timer(TokioTimer::new())

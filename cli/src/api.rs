@@ -86,6 +86,8 @@ pub enum ApiError {
         code: ErrorCode,
         /// The broker's words.
         message: String,
+        /// What the broker suggests (e.g. which workload rule is missing).
+        hint: Option<String>,
     },
     /// Any other error answer, with the broker's message and hint.
     #[error("{message}{}", .hint.as_deref().map(|h| format!("\nhint: {h}")).unwrap_or_default())]
@@ -277,6 +279,7 @@ impl ApiClient {
                     broker: self.display_url.clone(),
                     code: error.code,
                     message: error.message,
+                    hint: error.hint,
                 }
             }
             Ok(ApiErrorBody { error }) => ApiError::Broker {
@@ -289,6 +292,7 @@ impl ApiClient {
                 broker: self.display_url.clone(),
                 code: ErrorCode::InvalidToken,
                 message: "HTTP 401".into(),
+                hint: None,
             },
             Err(_) => ApiError::BadResponse {
                 url,

@@ -50,6 +50,12 @@ pub enum ErrorCode {
     SessionEnded,
     /// The request itself is malformed.
     BadRequest,
+    /// The policy requires a justification (`--reason`) for this access.
+    JustificationRequired,
+    /// The policy requires approval before this access.
+    ApprovalRequired,
+    /// Someone changed the resource since it was read (e.g. the policy).
+    Conflict,
     /// The identity provider could not be reached or answered badly.
     IdentityProviderUnavailable,
     /// Something failed inside the broker; the broker's log has details.

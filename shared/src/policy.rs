@@ -849,12 +849,17 @@ impl Window {
 }
 
 impl Rule {
+    /// Workloads match by service name or by the groups their workload rule
+    /// gives them; people by user name or group. A person never matches a
+    /// `services` entry and a workload never matches a `users` entry, so a
+    /// name shared by both cannot cross over.
     fn matches_subject(&self, who: &Subject) -> bool {
-        if who.workload {
+        let by_name = if who.workload {
             self.services.contains(&who.user)
         } else {
-            self.users.contains(&who.user) || who.groups.iter().any(|g| self.groups.contains(g))
-        }
+            self.users.contains(&who.user)
+        };
+        by_name || who.groups.iter().any(|g| self.groups.contains(g))
     }
 
     fn matches_connection(&self, connection: &str) -> bool {
@@ -1072,7 +1077,7 @@ max_duration = "10m"
     }
 
     #[test]
-    fn workloads_match_services_only() {
+    fn workloads_match_services_and_groups_never_users() {
         let p = parse(GOOD).unwrap();
         let ci = Subject {
             user: "api-deploy".into(),

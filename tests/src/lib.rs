@@ -720,3 +720,34 @@ pub fn start_broker_config(
         _dir: dir,
     }
 }
+
+/// Like [`logged_in`], with extra TOML fields on the `demo-pg` connection
+/// (e.g. `guardrails = ["no-destructive"]`). The connection is written as an
+/// inline table through [`start_broker_with`], its password in a file; the
+/// returned dir holds that file and must outlive the broker.
+pub fn logged_in_with(
+    user: &str,
+    connection_fields: &str,
+) -> (DemoDb, BrokerProcess, User, tempfile::TempDir) {
+    let db = DemoDb::start();
+    let dir = tempfile::tempdir().unwrap();
+    let password_file = dir.path().join("demo-pg.password");
+    std::fs::write(&password_file, db.password.expose()).unwrap();
+    let c = db.connection("demo-pg", &["engineering"]);
+    let q = |s: &str| format!("{s:?}");
+    let extra = format!(
+        "connections = [{{ name = {}, type = \"postgres\", host = {}, port = {}, \
+         database = {}, user = {}, password_file = {}, allow_groups = {:?}, {connection_fields} }}]",
+        q(&c.name),
+        q(&c.host),
+        c.port,
+        q(&c.database),
+        q(&c.user),
+        q(&password_file.to_string_lossy()),
+        c.allow_groups,
+    );
+    let broker = start_broker_with(&[], &extra);
+    let u = User::new(user, &broker);
+    u.login().assert_ok();
+    (db, broker, u, dir)
+}

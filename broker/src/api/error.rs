@@ -69,12 +69,27 @@ impl From<AuthError> for ApiFailure {
                 e.to_string(),
             )
             .hint("run `hoopctl login`"),
-            AuthError::Invalid(_) => ApiFailure::new(
-                StatusCode::UNAUTHORIZED,
-                ErrorCode::InvalidToken,
-                e.to_string(),
-            )
-            .hint("run `hoopctl login`"),
+            AuthError::Invalid(_) => {
+                use crate::auth::RefusalClass;
+                // A workload cannot log in; tell its operator what to look at.
+                let hint = match e.class() {
+                    RefusalClass::NoMatchingRule => {
+                        "no [[identity.workload.rules]] entry matches this CI job's token; \
+                         ask the broker's operator to add one"
+                    }
+                    RefusalClass::UntrustedIssuer => {
+                        "people: run `hoopctl login`; CI jobs: the token's issuer must be listed \
+                         in [[identity.workload]] on the broker"
+                    }
+                    _ => "run `hoopctl login` (CI jobs: check the identity token the job presents)",
+                };
+                ApiFailure::new(
+                    StatusCode::UNAUTHORIZED,
+                    ErrorCode::InvalidToken,
+                    e.to_string(),
+                )
+                .hint(hint)
+            }
             AuthError::ProviderUnavailable(_) => ApiFailure::new(
                 StatusCode::BAD_GATEWAY,
                 ErrorCode::IdentityProviderUnavailable,

@@ -32,8 +32,8 @@ pub use error::ApiFailure;
 
 use crate::app::{AppState, now_unix};
 use crate::config::{ConnectionConfig, ConnectionType};
-use crate::policy::{self, Decision};
 use crate::store::{Event, SessionRow};
+use hoop_shared::policy::Outcome;
 
 /// Longest justification accepted.
 const MAX_REASON_LEN: usize = 1000;
@@ -59,8 +59,15 @@ async fn not_found() -> ApiFailure {
     )
 }
 
-async fn auth_config(State(state): State<Arc<AppState>>) -> Json<AuthConfig> {
-    Json(state.auth_config.clone())
+/// Discovered from an external provider on first use (502 while it is down),
+/// so the broker starts and serves valid tokens without it.
+async fn auth_config(State(state): State<Arc<AppState>>) -> Result<Json<AuthConfig>, ApiFailure> {
+    state
+        .login_config
+        .get()
+        .await
+        .map(Json)
+        .map_err(ApiFailure::from)
 }
 
 async fn me(Caller(who): Caller) -> Json<WhoAmI> {
@@ -96,7 +103,7 @@ fn usable<'a>(
         .connections
         .iter()
         .map(|c| c.get_ref())
-        .filter(|c| policy::evaluate(who, c).is_allowed())
+        .filter(|c| state.policy.decide(who, &c.name).outcome != Outcome::Deny)
 }
 
 async fn connections(
@@ -145,9 +152,13 @@ async fn open_session(
         )
         .hint("run `hoopctl connections` to list them"));
     };
-    let why = match policy::evaluate(&who, conn) {
-        Decision::Allow(why) => why,
-        Decision::Deny(why) => {
+    let decision = state.policy.decide(&who, &conn.name);
+    let rule = decision
+        .rule
+        .clone()
+        .unwrap_or_else(|| "default deny".to_owned());
+    let max_secs = match &decision.outcome {
+        Outcome::Deny => {
             state
                 .audit(Event {
                     at: now_unix(),
@@ -155,15 +166,54 @@ async fn open_session(
                     user_name: Some(who.user.clone()),
                     connection: Some(conn.name.clone()),
                     session_id: None,
-                    detail: why.clone(),
+                    detail: decision.explanation.clone(),
                 })
                 .await;
-            return Err(
-                ApiFailure::new(StatusCode::FORBIDDEN, ErrorCode::Forbidden, why)
-                    .hint("ask an admin for access to this connection"),
-            );
+            return Err(ApiFailure::new(
+                StatusCode::FORBIDDEN,
+                ErrorCode::Forbidden,
+                format!(
+                    "{} is not allowed to use {}: {}",
+                    who.user, conn.name, decision.explanation
+                ),
+            )
+            .hint("ask an admin for access; `hoopctl policy test` shows how the policy decides"));
+        }
+        Outcome::Approval {
+            approvers,
+            approvals,
+            ..
+        } => {
+            return Err(ApiFailure::new(
+                StatusCode::FORBIDDEN,
+                ErrorCode::ApprovalRequired,
+                format!(
+                    "{} needs {approvals} approval{} from {} before {} may use it (rule {rule})",
+                    conn.name,
+                    if *approvals == 1 { "" } else { "s" },
+                    approvers.describe(),
+                    who.user,
+                ),
+            )
+            .hint("ask an approver to grant access"));
+        }
+        Outcome::Allow {
+            justification,
+            max_duration_secs,
+            ..
+        } => {
+            if *justification && reason.is_none() {
+                return Err(ApiFailure::new(
+                    StatusCode::BAD_REQUEST,
+                    ErrorCode::JustificationRequired,
+                    format!("{} requires a justification (rule {rule})", conn.name),
+                )
+                .hint("say why with --reason TEXT"));
+            }
+            *max_duration_secs
         }
     };
+    let why = decision.explanation.clone();
     let secret = Secret::generate(32);
     let now = now_unix();
     let row = SessionRow {
@@ -174,7 +224,7 @@ async fn open_session(
         reason: reason.clone(),
         secret_sha256: secret.sha256_hex(),
         created_at: now,
-        expires_at: now + state.session_ttl.as_secs(),
+        expires_at: now + state.session_ttl.as_secs().min(max_secs),
         closed_at: None,
     };
     state

@@ -115,19 +115,19 @@ impl Discovered {
         self.cache.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The cached config if fresh; else `Err(stale copy)`.
-    fn fresh(&self) -> Result<AuthConfig, Option<AuthConfig>> {
-        match &self.cache().config {
-            Some((c, at)) if at.elapsed() < MAX_AGE => Ok(c.clone()),
-            Some((c, _)) => Err(Some(c.clone())),
-            None => Err(None),
-        }
+    /// The cached config, and whether it is still fresh.
+    fn cached(&self) -> Option<(AuthConfig, bool)> {
+        self.cache()
+            .config
+            .as_ref()
+            .map(|(c, at)| (c.clone(), at.elapsed() < MAX_AGE))
     }
 
     async fn get(&self) -> Result<AuthConfig, AuthError> {
-        let stale = match self.fresh() {
-            Ok(c) => return Ok(c),
-            Err(stale) => stale,
+        let stale = match self.cached() {
+            Some((c, true)) => return Ok(c),
+            Some((c, false)) => Some(c),
+            None => None,
         };
         // With a stale copy, one request refreshes and the others use it.
         let _fetching = match (&stale, self.fetch_lock.try_lock()) {
@@ -136,9 +136,10 @@ impl Discovered {
             (None, Err(_)) => self.fetch_lock.lock().await,
         };
         // Someone else may have fetched while we waited.
-        let stale = match self.fresh() {
-            Ok(c) => return Ok(c),
-            Err(stale) => stale,
+        let stale = match self.cached() {
+            Some((c, true)) => return Ok(c),
+            Some((c, false)) => Some(c),
+            None => None,
         };
         {
             let cache = self.cache();

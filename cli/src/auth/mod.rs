@@ -48,13 +48,17 @@ pub enum AuthError {
     },
     /// A token that does not come from a login has expired (or its source
     /// gave an expired one again).
-    #[error("the token from {location} has expired; provide a fresh one")]
+    #[error("the token from {location} has expired; provide a fresh one{}", advice(.location))]
     SourceExpired {
         /// Where the token came from.
         location: Location,
     },
     /// The broker refused a token that does not come from a login.
-    #[error("the broker at {broker} refused the token from {location}: {message}")]
+    #[error(
+        "the broker at {broker} refused the token from {location}: {message}{}{}",
+        advice(.location),
+        .hint.as_deref().map(|h| format!("\nhint: {h}")).unwrap_or_default()
+    )]
     Refused {
         /// The broker.
         broker: String,
@@ -62,6 +66,8 @@ pub enum AuthError {
         location: Location,
         /// The broker's words (they name the reason class, never the token).
         message: String,
+        /// The broker's suggestion, when it made one.
+        hint: Option<String>,
     },
     /// The token source failed.
     #[error(transparent)]
@@ -72,6 +78,17 @@ pub enum AuthError {
     /// The broker could not be asked (unreachable, TLS, error answer).
     #[error(transparent)]
     Api(#[from] ApiError),
+}
+
+/// Extra advice for a token that did not come from a login: `HOOP_TOKEN`
+/// is how a person's scripts pass a token, so point back to the login.
+fn advice(location: &Location) -> String {
+    match location {
+        Location::Env(var) if *var == source::TOKEN_ENV => {
+            format!(" (or unset {var} and run `hoopctl login` to use your own login)")
+        }
+        _ => String::new(),
+    }
 }
 
 /// What to do with a stored access token before using it.
@@ -151,10 +168,11 @@ impl Credentials {
     /// "run `hoopctl login`" only helps when the token came from a login.
     pub fn explain_unauthorized(&self, e: ApiError) -> AuthError {
         match (e, self.source.location()) {
-            (ApiError::Unauthorized { message, .. }, Some(location)) => AuthError::Refused {
+            (ApiError::Unauthorized { message, hint, .. }, Some(location)) => AuthError::Refused {
                 broker: self.api.broker_url().to_owned(),
                 location,
                 message,
+                hint,
             },
             (e, _) => AuthError::Api(e),
         }
@@ -361,6 +379,47 @@ mod tests {
         assert_eq!(expiry_of(&Secret::new("opaque"), None, 100), None);
         assert_eq!(jwt_expiry(&jwt(r#"{"sub":"a"}"#)), None);
         assert_eq!(jwt_expiry(&Secret::new("a.!!!.c")), None);
+    }
+
+    /// A long `connect` with a file-based workload token (a Kubernetes
+    /// projected token, rotated by the kubelet): an expiring token is
+    /// re-read from the file, so the rotated one is used.
+    #[tokio::test]
+    async fn an_expiring_token_file_is_read_again_and_a_rotated_token_is_used() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("token");
+        let now = now_unix();
+        let near = jwt(&format!(r#"{{"sub":"w","exp":{}}}"#, now + 5));
+        std::fs::write(&path, near.expose()).unwrap();
+        let api = ApiClient::new(&crate::config::BrokerTarget {
+            url: "http://127.0.0.1:9".parse().unwrap(),
+            url_source: crate::config::Source::Flag("--broker"),
+            ca_file: None,
+        })
+        .unwrap();
+        let store = TokenStore::new(
+            tmp.path(),
+            store::StoreMode::File,
+            Box::new(store::FileBackend::new(tmp.path())),
+        );
+        let creds = Credentials::new(api, store, TokenSource::TokenFile(path.clone()));
+        let err = creds.access_token().await.unwrap_err().to_string();
+        assert!(
+            err.contains("has expired") && err.contains(&path.display().to_string()),
+            "{err}"
+        );
+        assert!(!err.contains("hoopctl login"), "{err}");
+
+        let rotated = jwt(&format!(r#"{{"sub":"w","exp":{}}}"#, now + 3600));
+        std::fs::write(&path, rotated.expose()).unwrap();
+        assert_eq!(
+            creds.access_token().await.unwrap().expose(),
+            rotated.expose()
+        );
+        assert_eq!(
+            creds.location().await.unwrap(),
+            Location::TokenFile(path.clone())
+        );
     }
 
     #[test]

@@ -234,6 +234,31 @@ pub(crate) fn fatal_message(code: &str, message: &str, hint: Option<&str>) -> By
     out
 }
 
+/// An ERROR-level ErrorResponse (the session goes on), encoded for the wire.
+pub(crate) fn error_message(code: &str, message: &str, hint: Option<&str>) -> BytesMut {
+    let mut fields = vec![
+        (b'S', "ERROR".to_owned()),
+        (b'V', "ERROR".to_owned()),
+        (b'C', code.to_owned()),
+        (b'M', message.to_owned()),
+    ];
+    if let Some(hint) = hint {
+        fields.push((b'H', hint.to_owned()));
+    }
+    let mut out = BytesMut::new();
+    if ErrorResponse::new(fields).encode(&mut out).is_err() {
+        out.clear();
+        let _ = ErrorResponse::new(vec![
+            (b'S', "ERROR".to_owned()),
+            (b'V', "ERROR".to_owned()),
+            (b'C', code.to_owned()),
+            (b'M', "hoop: refused".to_owned()),
+        ])
+        .encode(&mut out);
+    }
+    out
+}
+
 /// Text values of a DataRow body; `None` when the body is malformed.
 pub(crate) fn data_row_text(body: &[u8]) -> Option<Vec<Option<String>>> {
     let count = u16::from_be_bytes([*body.first()?, *body.get(1)?]);

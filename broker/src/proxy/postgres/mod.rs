@@ -47,7 +47,11 @@
 //! 6. **Relay** ([`relay`]): both directions framed (tag + length checked
 //!    against [`MAX_MESSAGE_LEN`]), forwarded as each message completes, with
 //!    a [`relay::FrameHook`] per direction as the one place for statement
-//!    inspection and result masking.
+//!    inspection and result masking. On a connection with guardrails
+//!    (`guarded`), every `Query` and `Parse` is judged by [`crate::guard`]; a
+//!    refused one never reaches the server: the client gets an ErrorResponse
+//!    naming the rule, in the place and transaction state a server refusal
+//!    would have, and the session stays usable.
 //! 7. **Session expiry**: when `expires_at` passes mid-session the client gets
 //!    FATAL 57P01 ("your session on connection ... ended at ...; run hoopctl
 //!    connect again") between two messages, a running statement is cancelled
@@ -70,6 +74,7 @@
 mod cancel;
 mod error;
 mod frame;
+mod guarded;
 pub mod relay;
 mod startup;
 mod upstream;
@@ -139,12 +144,25 @@ pub struct ClientSession {
 #[derive(Clone, Default)]
 pub struct PgProxy {
     cancels: Arc<CancelRegistry>,
+    /// Guardrails by connection name (connections without any are absent).
+    guardrails: Arc<std::collections::HashMap<String, Arc<crate::guard::Guardrails>>>,
 }
 
 impl PgProxy {
     /// A proxy with an empty cancel registry.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A proxy that checks every statement on the named connections against
+    /// their guardrails (see `guarded` for how refusals reach the client).
+    pub fn with_guardrails(
+        guardrails: std::collections::HashMap<String, Arc<crate::guard::Guardrails>>,
+    ) -> Self {
+        PgProxy {
+            cancels: Arc::default(),
+            guardrails: Arc::new(guardrails),
+        }
     }
 
     /// Serves one client stream to completion: startup, authentication,
@@ -272,12 +290,16 @@ impl PgProxy {
         let (client_r, client_w) = tokio::io::split(client);
         let (up_r, up_w) = upstream::split(logged_in.stream);
         let (abort_tx, abort_rx) = oneshot::channel();
-        let c2s = relay::client_to_server(client_r, up_w, buf, relay::LogQueries, abort_tx);
+        let (client_hook, server_hook) = guarded::hooks(
+            self.guardrails.get(&upstream.connection).cloned(),
+            &logged_in.status_frames,
+        );
+        let c2s = relay::client_to_server(client_r, up_w, buf, client_hook, abort_tx);
         let s2c = relay::server_to_client(
             up_r,
             client_w,
             logged_in.leftover,
-            relay::PassThrough,
+            server_hook,
             relay::Interrupts {
                 abort: abort_rx,
                 expires_at: session.expires_at,

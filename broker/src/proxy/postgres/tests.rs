@@ -854,3 +854,122 @@ async fn random_input_never_panics_and_always_ends() {
         assert!(result.is_ok(), "serve panicked on {input:?}");
     }
 }
+
+/// A proxy for one session on "demo-pg" with the `no-destructive` guardrails.
+async fn guarded_setup() -> (ThrowawayPostgres, Upstream, ProxyUnderTest) {
+    let (pg, app) = app_server().await;
+    let reg = crate::guard::Registry::builtin();
+    let sets = reg.resolve(&["no-destructive".to_owned()]).unwrap();
+    let guard = Arc::new(crate::guard::Guardrails::new(
+        "demo-pg",
+        &sets,
+        crate::config::UnparsableAction::Block,
+    ));
+    let proxy = PgProxy::with_guardrails([("demo-pg".to_owned(), guard)].into());
+    let p = start_session(&proxy, "sess-g", app.clone(), in_an_hour()).await;
+    (pg, app, p)
+}
+
+fn tagged(tag: u8, body: &[u8]) -> Vec<u8> {
+    let mut m = vec![tag];
+    m.extend_from_slice(&(body.len() as i32 + 4).to_be_bytes());
+    m.extend_from_slice(body);
+    m
+}
+
+fn query_msg(sql: &str) -> Vec<u8> {
+    tagged(b'Q', format!("{sql}\0").as_bytes())
+}
+
+fn tags(msgs: &[(u8, Vec<u8>)]) -> String {
+    msgs.iter().map(|(t, _)| *t as char).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guardrails_refuse_in_place_and_the_session_goes_on() {
+    let (pg, app, proxy) = guarded_setup().await;
+    let mut setup = connect(&pg.superuser(APP_DB)).await.unwrap();
+    setup
+        .simple_query(&format!(
+            "create table public.keep (id int); insert into public.keep values (1), (2); \
+             alter table public.keep owner to {APP_ROLE}"
+        ))
+        .await
+        .unwrap();
+    let (mut c, _) = RawClient::login(proxy.addr, proxy.secret.expose()).await;
+
+    // Simple query: an ERROR naming the rule, then ReadyForQuery idle.
+    c.query("DROP TABLE keep").await;
+    let msgs = c.until(b'Z').await;
+    assert_eq!(tags(&msgs), "EZ");
+    let (code, message) = first_error(&msgs);
+    assert_eq!(code, "42501");
+    assert_eq!(
+        message,
+        "hoop: blocked by guardrail \"no-destructive\" rule \"drop\": DROP TABLE is not \
+         allowed on connection \"demo-pg\""
+    );
+    assert_eq!(msgs.last().unwrap().1, b"I");
+
+    // Pipelined: answers stay in order, the refusal sits between the two.
+    let mut batch = query_msg("select 1");
+    batch.extend(query_msg("delete from keep"));
+    batch.extend(query_msg("select count(*) from keep"));
+    c.send(&batch).await;
+    let first = c.until(b'Z').await;
+    assert_eq!(tags(&first), "TDCZ");
+    let second = c.until(b'Z').await;
+    assert_eq!(tags(&second), "EZ");
+    assert!(first_error(&second).1.contains("delete-without-where"));
+    let third = c.until(b'Z').await;
+    assert_eq!(tags(&third), "TDCZ");
+    assert_eq!(third[1].1[6..], *b"2");
+
+    // Inside a transaction the refusal aborts it, as a server error would:
+    // COMMIT then rolls back the insert made before it.
+    c.query("begin; insert into keep values (3)").await;
+    assert_eq!(c.until(b'Z').await.last().unwrap().1, b"T");
+    c.query("truncate keep").await;
+    let msgs = c.until(b'Z').await;
+    assert_eq!(tags(&msgs), "EZ");
+    assert_eq!(msgs.last().unwrap().1, b"E", "transaction failed");
+    c.query("commit").await;
+    let msgs = c.until(b'Z').await;
+    assert_eq!(msgs.last().unwrap().1, b"I");
+
+    // Extended protocol: Parse refused; Bind/Execute are skipped until Sync.
+    let mut ext = tagged(b'P', b"\0delete from keep\0\0\0");
+    ext.extend(tagged(b'B', b"\0\0\0\0\0\0\0\0"));
+    ext.extend(tagged(b'E', b"\0\0\0\0\0"));
+    ext.extend(tagged(b'S', b""));
+    ext.extend(tagged(b'P', b"\0select count(*) from keep\0\0\0"));
+    ext.extend(tagged(b'B', b"\0\0\0\0\0\0\0\0"));
+    ext.extend(tagged(b'E', b"\0\0\0\0\0"));
+    ext.extend(tagged(b'S', b""));
+    c.send(&ext).await;
+    let msgs = c.until(b'Z').await;
+    assert_eq!(tags(&msgs), "EZ");
+    assert!(first_error(&msgs).1.contains("DELETE without WHERE"));
+    let msgs = c.until(b'Z').await;
+    assert_eq!(tags(&msgs), "12DCZ");
+    assert_eq!(msgs[2].1[6..], *b"2", "nothing was deleted");
+
+    // Fast-path function calls bypass SQL text: refused.
+    c.send(&tagged(b'F', b"\0\0\x08\x1e\0\0\0\0\0\0")).await;
+    let msgs = c.until(b'Z').await;
+    assert_eq!(tags(&msgs), "EZ");
+    assert!(first_error(&msgs).1.contains("fast-path"));
+
+    // A client encoding the parser cannot follow is refused before it is set.
+    c.query("set client_encoding = 'SJIS'").await;
+    let msgs = c.until(b'Z').await;
+    assert!(first_error(&msgs).1.contains("client_encoding"));
+
+    let rows = setup
+        .simple_query("select count(*) from public.keep")
+        .await
+        .unwrap();
+    assert_eq!(rows, vec![vec![Some("2".to_owned())]]);
+    setup.close().await;
+    drop(app);
+}
