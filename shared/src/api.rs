@@ -56,6 +56,8 @@ pub enum ErrorCode {
     ApprovalRequired,
     /// Someone changed the resource since it was read (e.g. the policy).
     Conflict,
+    /// A policy document did not validate; the message lists every problem.
+    InvalidPolicy,
     /// The identity provider could not be reached or answered badly.
     IdentityProviderUnavailable,
     /// Something failed inside the broker; the broker's log has details.
@@ -197,4 +199,87 @@ mod tests {
             serde_json::from_str(r#"{"error":{"code":"brand_new","message":"m"}}"#).unwrap();
         assert_eq!(body.error.code, ErrorCode::Unknown);
     }
+}
+
+/// `GET /v1/policy`: the policy in force.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PolicyInfo {
+    /// Store version (increases with every apply).
+    pub version: u64,
+    /// The document as applied.
+    pub text: String,
+    /// Who applied it.
+    pub applied_by: String,
+    /// When, Unix seconds.
+    pub applied_at: u64,
+    /// The validated policy.
+    pub policy: crate::policy::Policy,
+}
+
+/// `POST /v1/policy/check`: validate a document and diff it against the
+/// policy in force, changing nothing.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyCheckRequest {
+    /// The document.
+    pub text: String,
+    /// File name to use in messages (e.g. `policy.toml`).
+    #[serde(default)]
+    pub file: Option<String>,
+}
+
+/// Answer to `POST /v1/policy/check`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PolicyCheckResponse {
+    /// Every problem, `FILE:LINE:COLUMN: message`; empty when valid.
+    pub errors: Vec<String>,
+    /// Unified diff from the policy in force (empty when equal).
+    pub diff: String,
+    /// Version the diff was made against (pass it to apply).
+    pub active_version: u64,
+}
+
+/// `PUT /v1/policy`: make a document the policy in force (admins only).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ApplyPolicyRequest {
+    /// The document.
+    pub text: String,
+    /// File name to use in messages.
+    #[serde(default)]
+    pub file: Option<String>,
+    /// Apply only if this is still the version in force (from a check).
+    #[serde(default)]
+    pub expected_version: Option<u64>,
+}
+
+/// Answer to `PUT /v1/policy`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ApplyPolicyResponse {
+    /// The new version (unchanged when the document equals the one in force).
+    pub version: u64,
+    /// What changed.
+    pub diff: String,
+}
+
+/// `POST /v1/policy/test`: how the policy decides for an identity, changing nothing.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyTestRequest {
+    /// User (or, with `workload`, service) name.
+    pub user: String,
+    /// Groups.
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// True to test a workload identity.
+    #[serde(default)]
+    pub workload: bool,
+    /// Connection name.
+    pub connection: String,
+    /// A document to test instead of the policy in force.
+    #[serde(default)]
+    pub text: Option<String>,
+    /// SQL to judge as well (guardrails; answered once statement rules exist).
+    #[serde(default)]
+    pub sql: Option<String>,
 }

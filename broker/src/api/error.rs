@@ -99,3 +99,26 @@ impl From<AuthError> for ApiFailure {
         }
     }
 }
+
+/// `Json<T>` whose rejection (malformed or oversized body, wrong content type)
+/// is an [`ApiFailure`] like every other error.
+pub struct ApiJson<T>(pub T);
+
+impl<S, T> axum::extract::FromRequest<S> for ApiJson<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiFailure;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Self::Rejection> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(v)) => Ok(ApiJson(v)),
+            Err(e) => Err(ApiFailure::new(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::BadRequest,
+                e.body_text(),
+            )),
+        }
+    }
+}

@@ -8,12 +8,17 @@
 //! | POST | `/v1/sessions` | bearer | open a session: policy check, one-time tunnel secret |
 //! | DELETE | `/v1/sessions/{id}` | bearer | close your session |
 //! | GET | `/v1/sessions/{id}/tunnel` | bearer | `hoop-tunnel/1` upgrade ([`crate::tunnel`]) |
+//! | GET | `/v1/policy` | bearer | the policy in force |
+//! | POST | `/v1/policy/check` | bearer | validate a document and diff it, changing nothing |
+//! | PUT | `/v1/policy` | bearer, admin | apply a document (compare-and-swap, audited with the diff) |
+//! | POST | `/v1/policy/test` | bearer | the decision for an identity, and the rule that made it |
 //! | * | `/idp/...` | none | the built-in development identity provider, when configured |
 //!
 //! Errors are always [`hoop_shared::api::ApiErrorBody`] JSON.
 
 mod auth;
 mod error;
+mod policy;
 
 use std::sync::Arc;
 
@@ -28,7 +33,7 @@ use hoop_shared::api::{
 };
 
 pub use auth::Caller;
-pub use error::ApiFailure;
+pub use error::{ApiFailure, ApiJson};
 
 use crate::app::{AppState, now_unix};
 use crate::config::{ConnectionConfig, ConnectionType};
@@ -47,6 +52,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/sessions", post(open_session))
         .route("/v1/sessions/{id}", delete(close_session))
         .route("/v1/sessions/{id}/tunnel", get(crate::tunnel::upgrade))
+        .route("/v1/policy", get(policy::get).put(policy::apply))
+        .route("/v1/policy/check", post(policy::check))
+        .route("/v1/policy/test", post(policy::test))
         .fallback(not_found)
         .with_state(state)
 }

@@ -1,0 +1,200 @@
+//! Policy endpoints: read, check (validate + diff), apply (admins), test.
+//!
+//! Apply is compare-and-swap on the store's version, so two admins applying
+//! at once cannot silently overwrite each other, and every apply is an audit
+//! event carrying who and the diff. A rejected document changes nothing.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use hoop_shared::api::{
+    ApplyPolicyRequest, ApplyPolicyResponse, ErrorCode, PolicyCheckRequest, PolicyCheckResponse,
+    PolicyInfo, PolicyTestRequest,
+};
+use hoop_shared::policy::{Decision, Policy, PolicyDocument, Subject};
+
+use super::{ApiFailure, ApiJson, Caller};
+use crate::app::{AppState, now_unix};
+use crate::policy::{ActivePolicy, diff, known_names, subject};
+use crate::store::Event;
+
+/// Largest policy document accepted.
+const MAX_POLICY_LEN: usize = 1024 * 1024;
+
+fn parse(state: &AppState, file: Option<&str>, text: &str) -> Result<Policy, Vec<String>> {
+    if text.len() > MAX_POLICY_LEN {
+        return Err(vec![format!(
+            "the document is larger than {} KiB",
+            MAX_POLICY_LEN / 1024
+        )]);
+    }
+    PolicyDocument::parse(
+        file.unwrap_or("policy.toml"),
+        text,
+        &known_names(&state.config),
+    )
+    .map_err(|e| e.0)
+}
+
+fn invalid(errors: Vec<String>) -> ApiFailure {
+    ApiFailure::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        ErrorCode::InvalidPolicy,
+        errors.join("\n"),
+    )
+    .hint("nothing was changed; fix the document and try again")
+}
+
+/// `GET /v1/policy`.
+pub async fn get(State(state): State<Arc<AppState>>, Caller(_who): Caller) -> Json<PolicyInfo> {
+    let active = state.policy.current();
+    Json(PolicyInfo {
+        version: active.version,
+        text: active.text.clone(),
+        applied_by: active.applied_by.clone(),
+        applied_at: active.applied_at,
+        policy: active.policy.clone(),
+    })
+}
+
+/// `POST /v1/policy/check`.
+pub async fn check(
+    State(state): State<Arc<AppState>>,
+    Caller(_who): Caller,
+    ApiJson(req): ApiJson<PolicyCheckRequest>,
+) -> Json<PolicyCheckResponse> {
+    let active = state.policy.current();
+    let errors = parse(&state, req.file.as_deref(), &req.text)
+        .err()
+        .unwrap_or_default();
+    Json(PolicyCheckResponse {
+        errors,
+        diff: diff(
+            &active.text,
+            &req.text,
+            &format!("active (version {})", active.version),
+            req.file.as_deref().unwrap_or("new"),
+        ),
+        active_version: active.version,
+    })
+}
+
+/// `PUT /v1/policy`: admins only.
+pub async fn apply(
+    State(state): State<Arc<AppState>>,
+    Caller(who): Caller,
+    ApiJson(req): ApiJson<ApplyPolicyRequest>,
+) -> Result<Json<ApplyPolicyResponse>, ApiFailure> {
+    let active = state.policy.current();
+    if !active.policy.is_admin(&subject(&who)) {
+        let admins = if active.policy.admins.is_empty() {
+            "the policy names no admin groups (set `admins` in the broker's policy_file)".to_owned()
+        } else {
+            format!("members of {} may", active.policy.admins.join(", "))
+        };
+        state
+            .audit(Event {
+                at: now_unix(),
+                kind: "policy.refused".into(),
+                user_name: Some(who.user.clone()),
+                connection: None,
+                session_id: None,
+                detail: "not an admin".into(),
+            })
+            .await;
+        return Err(ApiFailure::new(
+            StatusCode::FORBIDDEN,
+            ErrorCode::Forbidden,
+            format!("{} may not change the policy: {admins}", who.user),
+        ));
+    }
+    let policy = parse(&state, req.file.as_deref(), &req.text).map_err(invalid)?;
+    let changes = diff(
+        &active.text,
+        &req.text,
+        &format!("active (version {})", active.version),
+        req.file.as_deref().unwrap_or("new"),
+    );
+    if changes.is_empty() {
+        return Ok(Json(ApplyPolicyResponse {
+            version: active.version,
+            diff: changes,
+        }));
+    }
+    if let Some(expected) = req.expected_version
+        && expected != active.version
+    {
+        return Err(conflict(expected, active.version));
+    }
+    let at = now_unix();
+    let version = state
+        .store
+        .apply_policy(Some(active.version), req.text.clone(), who.user.clone(), at)
+        .await
+        .map_err(|e| ApiFailure::internal("store the policy", &e))?
+        .ok_or_else(|| conflict(active.version, active.version + 1))?;
+    state.policy.replace(ActivePolicy {
+        version,
+        text: req.text,
+        policy,
+        applied_by: who.user.clone(),
+        applied_at: at,
+    });
+    state
+        .audit(Event {
+            at,
+            kind: "policy.apply".into(),
+            user_name: Some(who.user.clone()),
+            connection: None,
+            session_id: None,
+            detail: format!("version {version}\n{changes}"),
+        })
+        .await;
+    tracing::info!(version, by = %who.user, "policy applied");
+    Ok(Json(ApplyPolicyResponse {
+        version,
+        diff: changes,
+    }))
+}
+
+fn conflict(expected: u64, now: u64) -> ApiFailure {
+    ApiFailure::new(
+        StatusCode::CONFLICT,
+        ErrorCode::Conflict,
+        format!(
+            "the policy changed since you read it (you had version {expected}, version {now} is in force)"
+        ),
+    )
+    .hint("run `hoopctl policy diff -f FILE` again, then apply")
+}
+
+/// `POST /v1/policy/test`.
+pub async fn test(
+    State(state): State<Arc<AppState>>,
+    Caller(_who): Caller,
+    ApiJson(req): ApiJson<PolicyTestRequest>,
+) -> Result<Json<Decision>, ApiFailure> {
+    let policy = match &req.text {
+        Some(text) => parse(&state, None, text).map_err(invalid)?,
+        None => state.policy.current().policy.clone(),
+    };
+    if state.config.connection(&req.connection).is_none() {
+        return Err(ApiFailure::new(
+            StatusCode::NOT_FOUND,
+            ErrorCode::UnknownConnection,
+            format!("no connection named {:?}", req.connection),
+        ));
+    }
+    let who = Subject {
+        user: req.user,
+        groups: req.groups,
+        workload: req.workload,
+    };
+    Ok(Json(policy.evaluate(
+        &who,
+        &req.connection,
+        jiff::Timestamp::now(),
+    )))
+}
