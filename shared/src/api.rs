@@ -58,6 +58,13 @@ pub enum ErrorCode {
     Conflict,
     /// A policy document did not validate; the message lists every problem.
     InvalidPolicy,
+    /// No access request by that id (or not visible to you).
+    UnknownRequest,
+    /// The request is not in a state that allows this (e.g. approving an
+    /// expired, cancelled or already decided request).
+    RequestClosed,
+    /// Approving your own request.
+    SelfApproval,
     /// The identity provider could not be reached or answered badly.
     IdentityProviderUnavailable,
     /// Something failed inside the broker; the broker's log has details.
@@ -161,6 +168,11 @@ pub struct ConnectionList {
 }
 
 /// `POST /v1/sessions`: open a session on a connection.
+///
+/// When the policy requires approval, the broker answers 403
+/// `approval_required` unless `request_id` names an approved request of the
+/// caller's for this connection whose grant has not ended; the session then
+/// lasts until the grant ends.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct OpenSessionRequest {
@@ -169,6 +181,9 @@ pub struct OpenSessionRequest {
     /// Justification, recorded with the session.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// An approved access request to open the session under.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
 }
 
 /// Answer to `POST /v1/sessions`.
@@ -282,4 +297,112 @@ pub struct PolicyTestRequest {
     /// SQL to judge as well (guardrails; answered once statement rules exist).
     #[serde(default)]
     pub sql: Option<String>,
+}
+
+/// `POST /v1/requests`: ask for access that the policy grants only with approval.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct CreateAccessRequest {
+    /// Connection name.
+    pub connection: String,
+    /// Justification (required when the rule says so).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Grant length asked for, seconds (default: the rule's; capped by its maximum).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_secs: Option<u64>,
+}
+
+/// Where an access request stands.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum RequestState {
+    /// Waiting for approvals.
+    Pending,
+    /// Approved: the grant runs until `grant_ends_at`.
+    Approved,
+    /// Denied by an approver.
+    Denied,
+    /// Cancelled by the requester.
+    Cancelled,
+    /// Nobody decided in time, or the grant ran out.
+    Expired,
+    /// The grant was revoked by an approver or admin.
+    Revoked,
+}
+
+impl std::fmt::Display for RequestState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            RequestState::Pending => "pending",
+            RequestState::Approved => "approved",
+            RequestState::Denied => "denied",
+            RequestState::Cancelled => "cancelled",
+            RequestState::Expired => "expired",
+            RequestState::Revoked => "revoked",
+        })
+    }
+}
+
+/// One approver's decision on a request.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ApprovalView {
+    /// Who decided.
+    pub approver: String,
+    /// `approve` or `deny`.
+    pub decision: String,
+    /// Their comment or reason.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+    /// When, Unix seconds.
+    pub at: u64,
+}
+
+/// An access request as the API shows it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AccessRequestView {
+    /// Request id.
+    pub id: String,
+    /// Who asked.
+    pub requester: String,
+    /// For which connection.
+    pub connection: String,
+    /// Their justification.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Grant length asked for, seconds.
+    pub duration_secs: u64,
+    /// Where it stands (already `expired` when its deadline or grant passed).
+    pub state: RequestState,
+    /// The policy rule that required approval.
+    pub rule: String,
+    /// Who may approve.
+    pub approvers: crate::policy::Approvers,
+    /// Distinct approvals needed.
+    pub approvals_needed: u32,
+    /// Decisions so far.
+    pub approvals: Vec<ApprovalView>,
+    /// When it was made, Unix seconds.
+    pub created_at: u64,
+    /// When a pending request expires, Unix seconds.
+    pub expires_at: u64,
+    /// When the grant ends (approved requests), Unix seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grant_ends_at: Option<u64>,
+}
+
+/// `GET /v1/requests` (yours) and `GET /v1/approvals` (those you may decide).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AccessRequestList {
+    /// Newest first.
+    pub requests: Vec<AccessRequestView>,
+}
+
+/// `POST /v1/requests/{id}/approve`, `/deny`, `/revoke`, `/cancel`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct DecisionRequest {
+    /// Comment (approve) or reason (deny, revoke; required for deny).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
 }

@@ -48,6 +48,7 @@ pub async fn open_session(
     let request = OpenSessionRequest {
         connection: name.to_owned(),
         reason,
+        request_id: None,
     };
     let session = creds
         .call(|token| {
