@@ -35,6 +35,35 @@ pub fn now_unix() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+/// Live tunnels by the grant (access request) they run under, so revoking
+/// a grant ends them at once.
+#[derive(Debug, Default)]
+pub struct Grants {
+    live: std::sync::Mutex<HashMap<String, CancellationToken>>,
+}
+
+impl Grants {
+    /// The token cancelled when `request_id` is revoked.
+    pub fn token(&self, request_id: &str) -> CancellationToken {
+        let mut live = match self.live.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        live.entry(request_id.to_owned()).or_default().clone()
+    }
+
+    /// Ends every tunnel under `request_id`.
+    pub fn revoke(&self, request_id: &str) {
+        let token = match self.live.lock() {
+            Ok(mut g) => g.remove(request_id),
+            Err(p) => p.into_inner().remove(request_id),
+        };
+        if let Some(t) = token {
+            t.cancel();
+        }
+    }
+}
+
 /// What every handler shares.
 pub struct AppState {
     /// The validated config.
@@ -49,6 +78,8 @@ pub struct AppState {
     pub store: Store,
     /// The policy in force.
     pub policy: crate::policy::PolicyHolder,
+    /// Live tunnels by grant, for revocation.
+    pub grants: Grants,
     /// The Postgres proxy (holds the cancel-key registry).
     pub pg: PgProxy,
     /// Upstream targets by connection name, with resolved credentials.
@@ -295,6 +326,7 @@ impl Broker {
             verifier,
             store,
             policy: crate::policy::PolicyHolder::new(active_policy),
+            grants: Grants::default(),
             pg: PgProxy::with_guardrails(guardrails),
             upstreams,
             session_ttl,

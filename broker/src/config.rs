@@ -20,6 +20,9 @@ use toml::Spanned;
 #[error("{0}")]
 pub struct ConfigError(pub String);
 
+/// Default time an access request waits for its approvals.
+pub const DEFAULT_REQUEST_TTL: Duration = Duration::from_secs(3600);
+
 /// Default lifetime of a session opened by `hoopctl connect`.
 pub const DEFAULT_SESSION_TTL: Duration = Duration::from_secs(8 * 3600);
 
@@ -42,6 +45,9 @@ pub struct Config {
     /// How long a session opened with `hoopctl connect` lasts (e.g. "8h").
     #[serde(default, with = "humantime_opt")]
     pub session_ttl: Option<Duration>,
+    /// How long an access request waits for approvers before it expires (default 1h).
+    #[serde(default, with = "humantime_opt")]
+    pub request_ttl: Option<Duration>,
     /// The policy document (docs/policy.md) that seeds an empty store. Once a
     /// policy is stored, `hoopctl policy apply` changes it; this file is used
     /// again only when the stored policy no longer validates. Without it,

@@ -108,6 +108,8 @@ pub struct SessionRow {
     pub expires_at: u64,
     /// Unix seconds, when closed.
     pub closed_at: Option<u64>,
+    /// The access request (grant) the session was opened under.
+    pub request_id: Option<String>,
 }
 
 /// One event for the audit trail.
@@ -181,8 +183,8 @@ impl Store {
         self.with(move |c| {
             c.execute(
                 "INSERT INTO sessions (id, subject, user_name, connection, reason, secret_sha256,
-                                       created_at, expires_at, closed_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, NULL)",
+                                       created_at, expires_at, closed_at, request_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, NULL, ?9)",
                 params![
                     s.id,
                     s.subject,
@@ -191,7 +193,8 @@ impl Store {
                     s.reason,
                     s.secret_sha256,
                     s.created_at as i64,
-                    s.expires_at as i64
+                    s.expires_at as i64,
+                    s.request_id
                 ],
             )
             .map(|_| ())
@@ -205,7 +208,7 @@ impl Store {
         self.with(move |c| {
             c.query_row(
                 "SELECT id, subject, user_name, connection, reason, secret_sha256,
-                        created_at, expires_at, closed_at
+                        created_at, expires_at, closed_at, request_id
                  FROM sessions WHERE id = ?1",
                 params![id],
                 |r| {
@@ -219,6 +222,7 @@ impl Store {
                         created_at: r.get::<_, i64>(6)? as u64,
                         expires_at: r.get::<_, i64>(7)? as u64,
                         closed_at: r.get::<_, Option<i64>>(8)?.map(|v| v as u64),
+                        request_id: r.get(9)?,
                     })
                 },
             )
@@ -346,6 +350,283 @@ impl Store {
     }
 }
 
+/// One access request row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestRow {
+    /// Request id.
+    pub id: String,
+    /// Requester's token subject.
+    pub subject: String,
+    /// Requester's user name.
+    pub user_name: String,
+    /// Connection.
+    pub connection: String,
+    /// Justification.
+    pub reason: Option<String>,
+    /// Grant length, seconds.
+    pub duration_secs: u64,
+    /// Rule that required approval.
+    pub rule: String,
+    /// Distinct approvals needed.
+    pub approvals_needed: u32,
+    /// Approvers (JSON of `hoop_shared::policy::Approvers`).
+    pub approvers_json: String,
+    /// pending | approved | denied | cancelled | revoked (expiry is computed on read).
+    pub state: String,
+    /// Unix seconds.
+    pub created_at: u64,
+    /// Deadline for a decision, Unix seconds.
+    pub expires_at: u64,
+    /// When decided, Unix seconds.
+    pub decided_at: Option<u64>,
+    /// When the grant ends, Unix seconds.
+    pub grant_ends_at: Option<u64>,
+    /// Decisions: (approver, decision, comment, at).
+    pub approvals: Vec<(String, String, Option<String>, u64)>,
+}
+
+/// Why a decision on a request was not recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DecideError {
+    /// No such request.
+    Unknown,
+    /// Not pending any more (or past its deadline); the current state.
+    Closed(String),
+    /// This approver already decided on it.
+    AlreadyDecided,
+}
+
+const REQUEST_COLUMNS: &str = "id, subject, user_name, connection, reason, duration_secs, rule,
+    approvals_needed, approvers_json, state, created_at, expires_at, decided_at, grant_ends_at";
+
+fn request_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RequestRow> {
+    Ok(RequestRow {
+        id: r.get(0)?,
+        subject: r.get(1)?,
+        user_name: r.get(2)?,
+        connection: r.get(3)?,
+        reason: r.get(4)?,
+        duration_secs: r.get::<_, i64>(5)? as u64,
+        rule: r.get(6)?,
+        approvals_needed: r.get::<_, i64>(7)? as u32,
+        approvers_json: r.get(8)?,
+        state: r.get(9)?,
+        created_at: r.get::<_, i64>(10)? as u64,
+        expires_at: r.get::<_, i64>(11)? as u64,
+        decided_at: r.get::<_, Option<i64>>(12)?.map(|v| v as u64),
+        grant_ends_at: r.get::<_, Option<i64>>(13)?.map(|v| v as u64),
+        approvals: Vec::new(),
+    })
+}
+
+fn load_request(c: &Connection, id: &str) -> rusqlite::Result<Option<RequestRow>> {
+    let Some(mut row) = c
+        .query_row(
+            &format!("SELECT {REQUEST_COLUMNS} FROM access_requests WHERE id = ?1"),
+            params![id],
+            request_from_row,
+        )
+        .optional()?
+    else {
+        return Ok(None);
+    };
+    let mut stmt = c.prepare(
+        "SELECT approver, decision, comment, at FROM approvals WHERE request_id = ?1 ORDER BY at, approver",
+    )?;
+    row.approvals = stmt
+        .query_map(params![id], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get::<_, i64>(3)? as u64))
+        })?
+        .collect::<Result<_, _>>()?;
+    Ok(Some(row))
+}
+
+impl Store {
+    /// Stores a new pending request.
+    pub async fn insert_request(&self, r: RequestRow) -> Result<(), StoreError> {
+        self.with(move |c| {
+            c.execute(
+                &format!(
+                    "INSERT INTO access_requests ({REQUEST_COLUMNS})
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
+                ),
+                params![
+                    r.id,
+                    r.subject,
+                    r.user_name,
+                    r.connection,
+                    r.reason,
+                    r.duration_secs as i64,
+                    r.rule,
+                    i64::from(r.approvals_needed),
+                    r.approvers_json,
+                    r.state,
+                    r.created_at as i64,
+                    r.expires_at as i64,
+                    r.decided_at.map(|v| v as i64),
+                    r.grant_ends_at.map(|v| v as i64)
+                ],
+            )
+            .map(|_| ())
+        })
+        .await
+    }
+
+    /// The request with this id, with its decisions.
+    pub async fn request(&self, id: &str) -> Result<Option<RequestRow>, StoreError> {
+        let id = id.to_owned();
+        self.with(move |c| load_request(c, &id)).await
+    }
+
+    /// Requests matching `filter` (`subject = ?` or `state = 'pending'`), newest first.
+    async fn requests_where(
+        &self,
+        clause: &'static str,
+        arg: String,
+        limit: usize,
+    ) -> Result<Vec<RequestRow>, StoreError> {
+        self.with(move |c| {
+            let ids: Vec<String> = {
+                let mut stmt = c.prepare(&format!(
+                    "SELECT id FROM access_requests WHERE {clause} ORDER BY created_at DESC, id LIMIT ?2"
+                ))?;
+                stmt.query_map(params![arg, limit as i64], |r| r.get(0))?
+                    .collect::<Result<_, _>>()?
+            };
+            let mut out = Vec::with_capacity(ids.len());
+            for id in ids {
+                if let Some(r) = load_request(c, &id)? {
+                    out.push(r);
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    /// Requests made by `subject`, newest first.
+    pub async fn requests_of(
+        &self,
+        subject: &str,
+        limit: usize,
+    ) -> Result<Vec<RequestRow>, StoreError> {
+        self.requests_where("subject = ?1", subject.to_owned(), limit)
+            .await
+    }
+
+    /// Pending requests, newest first.
+    pub async fn pending_requests(&self, limit: usize) -> Result<Vec<RequestRow>, StoreError> {
+        self.requests_where("state = ?1", "pending".to_owned(), limit)
+            .await
+    }
+
+    /// Records `approver`'s decision (`approve` or `deny`) atomically: the
+    /// request must still be pending and before its deadline, each approver
+    /// decides once, and the approval that reaches the needed count turns the
+    /// request into a grant of `duration_secs` from `now`. Writers are
+    /// serialized (IMMEDIATE transaction), so two approvers at once can never
+    /// grant twice.
+    pub async fn decide(
+        &self,
+        id: &str,
+        approver: &str,
+        decision: &'static str,
+        comment: Option<String>,
+        now: u64,
+    ) -> Result<Result<RequestRow, DecideError>, StoreError> {
+        let (id, approver) = (id.to_owned(), approver.to_owned());
+        self.with(move |c| {
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let Some(row) = load_request(&tx, &id)? else {
+                return Ok(Err(DecideError::Unknown));
+            };
+            if row.state != "pending" {
+                return Ok(Err(DecideError::Closed(row.state)));
+            }
+            if now >= row.expires_at {
+                return Ok(Err(DecideError::Closed("expired".into())));
+            }
+            if row.approvals.iter().any(|(who, ..)| who == &approver) {
+                return Ok(Err(DecideError::AlreadyDecided));
+            }
+            tx.execute(
+                "INSERT INTO approvals (request_id, approver, decision, comment, at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![id, approver, decision, comment, now as i64],
+            )?;
+            if decision == "deny" {
+                tx.execute(
+                    "UPDATE access_requests SET state = 'denied', decided_at = ?2 WHERE id = ?1",
+                    params![id, now as i64],
+                )?;
+            } else {
+                let approvals: i64 = tx.query_row(
+                    "SELECT COUNT(*) FROM approvals WHERE request_id = ?1 AND decision = 'approve'",
+                    params![id],
+                    |r| r.get(0),
+                )?;
+                if approvals >= i64::from(row.approvals_needed) {
+                    tx.execute(
+                        "UPDATE access_requests SET state = 'approved', decided_at = ?2,
+                                grant_ends_at = ?3 WHERE id = ?1",
+                        params![id, now as i64, (now + row.duration_secs) as i64],
+                    )?;
+                }
+            }
+            let updated = load_request(&tx, &id)?;
+            tx.commit()?;
+            Ok(updated.ok_or(DecideError::Unknown))
+        })
+        .await
+    }
+
+    /// Moves a request from `from` to `to` (cancel: pending → cancelled;
+    /// revoke: approved → revoked). Returns the row after, or the state it
+    /// was in when the move did not apply.
+    pub async fn transition(
+        &self,
+        id: &str,
+        from: &'static str,
+        to: &'static str,
+        now: u64,
+    ) -> Result<Result<RequestRow, DecideError>, StoreError> {
+        let id = id.to_owned();
+        self.with(move |c| {
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let Some(row) = load_request(&tx, &id)? else {
+                return Ok(Err(DecideError::Unknown));
+            };
+            if row.state != from {
+                return Ok(Err(DecideError::Closed(row.state)));
+            }
+            tx.execute(
+                "UPDATE access_requests SET state = ?2, decided_at = COALESCE(decided_at, ?3) WHERE id = ?1",
+                params![id, to, now as i64],
+            )?;
+            let updated = load_request(&tx, &id)?;
+            tx.commit()?;
+            Ok(updated.ok_or(DecideError::Unknown))
+        })
+        .await
+    }
+
+    /// Sets the request a session was opened under.
+    pub async fn set_session_request(
+        &self,
+        session: &str,
+        request: &str,
+    ) -> Result<(), StoreError> {
+        let (session, request) = (session.to_owned(), request.to_owned());
+        self.with(move |c| {
+            c.execute(
+                "UPDATE sessions SET request_id = ?2 WHERE id = ?1",
+                params![session, request],
+            )
+            .map(|_| ())
+        })
+        .await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -385,6 +666,128 @@ mod tests {
         );
     }
 
+    fn request(id: &str, needed: u32) -> RequestRow {
+        RequestRow {
+            id: id.into(),
+            subject: "dev:alice".into(),
+            user_name: "alice".into(),
+            connection: "pg".into(),
+            reason: Some("INC-42".into()),
+            duration_secs: 60,
+            rule: "r".into(),
+            approvals_needed: needed,
+            approvers_json: "{}".into(),
+            state: "pending".into(),
+            created_at: 100,
+            expires_at: 200,
+            decided_at: None,
+            grant_ends_at: None,
+            approvals: Vec::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn n_of_m_approvals_grant_once_and_closed_requests_refuse_decisions() {
+        let store = Store::in_memory().unwrap();
+        store.insert_request(request("r1", 2)).await.unwrap();
+        let r = store
+            .decide("r1", "bob", "approve", None, 110)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((r.state.as_str(), r.grant_ends_at), ("pending", None));
+        assert_eq!(
+            store
+                .decide("r1", "bob", "approve", None, 111)
+                .await
+                .unwrap(),
+            Err(DecideError::AlreadyDecided)
+        );
+        let r = store
+            .decide("r1", "dave", "approve", Some("ok".into()), 120)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((r.state.as_str(), r.grant_ends_at), ("approved", Some(180)));
+        assert_eq!(r.approvals.len(), 2);
+        assert_eq!(
+            store
+                .decide("r1", "erin", "approve", None, 121)
+                .await
+                .unwrap(),
+            Err(DecideError::Closed("approved".into()))
+        );
+        // Past the deadline nobody can decide.
+        store.insert_request(request("r2", 1)).await.unwrap();
+        assert_eq!(
+            store
+                .decide("r2", "bob", "approve", None, 200)
+                .await
+                .unwrap(),
+            Err(DecideError::Closed("expired".into()))
+        );
+        // Cancel only while pending; revoke only once approved.
+        let r = store
+            .transition("r2", "pending", "cancelled", 150)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(r.state, "cancelled");
+        assert_eq!(
+            store
+                .transition("r2", "approved", "revoked", 151)
+                .await
+                .unwrap(),
+            Err(DecideError::Closed("cancelled".into()))
+        );
+        assert_eq!(
+            store
+                .transition("r1", "approved", "revoked", 151)
+                .await
+                .unwrap()
+                .unwrap()
+                .state,
+            "revoked"
+        );
+        assert_eq!(
+            store
+                .decide("nope", "bob", "approve", None, 1)
+                .await
+                .unwrap(),
+            Err(DecideError::Unknown)
+        );
+    }
+
+    #[tokio::test]
+    async fn concurrent_approvers_never_double_grant() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store.insert_request(request("r", 1)).await.unwrap();
+        let mut tasks = Vec::new();
+        for approver in ["a", "b", "c", "d", "e", "f"] {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                store
+                    .decide("r", approver, "approve", None, 150)
+                    .await
+                    .unwrap()
+            }));
+        }
+        let mut granted = 0;
+        for t in tasks {
+            if let Ok(row) = t.await.unwrap() {
+                assert_eq!(row.state, "approved");
+                granted += 1;
+            }
+        }
+        assert_eq!(
+            granted, 1,
+            "exactly one approval turns the request into a grant"
+        );
+        let r = store.request("r").await.unwrap().unwrap();
+        assert_eq!(r.approvals.len(), 1);
+    }
+
     fn row(id: &str) -> SessionRow {
         SessionRow {
             id: id.into(),
@@ -396,6 +799,7 @@ mod tests {
             created_at: 10,
             expires_at: 20,
             closed_at: None,
+            request_id: None,
         }
     }
 

@@ -77,6 +77,28 @@ pub async fn upgrade(
         )
         .hint("run `hoopctl connect` again"));
     }
+    // A session under a grant lives only while the grant does.
+    let mut grant_ended = None;
+    if let Some(request_id) = &session.request_id {
+        let row = state
+            .store
+            .request(request_id)
+            .await
+            .map_err(|e| ApiFailure::internal("look up the grant", &e))?;
+        let granted = row.as_ref().map(|r| crate::api::grant_state(r, now));
+        if granted != Some(hoop_shared::api::RequestState::Approved) {
+            return Err(ApiFailure::new(
+                StatusCode::GONE,
+                ErrorCode::SessionEnded,
+                format!(
+                    "the access grant behind session {id} is {}",
+                    granted.map_or("gone".to_owned(), |g| g.to_string())
+                ),
+            )
+            .hint("request access again with `hoopctl connect`"));
+        }
+        grant_ended = Some(state.grants.token(request_id));
+    }
     let Some(upstream) = state.upstreams.get(&session.connection).cloned() else {
         return Err(ApiFailure::new(
             StatusCode::GONE,
@@ -106,9 +128,16 @@ pub async fn upgrade(
             };
             let state = task_state;
             let shutdown = state.shutdown.clone();
+            let revoked = async {
+                match &grant_ended {
+                    Some(token) => token.cancelled().await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 () = run_tunnel(state, who, session, upstream, stream) => {}
                 () = shutdown.cancelled() => {}
+                () = revoked => tracing::info!("access grant revoked; tunnel closed"),
             }
         }
         .instrument(span),

@@ -8,6 +8,10 @@
 //! | POST | `/v1/sessions` | bearer | open a session: policy check, one-time tunnel secret |
 //! | DELETE | `/v1/sessions/{id}` | bearer | close your session |
 //! | GET | `/v1/sessions/{id}/tunnel` | bearer | `hoop-tunnel/1` upgrade ([`crate::tunnel`]) |
+//! | GET, POST | `/v1/requests` | bearer | your access requests; ask for access that needs approval |
+//! | GET | `/v1/requests/{id}` | bearer | one request (yours, or one you may decide) |
+//! | POST | `/v1/requests/{id}/approve`, `/deny`, `/cancel`, `/revoke` | bearer | decide, withdraw, end a grant |
+//! | GET | `/v1/approvals` | bearer | pending requests you may decide |
 //! | GET | `/v1/policy` | bearer | the policy in force |
 //! | POST | `/v1/policy/check` | bearer | validate a document and diff it, changing nothing |
 //! | PUT | `/v1/policy` | bearer, admin | apply a document (compare-and-swap, audited with the diff) |
@@ -19,6 +23,7 @@
 mod auth;
 mod error;
 mod policy;
+mod requests;
 
 use std::sync::Arc;
 
@@ -34,6 +39,7 @@ use hoop_shared::api::{
 
 pub use auth::Caller;
 pub use error::{ApiFailure, ApiJson};
+pub use requests::effective_state as grant_state;
 
 use crate::app::{AppState, now_unix};
 use crate::config::{ConnectionConfig, ConnectionType};
@@ -52,6 +58,13 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/sessions", post(open_session))
         .route("/v1/sessions/{id}", delete(close_session))
         .route("/v1/sessions/{id}/tunnel", get(crate::tunnel::upgrade))
+        .route("/v1/requests", get(requests::mine).post(requests::create))
+        .route("/v1/requests/{id}", get(requests::show))
+        .route("/v1/requests/{id}/approve", post(requests::approve))
+        .route("/v1/requests/{id}/deny", post(requests::deny))
+        .route("/v1/requests/{id}/cancel", post(requests::cancel))
+        .route("/v1/requests/{id}/revoke", post(requests::revoke))
+        .route("/v1/approvals", get(requests::approvals))
         .route("/v1/policy", get(policy::get).put(policy::apply))
         .route("/v1/policy/check", post(policy::check))
         .route("/v1/policy/test", post(policy::test))
@@ -161,6 +174,7 @@ async fn open_session(
         .hint("run `hoopctl connections` to list them"));
     };
     let decision = state.policy.decide(&who, &conn.name);
+    let mut grant: Option<(String, u64)> = None;
     let rule = decision
         .rule
         .clone()
@@ -187,6 +201,34 @@ async fn open_session(
             )
             .hint("ask an admin for access; `hoopctl policy test` shows how the policy decides"));
         }
+        Outcome::Approval { .. } if req.request_id.is_some() => {
+            let id = req.request_id.clone().unwrap_or_default();
+            let row = state
+                .store
+                .request(&id)
+                .await
+                .map_err(|e| ApiFailure::internal("look up the access request", &e))?
+                .filter(|r| r.subject == who.subject && r.connection == conn.name)
+                .ok_or_else(|| {
+                    ApiFailure::new(
+                        StatusCode::NOT_FOUND,
+                        ErrorCode::UnknownRequest,
+                        format!("no access request {id} of yours for {}", conn.name),
+                    )
+                })?;
+            let now = now_unix();
+            let state_now = requests::effective_state(&row, now);
+            if state_now != hoop_shared::api::RequestState::Approved {
+                return Err(ApiFailure::new(
+                    StatusCode::FORBIDDEN,
+                    ErrorCode::ApprovalRequired,
+                    format!("access request {id} is {state_now}, not an active grant"),
+                )
+                .hint("ask for access again"));
+            }
+            grant = Some((id, row.grant_ends_at.unwrap_or(now)));
+            u64::MAX
+        }
         Outcome::Approval {
             approvers,
             approvals,
@@ -203,7 +245,9 @@ async fn open_session(
                     who.user,
                 ),
             )
-            .hint("ask an approver to grant access"));
+            .hint(
+                "request access with `hoopctl connect` (it asks and waits), or `hoopctl requests`",
+            ));
         }
         Outcome::Allow {
             justification,
@@ -232,8 +276,12 @@ async fn open_session(
         reason: reason.clone(),
         secret_sha256: secret.sha256_hex(),
         created_at: now,
-        expires_at: now + state.session_ttl.as_secs().min(max_secs),
+        expires_at: match &grant {
+            Some((_, ends)) => *ends,
+            None => now + state.session_ttl.as_secs().min(max_secs),
+        },
         closed_at: None,
+        request_id: grant.as_ref().map(|(id, _)| id.clone()),
     };
     state
         .store
