@@ -22,6 +22,30 @@ use tokio_util::sync::CancellationToken;
 use crate::app::Broker;
 use crate::config::Config;
 
+/// The policy `hoop-broker dev` starts with (written to `DATA_DIR/policy.toml`).
+pub const DEV_POLICY: &str = r#"# The development policy (docs/policy.md). carol may change it:
+#   hoopctl policy get > policy.toml; edit; hoopctl policy apply -f policy.toml
+groups = ["engineering", "sre", "admins"]
+admins = ["admins"]
+
+[[rules]]
+name = "demo-open"
+connections = ["demo-pg"]
+groups = ["engineering", "sre"]
+access = "allow"
+
+[[rules]]
+name = "demo-jit"
+connections = ["demo-pg-jit"]
+groups = ["engineering"]
+access = "approval"
+justification = true
+approvers = { groups = ["sre"] }
+approvals = 1
+default_duration = "15m"
+max_duration = "1h"
+"#;
+
 /// Default listen address of `hoop-broker dev`.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8443";
 
@@ -144,24 +168,35 @@ pub async fn run(opts: DevOptions, shutdown: CancellationToken) -> anyhow::Resul
         "demo-pg.password",
         target.password.expose().as_bytes(),
     )?;
+    // The demo policy: demo-pg is open to engineering and sre; demo-pg-jit
+    // (the same database) needs a justification and one approval from sre;
+    // carol (admins) may change the policy.
+    client_config::write_private_file(&data_dir, "policy.toml", DEV_POLICY.as_bytes())?;
     let config_path = data_dir.join("broker.toml");
     let config_text = format!(
         "# Written by `hoop-broker dev`; `hoop-broker serve --config {path}` runs the same broker.\n\
          listen = {listen}\n\
-         data_dir = {data}\n\n\
+         data_dir = {data}\n\
+         policy_file = {policy}\n\n\
          [tls]\nself_signed = true\n\n\
          [identity]\nclient_id = \"hoopctl\"\n\n\
          [identity.builtin]\n\
-         users = [\n  {{ name = \"alice\", groups = [\"engineering\"] }},\n  {{ name = \"bob\", groups = [\"sre\"] }},\n]\n\n\
+         users = [\n  {{ name = \"alice\", groups = [\"engineering\"] }},\n  {{ name = \"bob\", groups = [\"sre\"] }},\n  {{ name = \"carol\", groups = [\"admins\"] }},\n]\n\n\
          [[connections]]\n\
          name = \"demo-pg\"\ntype = \"postgres\"\n\
          host = {host}\nport = {port}\ndatabase = {db}\nuser = {user}\n\
          password_file = {pwfile}\n\
          allow_groups = [\"engineering\", \"sre\"]\n\
-         description = \"Demo PostgreSQL started by hoop-broker dev\"\n",
+         description = \"Demo PostgreSQL started by hoop-broker dev\"\n\n\
+         [[connections]]\n\
+         name = \"demo-pg-jit\"\ntype = \"postgres\"\n\
+         host = {host}\nport = {port}\ndatabase = {db}\nuser = {user}\n\
+         password_file = {pwfile}\n\
+         description = \"The demo database, with just-in-time access: a reason and one approval from sre\"\n",
         path = config_path.display(),
         listen = toml_str(&opts.listen),
         data = toml_str(&data_dir.to_string_lossy()),
+        policy = toml_str(&data_dir.join("policy.toml").to_string_lossy()),
         host = toml_str(&target.host),
         port = target.port,
         db = toml_str(&target.database),
@@ -188,7 +223,10 @@ pub async fn run(opts: DevOptions, shutdown: CancellationToken) -> anyhow::Resul
     println!("hoop-broker listening on {url}");
     println!();
     println!("  demo-pg     {}", target.label);
-    println!("  dev users   alice (engineering), bob (sre)");
+    println!(
+        "  demo-pg-jit the same database, with just-in-time access (reason + 1 approval from sre)"
+    );
+    println!("  dev users   alice (engineering), bob (sre), carol (admins: may change the policy)");
     println!("  data dir    {}", data_dir.display());
     println!(
         "  hoopctl     configured in {}{}",
