@@ -128,16 +128,11 @@ pub async fn upgrade(
             };
             let state = task_state;
             let shutdown = state.shutdown.clone();
-            let revoked = async {
-                match &grant_ended {
-                    Some(token) => token.cancelled().await,
-                    None => std::future::pending().await,
-                }
-            };
+            // A revoked grant is handled by the proxy, which tells the
+            // client why before closing.
             tokio::select! {
-                () = run_tunnel(state, who, session, upstream, stream) => {}
+                () = run_tunnel(state, who, session, upstream, stream, grant_ended) => {}
                 () = shutdown.cancelled() => {}
-                () = revoked => tracing::info!("access grant revoked; tunnel closed"),
             }
         }
         .instrument(span),
@@ -156,6 +151,7 @@ async fn run_tunnel(
     session: crate::store::SessionRow,
     upstream: Arc<crate::proxy::postgres::Upstream>,
     mut stream: TokioIo<hyper::upgrade::Upgraded>,
+    grant: Option<tokio_util::sync::CancellationToken>,
 ) {
     let hello: ClientHello = match read_frame(&mut stream).await {
         Ok(h) => h,
@@ -213,6 +209,7 @@ async fn run_tunnel(
         user: who.user.clone(),
         tunnel_secret_sha256: session.secret_sha256.clone(),
         expires_at: UNIX_EPOCH + Duration::from_secs(session.expires_at),
+        grant,
     };
     let outcome = state.pg.serve(stream, client_session, upstream).await;
     let detail = match &outcome {

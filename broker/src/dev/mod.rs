@@ -187,11 +187,13 @@ pub async fn run(opts: DevOptions, shutdown: CancellationToken) -> anyhow::Resul
          host = {host}\nport = {port}\ndatabase = {db}\nuser = {user}\n\
          password_file = {pwfile}\n\
          allow_groups = [\"engineering\", \"sre\"]\n\
+         guardrails = [\"no-destructive\"]\n\
          description = \"Demo PostgreSQL started by hoop-broker dev\"\n\n\
          [[connections]]\n\
          name = \"demo-pg-jit\"\ntype = \"postgres\"\n\
          host = {host}\nport = {port}\ndatabase = {db}\nuser = {user}\n\
          password_file = {pwfile}\n\
+         guardrails = [\"no-destructive\"]\n\
          description = \"The demo database, with just-in-time access: a reason and one approval from sre\"\n",
         path = config_path.display(),
         listen = toml_str(&opts.listen),

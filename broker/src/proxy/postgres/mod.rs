@@ -137,6 +137,9 @@ pub struct ClientSession {
     pub tunnel_secret_sha256: String,
     /// When the session ends.
     pub expires_at: SystemTime,
+    /// Set when the session runs under an access grant: cancelled when the
+    /// grant is revoked, which ends the session with a FATAL saying so.
+    pub grant: Option<tokio_util::sync::CancellationToken>,
 }
 
 /// The Postgres proxy: serves client streams; cheap to clone (the cancel
@@ -304,6 +307,8 @@ impl PgProxy {
                 abort: abort_rx,
                 expires_at: session.expires_at,
                 expiry_fatal: expiry_fatal(&session, &upstream),
+                revoked: session.grant.clone(),
+                revoked_fatal: revoked_fatal(&upstream),
                 connection: upstream.connection.clone(),
             },
         );
@@ -397,12 +402,28 @@ where
 }
 
 fn expiry_fatal(session: &ClientSession, upstream: &Upstream) -> BytesMut {
+    let at = humantime::format_rfc3339_seconds(session.expires_at);
+    let message = if session.grant.is_some() {
+        format!(
+            "hoop: your access grant on connection \"{}\" expired at {at}; request access again with hoopctl connect",
+            upstream.connection
+        )
+    } else {
+        format!(
+            "hoop: your session on connection \"{}\" ended at {at}; run hoopctl connect again",
+            upstream.connection
+        )
+    };
+    fatal_message("57P01", &message, None)
+}
+
+/// The FATAL a client gets when the grant behind its session is revoked.
+fn revoked_fatal(upstream: &Upstream) -> BytesMut {
     fatal_message(
         "57P01",
         &format!(
-            "hoop: your session on connection \"{}\" ended at {}; run hoopctl connect again",
-            upstream.connection,
-            humantime::format_rfc3339_seconds(session.expires_at)
+            "hoop: your access grant on connection \"{}\" was revoked; request access again with hoopctl connect",
+            upstream.connection
         ),
         None,
     )

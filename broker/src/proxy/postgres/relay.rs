@@ -239,6 +239,10 @@ pub(crate) struct Interrupts {
     pub expires_at: SystemTime,
     /// The FATAL sent at `expires_at`.
     pub expiry_fatal: BytesMut,
+    /// Cancelled when the grant behind the session is revoked.
+    pub revoked: Option<tokio_util::sync::CancellationToken>,
+    /// The FATAL sent on revocation.
+    pub revoked_fatal: BytesMut,
     /// Connection name, for the message about an invalid server message.
     pub connection: String,
 }
@@ -262,8 +266,17 @@ where
         mut abort,
         expires_at,
         expiry_fatal,
+        revoked,
+        revoked_fatal,
         connection,
     } = interrupts;
+    let revoked = async move {
+        match revoked {
+            Some(token) => token.cancelled_owned().await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(revoked);
     let invalid_server_message = |n: i64| {
         fatal_message(
             "08P01",
@@ -312,6 +325,10 @@ where
                     // The client side finished normally: keep relaying.
                     Err(_) => abort_open = false,
                 }
+            }
+            () = &mut revoked => {
+                let _ = writer.write_all(&revoked_fatal).await;
+                break ServerEnd::Expired;
             }
             () = &mut sleep => {
                 if SystemTime::now() >= expires_at {

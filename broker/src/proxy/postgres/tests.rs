@@ -53,6 +53,17 @@ async fn start_session(
     upstream: Upstream,
     expires_at: SystemTime,
 ) -> ProxyUnderTest {
+    start_session_with(proxy, session_id, upstream, expires_at, None).await
+}
+
+/// [`start_session`] for a session under an access grant.
+async fn start_session_with(
+    proxy: &PgProxy,
+    session_id: &str,
+    upstream: Upstream,
+    expires_at: SystemTime,
+    grant: Option<tokio_util::sync::CancellationToken>,
+) -> ProxyUnderTest {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let secret = Secret::generate(32);
@@ -61,6 +72,7 @@ async fn start_session(
         user: "alice@example.com".to_owned(),
         tunnel_secret_sha256: secret.sha256_hex(),
         expires_at,
+        grant,
     };
     let upstream = Arc::new(upstream);
     let proxy = proxy.clone();
@@ -818,6 +830,7 @@ async fn random_input_never_panics_and_always_ends() {
         user: "fuzz".to_owned(),
         tunnel_secret_sha256: Secret::new("s").sha256_hex(),
         expires_at: in_an_hour(),
+        grant: None,
     };
     let proxy = PgProxy::new();
     let mut rng = rand::rng();
@@ -972,4 +985,38 @@ async fn guardrails_refuse_in_place_and_the_session_goes_on() {
     assert_eq!(rows, vec![vec![Some("2".to_owned())]]);
     setup.close().await;
     drop(app);
+}
+
+#[tokio::test]
+async fn a_revoked_grant_ends_a_running_session_with_a_message() {
+    let (pg, app) = app_server().await;
+    let grant = tokio_util::sync::CancellationToken::new();
+    let mut proxy = start_session_with(
+        &PgProxy::new(),
+        "granted",
+        app,
+        SystemTime::now() + Duration::from_secs(3600),
+        Some(grant.clone()),
+    )
+    .await;
+    let (addr, secret) = (proxy.addr, proxy.secret.expose().to_owned());
+    let running =
+        tokio::spawn(async move { psql(addr, &secret, &["-c", "select pg_sleep(30)"]).await });
+    wait_until_running(&pg, "select pg_sleep(30)", true).await;
+    let started = Instant::now();
+    grant.cancel();
+    let out = running.await.unwrap();
+    let stderr = text(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("your access grant on connection \"demo-pg\" was revoked"),
+        "{stderr}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert!(matches!(
+        proxy.results.recv().await.unwrap(),
+        Err(PgProxyError::SessionExpired)
+    ));
+    // The statement was cancelled upstream too.
+    wait_until_running(&pg, "select pg_sleep(30)", false).await;
 }
