@@ -751,3 +751,83 @@ pub fn logged_in_with(
     u.login().assert_ok();
     (db, broker, u, dir)
 }
+
+/// A blocking client for the broker's REST API (trusts the broker's CA).
+pub struct Api {
+    /// The runtime the calls run on.
+    pub rt: tokio::runtime::Runtime,
+    /// The HTTP client.
+    pub http: ::reqwest::Client,
+    /// Broker base URL.
+    pub url: String,
+}
+
+impl Api {
+    /// A client for `broker`.
+    pub fn new(broker: &BrokerProcess) -> Api {
+        let ca =
+            ::reqwest::Certificate::from_pem(&std::fs::read(&broker.ca_file).unwrap()).unwrap();
+        Api {
+            rt: tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap(),
+            http: ::reqwest::Client::builder()
+                .add_root_certificate(ca)
+                .build()
+                .unwrap(),
+            url: broker.url.clone(),
+        }
+    }
+
+    /// `method path` with an optional raw `Authorization` value and JSON body:
+    /// (status, body as JSON, or as a JSON string when it is not JSON).
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        authorization: Option<&str>,
+        body: Option<serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        self.rt.block_on(async {
+            let mut req = self
+                .http
+                .request(method.parse().unwrap(), format!("{}{path}", self.url));
+            if let Some(a) = authorization {
+                req = req.header("authorization", a);
+            }
+            if let Some(b) = body {
+                req = req.json(&b);
+            }
+            let resp = req.send().await.unwrap();
+            let status = resp.status().as_u16();
+            let text = resp.text().await.unwrap();
+            (
+                status,
+                serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
+            )
+        })
+    }
+
+    /// `method path` with a bearer token.
+    pub fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: &str,
+        body: Option<serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        self.request(method, path, Some(&format!("Bearer {token}")), body)
+    }
+}
+
+/// A valid token from the broker's built-in provider, signed with its key.
+pub fn dev_token(broker: &BrokerProcess, user: &str, groups: &[&str]) -> String {
+    let (kid, alg) = broker.jwks_key();
+    sign_token(
+        &dev_claims(broker, user, groups, 3600),
+        &broker.idp_key_pem(),
+        &kid,
+        &alg,
+    )
+}

@@ -4,7 +4,7 @@
 //! session that lasts until the grant ends, and a revoked grant opens nothing.
 
 use hoop_e2e::*;
-use serde_json::{Value, json};
+use serde_json::json;
 
 const POLICY: &str = r#"
 groups = ["engineering", "sre", "admins"]
@@ -22,58 +22,6 @@ default_duration = "15m"
 max_duration = "1h"
 "#;
 
-struct Api {
-    rt: tokio::runtime::Runtime,
-    http: reqwest::Client,
-    url: String,
-}
-
-impl Api {
-    fn new(broker: &BrokerProcess) -> Api {
-        let ca = reqwest::Certificate::from_pem(&std::fs::read(&broker.ca_file).unwrap()).unwrap();
-        Api {
-            rt: tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap(),
-            http: reqwest::Client::builder()
-                .add_root_certificate(ca)
-                .build()
-                .unwrap(),
-            url: broker.url.clone(),
-        }
-    }
-
-    fn call(&self, method: &str, path: &str, token: &str, body: Option<Value>) -> (u16, Value) {
-        self.rt.block_on(async {
-            let mut req = self
-                .http
-                .request(method.parse().unwrap(), format!("{}{path}", self.url))
-                .bearer_auth(token);
-            if let Some(b) = body {
-                req = req.json(&b);
-            }
-            let resp = req.send().await.unwrap();
-            let status = resp.status().as_u16();
-            let text = resp.text().await.unwrap();
-            (
-                status,
-                serde_json::from_str(&text).unwrap_or(Value::String(text)),
-            )
-        })
-    }
-}
-
-fn token(broker: &BrokerProcess, user: &str, groups: &[&str]) -> String {
-    let (kid, alg) = broker.jwks_key();
-    sign_token(
-        &dev_claims(broker, user, groups, 3600),
-        &broker.idp_key_pem(),
-        &kid,
-        &alg,
-    )
-}
-
 #[test]
 fn approval_flow_grants_once_refuses_self_approval_and_honours_revocation() {
     let db = DemoDb::start();
@@ -85,9 +33,9 @@ fn approval_flow_grants_once_refuses_self_approval_and_honours_revocation() {
         &format!("policy_file = {:?}\n", policy.to_string_lossy()),
     );
     let api = Api::new(&broker);
-    let alice = token(&broker, "alice", &["engineering"]);
-    let bob = token(&broker, "bob", &["sre"]);
-    let eve = token(&broker, "eve", &["engineering"]);
+    let alice = dev_token(&broker, "alice", &["engineering"]);
+    let bob = dev_token(&broker, "bob", &["sre"]);
+    let eve = dev_token(&broker, "eve", &["engineering"]);
 
     // A session needs approval, and the answer says from whom.
     let (status, body) = api.call(

@@ -12,49 +12,9 @@ use hoop_e2e::issuer::{RsaKey, TestIssuer, now, start_broker_with_identity};
 use hoop_e2e::*;
 use serde_json::{Value, json};
 
-/// A blocking client for the broker's API.
-struct Api {
-    rt: tokio::runtime::Runtime,
-    http: reqwest::Client,
-    url: String,
-}
-
-impl Api {
-    fn new(broker: &BrokerProcess) -> Api {
-        let ca = reqwest::Certificate::from_pem(&std::fs::read(&broker.ca_file).unwrap()).unwrap();
-        Api {
-            rt: tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap(),
-            http: reqwest::Client::builder()
-                .add_root_certificate(ca)
-                .build()
-                .unwrap(),
-            url: broker.url.clone(),
-        }
-    }
-
-    /// GET `path` with `authorization` as the whole header value.
-    fn get(&self, path: &str, authorization: Option<&str>) -> (u16, Value) {
-        self.rt.block_on(async {
-            let mut req = self.http.get(format!("{}{path}", self.url));
-            if let Some(a) = authorization {
-                req = req.header("authorization", a);
-            }
-            let resp = req.send().await.unwrap();
-            let status = resp.status().as_u16();
-            let text = resp.text().await.unwrap();
-            (
-                status,
-                serde_json::from_str(&text).unwrap_or(Value::String(text)),
-            )
-        })
-    }
-
-    fn me(&self, token: &str) -> (u16, Value) {
-        self.get("/v1/me", Some(&format!("Bearer {token}")))
-    }
+/// `GET /v1/me` with a bearer token.
+fn whoami(api: &Api, token: &str) -> (u16, Value) {
+    api.call("GET", "/v1/me", token, None)
 }
 
 const WORKLOAD_AUD: &str = "hoop";
@@ -139,7 +99,7 @@ fn bad_tokens_of_every_kind_are_refused_with_their_class_and_audited() {
 
     // The control: a good workload token is accepted.
     let good = gh.sign(&workload_claims(&gh, MAIN_SUB, "acme"));
-    let (status, body) = api.me(&good);
+    let (status, body) = whoami(&api, &good);
     assert_eq!(status, 200, "{body}");
 
     let n = now();
@@ -423,7 +383,7 @@ fn bad_tokens_of_every_kind_are_refused_with_their_class_and_audited() {
     let before = broker.refusals_after(0).last().map_or(0, |r| r.id);
     let mut last = before;
     for case in &cases {
-        let (status, body) = api.me(&case.token);
+        let (status, body) = whoami(&api, &case.token);
         assert_eq!(
             status, 401,
             "{}: accepted or wrong status: {body}",
@@ -506,7 +466,7 @@ fn bad_tokens_of_every_kind_are_refused_with_their_class_and_audited() {
 
     // No bearer token at all, or an empty one: refused and audited as well.
     for header in [None, Some("Bearer "), Some("Basic YTpi")] {
-        let (status, body) = api.get("/v1/me", header);
+        let (status, body) = api.request("GET", "/v1/me", header, None);
         assert_eq!(status, 401, "{header:?}: {body}");
         assert_eq!(body["error"]["code"], "missing_token", "{header:?}");
         assert!(
@@ -523,7 +483,7 @@ fn bad_tokens_of_every_kind_are_refused_with_their_class_and_audited() {
 
     // The untrusted issuer was never contacted; the good one still works.
     assert_eq!(stranger.discovery_hits() + stranger.jwks_hits(), 0);
-    let (status, body) = api.me(&good);
+    let (status, body) = whoami(&api, &good);
     assert_eq!(status, 200, "{body}");
 
     // Nothing of any token reached the broker's log either.
@@ -544,7 +504,7 @@ fn a_workload_token_matching_a_rule_is_the_rules_service() {
     let broker = start_broker_with(&[], &workload_toml(&gh));
     let api = Api::new(&broker);
 
-    let (status, me) = api.me(&gh.sign(&workload_claims(&gh, MAIN_SUB, "acme")));
+    let (status, me) = whoami(&api, &gh.sign(&workload_claims(&gh, MAIN_SUB, "acme")));
     assert_eq!(status, 200, "{me}");
     assert_eq!(me["user"], "api-deploy");
     assert_eq!(me["groups"], json!(["ci", "deployers"]));
@@ -555,7 +515,7 @@ fn a_workload_token_matching_a_rule_is_the_rules_service() {
 
     // Another branch of the same org falls through to the glob rule.
     let dev_branch = "repo:acme/api:ref:refs/heads/feature-x";
-    let (status, me) = api.me(&gh.sign(&workload_claims(&gh, dev_branch, "acme")));
+    let (status, me) = whoami(&api, &gh.sign(&workload_claims(&gh, dev_branch, "acme")));
     assert_eq!(status, 200, "{me}");
     assert_eq!(me["user"], "acme-ci");
     assert_eq!(me["matched_rule"], "github: acme-ci");
@@ -568,7 +528,7 @@ fn a_workload_token_matching_a_rule_is_the_rules_service() {
         &kid,
         &alg,
     );
-    let (status, me) = api.me(&person);
+    let (status, me) = whoami(&api, &person);
     assert_eq!(status, 200, "{me}");
     assert_eq!(me["user"], "alice");
     assert_eq!(me["kind"], "person");
@@ -583,7 +543,7 @@ fn rotated_issuer_keys_are_used_without_a_broker_restart() {
     let claims = || workload_claims(&gh, MAIN_SUB, "acme");
 
     let before = gh.sign(&claims());
-    assert_eq!(api.me(&before).0, 200);
+    assert_eq!(whoami(&api, &before).0, 200);
     let old = gh.rotate();
     let after = gh.sign(&claims());
     assert_ne!(part(&before, 0), part(&after, 0), "the kid changed");
@@ -594,7 +554,7 @@ fn rotated_issuer_keys_are_used_without_a_broker_restart() {
         "the rotated key to be accepted",
         Duration::from_secs(15),
         || {
-            let (status, me) = api.me(&after);
+            let (status, me) = whoami(&api, &after);
             (status == 200).then_some((status, me))
         },
     );
@@ -603,7 +563,7 @@ fn rotated_issuer_keys_are_used_without_a_broker_restart() {
 
     // The withdrawn key no longer vouches for anything, old or new tokens.
     for token in [before, old.sign(&claims())] {
-        let (status, body) = api.me(&token);
+        let (status, body) = whoami(&api, &token);
         assert_eq!(status, 401, "{body}");
         assert!(
             body["error"]["message"]
@@ -614,7 +574,7 @@ fn rotated_issuer_keys_are_used_without_a_broker_restart() {
         );
     }
     // Still the same broker process.
-    assert_eq!(api.me(&after).0, 200);
+    assert_eq!(whoami(&api, &after).0, 200);
 }
 
 #[test]
@@ -628,7 +588,7 @@ fn the_broker_starts_and_serves_while_the_identity_provider_is_down() {
     let api = Api::new(&broker);
 
     // Login metadata: 502 with a clear message while the provider is down...
-    let (status, body) = api.get(hoop_shared::api::AUTH_CONFIG_PATH, None);
+    let (status, body) = api.request("GET", hoop_shared::api::AUTH_CONFIG_PATH, None, None);
     assert_eq!(status, 502, "{body}");
     assert_eq!(body["error"]["code"], "identity_provider_unavailable");
     let message = body["error"]["message"].as_str().unwrap();
@@ -638,7 +598,7 @@ fn the_broker_starts_and_serves_while_the_identity_provider_is_down() {
     );
     // ...and tokens cannot be checked either (no keys yet): 502, audited.
     let token = idp.sign(&idp.claims("hoop-broker", "person-1"));
-    let (status, body) = api.me(&token);
+    let (status, body) = whoami(&api, &token);
     assert_eq!(status, 502, "{body}");
     let last = broker.refusals_after(0);
     assert_eq!(last.last().unwrap().detail["class"], "provider_unavailable");
@@ -646,7 +606,7 @@ fn the_broker_starts_and_serves_while_the_identity_provider_is_down() {
     // Once it is up, both resolve without restarting the broker.
     idp.set_available(true);
     let config = poll_until("the login config", Duration::from_secs(15), || {
-        let (status, body) = api.get(hoop_shared::api::AUTH_CONFIG_PATH, None);
+        let (status, body) = api.request("GET", hoop_shared::api::AUTH_CONFIG_PATH, None, None);
         (status == 200).then_some(body)
     });
     assert_eq!(config["issuer"], idp.url());
@@ -661,7 +621,7 @@ fn the_broker_starts_and_serves_while_the_identity_provider_is_down() {
         format!("{}/revoke", idp.url())
     );
     let me = poll_until("the token to be accepted", Duration::from_secs(15), || {
-        let (status, body) = api.me(&token);
+        let (status, body) = whoami(&api, &token);
         (status == 200).then_some(body)
     });
     assert_eq!(me["subject"], "person-1");
@@ -669,21 +629,25 @@ fn the_broker_starts_and_serves_while_the_identity_provider_is_down() {
 
     // Down again: cached keys and cached login metadata keep working.
     idp.set_available(false);
-    assert_eq!(api.me(&token).0, 200);
-    assert_eq!(api.get(hoop_shared::api::AUTH_CONFIG_PATH, None).0, 200);
+    assert_eq!(whoami(&api, &token).0, 200);
+    assert_eq!(
+        api.request("GET", hoop_shared::api::AUTH_CONFIG_PATH, None, None)
+            .0,
+        200
+    );
 }
 
 #[test]
 fn the_dev_provider_publishes_its_revocation_endpoint() {
     let broker = start_broker(&[]);
     let api = Api::new(&broker);
-    let (status, config) = api.get(hoop_shared::api::AUTH_CONFIG_PATH, None);
+    let (status, config) = api.request("GET", hoop_shared::api::AUTH_CONFIG_PATH, None, None);
     assert_eq!(status, 200, "{config}");
     assert_eq!(
         config["revocation_endpoint"],
         format!("{}/idp/revoke", broker.url)
     );
-    let (_, discovery) = api.get("/idp/.well-known/openid-configuration", None);
+    let (_, discovery) = api.request("GET", "/idp/.well-known/openid-configuration", None, None);
     assert_eq!(
         discovery["revocation_endpoint"],
         config["revocation_endpoint"]
