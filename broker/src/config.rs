@@ -294,12 +294,7 @@ mod humantime_opt {
 
 /// Where a value sits in the file, as `FILE:LINE:COLUMN`.
 fn position(file: &Path, text: &str, offset: usize) -> String {
-    let before = text.get(..offset).unwrap_or(text);
-    let line = before.matches('\n').count() + 1;
-    let col = before
-        .rfind('\n')
-        .map_or(before.len(), |nl| before.len() - nl - 1)
-        + 1;
+    let (line, col) = hoop_shared::names::line_col(text, offset);
     format!("{}:{line}:{col}", file.display())
 }
 
@@ -605,14 +600,7 @@ fn check_issuer_url(issuer: &str) -> Result<(), String> {
     }
 }
 
-const NAME_RULE: &str = "must be 1-63 characters of a-z, 0-9, '-' and '_', starting with a letter";
-
-fn is_name(s: &str) -> bool {
-    let mut chars = s.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_lowercase())
-        && s.len() <= 63
-        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
-}
+use hoop_shared::names::{NAME_RULE, is_name};
 
 #[cfg(test)]
 mod tests {

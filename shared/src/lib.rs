@@ -15,6 +15,7 @@
 
 pub mod api;
 pub mod client_config;
+pub mod names;
 pub mod policy;
 pub mod secret;
 pub mod tunnel;

@@ -34,6 +34,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
+use crate::names::{NAME_RULE, is_name, line_col as position};
+
 /// The policy format version this code reads.
 pub const POLICY_VERSION: u32 = 1;
 /// Default grant for `access = "approval"` when the rule gives none.
@@ -268,17 +270,6 @@ pub struct PolicyErrors(pub Vec<String>);
 // Parsing and validation.
 // ---------------------------------------------------------------------------
 
-/// Line and column (1-based) of a byte offset.
-fn position(text: &str, offset: usize) -> (usize, usize) {
-    let before = text.get(..offset).unwrap_or(text);
-    let line = before.matches('\n').count() + 1;
-    let col = before
-        .rfind('\n')
-        .map_or(before.len(), |nl| before.len() - nl - 1)
-        + 1;
-    (line, col)
-}
-
 struct Problems<'a> {
     file: &'a str,
     text: &'a str,
@@ -307,15 +298,6 @@ impl Problems<'_> {
                 .collect(),
         ))
     }
-}
-
-const NAME_RULE: &str = "must be 1-63 characters of a-z, 0-9, '-' and '_', starting with a letter";
-
-fn is_name(s: &str) -> bool {
-    let mut chars = s.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_lowercase())
-        && s.len() <= 63
-        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
 }
 
 fn parse_duration(
