@@ -13,6 +13,8 @@
 //! - [`policy`]: who may use which connection.
 //! - [`guard`]: guardrails: every statement parsed with PostgreSQL's grammar
 //!   and judged against named rule sets (`no-destructive` built in).
+//! - [`web`]: the approvers' page (`/approvals`): OIDC sign-in (code flow
+//!   with PKCE), pending requests, approve or deny through the API's code.
 //! - sessions (in [`api`]): opening one hands hoopctl a one-time tunnel secret
 //!   and records who, what, why and until when.
 //! - [`tunnel`]: the authenticated `hoop-tunnel/1` upgrade and hello, then
@@ -20,10 +22,15 @@
 //! - [`proxy`]: protocol-aware proxies; [`proxy::postgres`] terminates the
 //!   client's startup, logs in upstream with the stored credential (SCRAM),
 //!   and relays message by message.
+//! - [`mask`]: inline masking of result values: column rules, detectors
+//!   (cards with Luhn, emails, SSNs, IBANs, phones, regexes) and mask styles.
 //! - [`secrets`]: resolves credential references (`password_env`,
 //!   `password_file`); values live only in [`hoop_shared::Secret`].
 //! - [`store`]: the embedded SQLite store.
 //! - [`tls`]: certificate loading, and the generated CA for development.
+//! - [`notify`]: webhooks told about access requests (created, approved,
+//!   denied, expired, cancelled), Slack-compatible, signed, retried, and
+//!   never in the way of the API answer.
 //! - [`config`]: the config file, strictly parsed and validated.
 //! - [`dev`]: `hoop-broker dev`, everything for a local try-out in one command,
 //!   including a throwaway PostgreSQL ([`dev::postgres`]).
@@ -36,6 +43,8 @@ pub mod config;
 pub mod dev;
 pub mod guard;
 pub mod idp;
+pub mod mask;
+pub mod notify;
 pub mod policy;
 pub mod proxy;
 pub mod secrets;
@@ -43,3 +52,4 @@ pub mod server;
 pub mod store;
 pub mod tls;
 pub mod tunnel;
+pub mod web;

@@ -1,0 +1,458 @@
+//! Inline masking of result values: rule sets, detectors and mask styles.
+//!
+//! A masking rule says *where* (column patterns: `email`, `customers.email`,
+//! `public.customers.card_*`), *what* inside the value (detectors: card
+//! numbers with a Luhn check, emails, US SSNs, IBANs with their checksum,
+//! phone numbers, custom regexes; none means the whole value), and *how*
+//! (`full`, `keep-last` N characters, `keep-domain` for emails, or a keyed
+//! deterministic `hash`, so equal values still group and join). A rule with
+//! detectors and no columns scans every text value: a card number pasted into
+//! a free-text note is masked wherever it appears.
+//!
+//! This module is pure: [`MaskSet::mask`] takes a column's identity and its
+//! text value and returns the masked value, or `None` when nothing applies.
+//! The Postgres relay calls it per `DataRow` field (see `docs/masking.md`).
+
+pub mod detect;
+
+use std::fmt::Write as _;
+
+use hmac::{Hmac, Mac as _};
+use serde::Deserialize;
+use sha2::Sha256;
+
+use crate::auth::matcher::ClaimPattern;
+use detect::{Detector, DetectorKind};
+
+/// A masking rule set as written (TOML).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MaskSetDoc {
+    /// Name the policy refers to.
+    pub name: String,
+    /// What it is for.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Rules, applied in order.
+    #[serde(rename = "rule")]
+    pub rules: Vec<MaskRuleDoc>,
+}
+
+/// A masking rule as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MaskRuleDoc {
+    /// Name, shown in recordings ("masked by pii/emails").
+    pub name: String,
+    /// Column patterns: `column`, `table.column` or `schema.table.column`, globs allowed.
+    #[serde(default)]
+    pub columns: Vec<String>,
+    /// Detectors; empty masks the whole value of matching columns.
+    #[serde(default)]
+    pub detect: Vec<DetectSpec>,
+    /// How matches are masked.
+    pub style: Style,
+    /// For `keep-last`: how many characters stay visible (default 4).
+    #[serde(default)]
+    pub keep: Option<usize>,
+}
+
+/// A detector as written: a built-in name, or `{ regex = "..." }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum DetectSpec {
+    /// `"card"`, `"email"`, `"us-ssn"`, `"iban"`, `"phone"`.
+    Builtin(DetectorKind),
+    /// A custom regular expression.
+    Regex {
+        /// The pattern (Rust `regex` syntax, linear-time).
+        regex: String,
+    },
+}
+
+/// How a sensitive value is shown.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Style {
+    /// `****`, whatever the length.
+    Full,
+    /// Every letter and digit but the last N becomes `*`; separators stay.
+    KeepLast,
+    /// `****@example.com`.
+    KeepDomain,
+    /// `h:` and 16 hex digits of a keyed HMAC-SHA256: equal values look equal.
+    Hash,
+}
+
+/// Errors building a rule set.
+#[derive(Debug, thiserror::Error)]
+pub enum MaskError {
+    /// A column pattern is not a valid glob.
+    #[error("masking set {set:?} rule {rule:?}: column pattern {pattern:?}: {reason}")]
+    Column {
+        /// Set.
+        set: String,
+        /// Rule.
+        rule: String,
+        /// Pattern.
+        pattern: String,
+        /// Why.
+        reason: String,
+    },
+    /// A custom regex does not compile.
+    #[error("masking set {set:?} rule {rule:?}: regex {pattern:?}: {reason}")]
+    Regex {
+        /// Set.
+        set: String,
+        /// Rule.
+        rule: String,
+        /// Pattern.
+        pattern: String,
+        /// Why.
+        reason: String,
+    },
+    /// A rule with neither columns nor detectors would mask every value.
+    #[error("masking set {set:?} rule {rule:?}: give columns, detectors, or both")]
+    Unbounded {
+        /// Set.
+        set: String,
+        /// Rule.
+        rule: String,
+    },
+}
+
+/// Where a value comes from: resolved from RowDescription through the catalog.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ColumnRef {
+    /// Schema of the source table, when the column is a plain table column.
+    pub schema: Option<String>,
+    /// Source table.
+    pub table: Option<String>,
+    /// The column's name as the client sees it (its alias, if any).
+    pub name: String,
+}
+
+#[derive(Debug, Clone)]
+struct MaskRule {
+    name: String,
+    columns: Vec<ClaimPattern>,
+    detectors: Vec<Detector>,
+    style: Style,
+    keep: usize,
+}
+
+/// A compiled masking rule set.
+#[derive(Debug, Clone)]
+pub struct MaskSet {
+    /// Name.
+    pub name: String,
+    rules: Vec<MaskRule>,
+    key: Vec<u8>,
+}
+
+/// A masked value and the rule that masked it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Masked {
+    /// The value to send instead.
+    pub value: String,
+    /// `set/rule`, for recordings.
+    pub by: String,
+}
+
+impl MaskSet {
+    /// Compiles a rule set; `hash_key` keys the `hash` style (per broker, so
+    /// hashes cannot be reversed by trying likely values without it).
+    pub fn compile(doc: &MaskSetDoc, hash_key: &[u8]) -> Result<MaskSet, MaskError> {
+        let mut rules = Vec::new();
+        for r in &doc.rules {
+            if r.columns.is_empty() && r.detect.is_empty() {
+                return Err(MaskError::Unbounded {
+                    set: doc.name.clone(),
+                    rule: r.name.clone(),
+                });
+            }
+            let columns = r
+                .columns
+                .iter()
+                .map(|p| {
+                    ClaimPattern::parse(p).map_err(|e| MaskError::Column {
+                        set: doc.name.clone(),
+                        rule: r.name.clone(),
+                        pattern: p.clone(),
+                        reason: e.to_string(),
+                    })
+                })
+                .collect::<Result<_, _>>()?;
+            let detectors = r
+                .detect
+                .iter()
+                .map(|d| match d {
+                    DetectSpec::Builtin(kind) => Ok(Detector::Builtin(kind.clone())),
+                    DetectSpec::Regex { regex } => regex::RegexBuilder::new(regex)
+                        .size_limit(1 << 20)
+                        .build()
+                        .map(Detector::Regex)
+                        .map_err(|e| MaskError::Regex {
+                            set: doc.name.clone(),
+                            rule: r.name.clone(),
+                            pattern: regex.clone(),
+                            reason: e.to_string(),
+                        }),
+                })
+                .collect::<Result<_, _>>()?;
+            rules.push(MaskRule {
+                name: r.name.clone(),
+                columns,
+                detectors,
+                style: r.style,
+                keep: r.keep.unwrap_or(4),
+            });
+        }
+        Ok(MaskSet {
+            name: doc.name.clone(),
+            rules,
+            key: hash_key.to_vec(),
+        })
+    }
+
+    /// Whether any rule names this column (the relay uses it to decide which
+    /// columns of a result need work at all).
+    pub fn covers_column(&self, column: &ColumnRef) -> bool {
+        self.rules
+            .iter()
+            .any(|r| column_matches(&r.columns, column))
+    }
+
+    /// Whether some rule scans every column with detectors.
+    pub fn scans_all_columns(&self) -> bool {
+        self.rules.iter().any(|r| r.columns.is_empty())
+    }
+
+    /// The masked form of `value` in `column`, or `None` when no rule applies.
+    pub fn mask(&self, column: &ColumnRef, value: &str) -> Option<Masked> {
+        for rule in &self.rules {
+            let column_ok = rule.columns.is_empty() || column_matches(&rule.columns, column);
+            if !column_ok {
+                continue;
+            }
+            if rule.detectors.is_empty() {
+                return Some(Masked {
+                    value: self.apply_style(rule, value),
+                    by: format!("{}/{}", self.name, rule.name),
+                });
+            }
+            let mut ranges: Vec<std::ops::Range<usize>> =
+                rule.detectors.iter().flat_map(|d| d.find(value)).collect();
+            if ranges.is_empty() {
+                continue;
+            }
+            ranges.sort_by_key(|r| (r.start, std::cmp::Reverse(r.end)));
+            let mut out = String::with_capacity(value.len());
+            let mut at = 0;
+            for r in ranges {
+                if r.start < at {
+                    continue; // overlaps a range already masked
+                }
+                let (Some(before), Some(hit)) = (value.get(at..r.start), value.get(r.clone()))
+                else {
+                    continue;
+                };
+                out.push_str(before);
+                out.push_str(&self.apply_style(rule, hit));
+                at = r.end;
+            }
+            out.push_str(value.get(at..).unwrap_or_default());
+            return Some(Masked {
+                value: out,
+                by: format!("{}/{}", self.name, rule.name),
+            });
+        }
+        None
+    }
+
+    fn apply_style(&self, rule: &MaskRule, s: &str) -> String {
+        match rule.style {
+            Style::Full => "****".to_owned(),
+            Style::KeepLast => keep_last(s, rule.keep),
+            Style::KeepDomain => match s.rsplit_once('@') {
+                Some((_, domain)) if !domain.is_empty() => format!("****@{domain}"),
+                _ => "****".to_owned(),
+            },
+            Style::Hash => {
+                let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(&self.key) else {
+                    return "****".to_owned();
+                };
+                mac.update(s.as_bytes());
+                let digest = mac.finalize().into_bytes();
+                let mut out = String::from("h:");
+                for b in digest.iter().take(8) {
+                    let _ = write!(out, "{b:02x}");
+                }
+                out
+            }
+        }
+    }
+}
+
+/// Every letter and digit except the last `keep` become `*`.
+fn keep_last(s: &str, keep: usize) -> String {
+    let total = s.chars().filter(|c| c.is_alphanumeric()).count();
+    let hide = total.saturating_sub(keep);
+    let mut seen = 0;
+    s.chars()
+        .map(|c| {
+            if c.is_alphanumeric() {
+                seen += 1;
+                if seen <= hide { '*' } else { c }
+            } else {
+                c
+            }
+        })
+        .collect()
+}
+
+fn column_matches(patterns: &[ClaimPattern], column: &ColumnRef) -> bool {
+    let table_col = column
+        .table
+        .as_ref()
+        .map(|t| format!("{t}.{}", column.name));
+    let full = match (&column.schema, &column.table) {
+        (Some(s), Some(t)) => Some(format!("{s}.{t}.{}", column.name)),
+        _ => None,
+    };
+    patterns.iter().any(|p| {
+        let dots = p.as_str().matches('.').count();
+        match dots {
+            0 => p.matches(&column.name),
+            1 => table_col.as_deref().is_some_and(|tc| p.matches(tc)),
+            _ => full.as_deref().is_some_and(|f| p.matches(f)),
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PII: &str = r#"
+name = "pii"
+[[rule]]
+name = "emails"
+columns = ["customers.email"]
+style = "keep-domain"
+[[rule]]
+name = "cards"
+detect = ["card"]
+style = "keep-last"
+keep = 4
+[[rule]]
+name = "customer-ids"
+columns = ["public.orders.customer_ref"]
+style = "hash"
+[[rule]]
+name = "tickets"
+columns = ["note*"]
+detect = [{ regex = "TKT-[0-9]+" }]
+style = "full"
+"#;
+
+    fn set() -> MaskSet {
+        let doc: MaskSetDoc = toml::from_str(PII).unwrap();
+        MaskSet::compile(&doc, b"test-key").unwrap()
+    }
+
+    fn col(table: Option<&str>, name: &str) -> ColumnRef {
+        ColumnRef {
+            schema: table.map(|_| "public".into()),
+            table: table.map(Into::into),
+            name: name.into(),
+        }
+    }
+
+    #[test]
+    fn columns_detectors_and_styles() {
+        let s = set();
+        let m = s
+            .mask(&col(Some("customers"), "email"), "ada@example.com")
+            .unwrap();
+        assert_eq!(
+            (m.value.as_str(), m.by.as_str()),
+            ("****@example.com", "pii/emails")
+        );
+        // Same name on another table: not this rule.
+        assert_eq!(
+            s.mask(&col(Some("staff"), "email"), "bob@example.com"),
+            None
+        );
+        // Card numbers anywhere, inside text too.
+        let m = s
+            .mask(
+                &col(Some("orders"), "comment"),
+                "card 4111 1111 1111 1111 declined",
+            )
+            .unwrap();
+        assert_eq!(m.value, "card **** **** **** 1111 declined");
+        assert_eq!(
+            s.mask(&col(None, "x"), "4111111111111112"),
+            None,
+            "not Luhn-valid"
+        );
+        // Deterministic hash: equal values stay equal, different differ.
+        let a = s
+            .mask(&col(Some("orders"), "customer_ref"), "C-1")
+            .unwrap()
+            .value;
+        let b = s
+            .mask(&col(Some("orders"), "customer_ref"), "C-1")
+            .unwrap()
+            .value;
+        let c = s
+            .mask(&col(Some("orders"), "customer_ref"), "C-2")
+            .unwrap()
+            .value;
+        assert!(
+            a.starts_with("h:") && a.len() == 18 && a == b && a != c,
+            "{a} {c}"
+        );
+        // Custom regex within a globbed column.
+        let m = s.mask(&col(None, "notes"), "see TKT-42 and TKT-7").unwrap();
+        assert_eq!(m.value, "see **** and ****");
+        assert!(s.covers_column(&col(Some("customers"), "email")));
+        assert!(s.scans_all_columns());
+    }
+
+    #[test]
+    fn bad_rule_sets_are_refused_with_names() {
+        let unbounded: MaskSetDoc =
+            toml::from_str("name = \"x\"\n[[rule]]\nname = \"all\"\nstyle = \"full\"\n").unwrap();
+        let err = MaskSet::compile(&unbounded, b"k").unwrap_err().to_string();
+        assert!(
+            err.contains("\"all\"") && err.contains("columns, detectors"),
+            "{err}"
+        );
+        let bad_regex: MaskSetDoc = toml::from_str(
+            "name = \"x\"\n[[rule]]\nname = \"r\"\ndetect = [{ regex = \"(\" }]\nstyle = \"full\"\n",
+        )
+        .unwrap();
+        assert!(
+            MaskSet::compile(&bad_regex, b"k")
+                .unwrap_err()
+                .to_string()
+                .contains("regex")
+        );
+        let typo = toml::from_str::<MaskSetDoc>(
+            "name = \"x\"\n[[rule]]\nname = \"r\"\ncolumn = [\"a\"]\nstyle = \"full\"\n",
+        );
+        assert!(
+            typo.unwrap_err()
+                .to_string()
+                .contains("unknown field `column`")
+        );
+    }
+
+    #[test]
+    fn keep_last_keeps_separators() {
+        assert_eq!(keep_last("4111-1111-1111-1111", 4), "****-****-****-1111");
+        assert_eq!(keep_last("ab", 4), "ab");
+    }
+}
