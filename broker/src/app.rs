@@ -72,6 +72,8 @@ pub struct AppState {
     pub public_url: String,
     /// What `GET /v1/auth/config` answers (discovered on first use).
     pub login_config: LoginConfig,
+    /// HTTP client for the person identity provider (trusts its CA).
+    pub idp_http: reqwest::Client,
     /// Validates bearer tokens (person issuer and workload issuers).
     pub verifier: Authenticator,
     /// Sessions and events.
@@ -80,6 +82,8 @@ pub struct AppState {
     pub policy: crate::policy::PolicyHolder,
     /// Live tunnels by grant, for revocation.
     pub grants: Grants,
+    /// Tells the configured webhooks about access requests (never blocks).
+    pub notifier: crate::notify::Notifier,
     /// The Postgres proxy (holds the cancel-key registry).
     pub pg: PgProxy,
     /// Upstream targets by connection name, with resolved credentials.
@@ -114,6 +118,7 @@ pub struct Broker {
     /// Where the CA was written, when generated.
     pub ca_file: Option<PathBuf>,
     state: Arc<AppState>,
+    notify_workers: crate::notify::Workers,
     listener: TcpListener,
     tls: Arc<rustls::ServerConfig>,
     router: Router,
@@ -224,7 +229,7 @@ impl Broker {
                 groups_claim: config.identity.groups_claim.clone(),
                 refetch_interval,
             },
-            http,
+            http.clone(),
         );
         let mut workloads = Vec::new();
         for w in config.identity.workload.iter().map(|w| w.get_ref()) {
@@ -319,14 +324,24 @@ impl Broker {
             "policy in force"
         );
         let session_ttl = config.session_ttl.unwrap_or(DEFAULT_SESSION_TTL);
+        let webhooks: Vec<_> = config
+            .webhooks
+            .iter()
+            .map(|w| w.get_ref().clone())
+            .collect();
+        let (notifier, notify_workers) =
+            crate::notify::Notifier::new(&webhooks, &public_url, store.clone())
+                .context("[[webhooks]]")?;
         let state = Arc::new(AppState {
             config,
             public_url: public_url.clone(),
             login_config,
             verifier,
+            idp_http: http.clone(),
             store,
             policy: crate::policy::PolicyHolder::new(active_policy),
             grants: Grants::default(),
+            notifier,
             pg: PgProxy::with_guardrails(guardrails),
             upstreams,
             session_ttl,
@@ -344,6 +359,7 @@ impl Broker {
             ca_pem,
             ca_file,
             state,
+            notify_workers,
             listener,
             tls,
             router,
@@ -355,6 +371,8 @@ impl Broker {
     pub async fn run(self, shutdown: CancellationToken) {
         let state = self.state;
         let tasks = state.tasks.clone();
+        // Webhook workers stop with the broker (state.shutdown, below).
+        self.notify_workers.spawn(&tasks, state.shutdown.clone());
         let serve = crate::server::run(
             self.listener,
             self.tls,

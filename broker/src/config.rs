@@ -57,6 +57,40 @@ pub struct Config {
     /// Targets users can reach.
     #[serde(default, rename = "connections")]
     pub connections: Vec<Spanned<ConnectionConfig>>,
+    /// Webhooks told about access requests (`[[webhooks]]`).
+    #[serde(default)]
+    pub webhooks: Vec<Spanned<WebhookConfig>>,
+}
+
+/// A webhook receiving access-request events as JSON (Slack-compatible).
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    /// Where to POST: `https://`, or `http://` on loopback only. A credential
+    /// in its own right (Slack's carry their token): never logged.
+    pub url: Spanned<String>,
+    /// Events to send (default: all of them).
+    #[serde(default)]
+    pub events: Option<Vec<crate::notify::NotifyEvent>>,
+    /// Environment variable holding a key; when set, each body is signed with
+    /// HMAC-SHA256 in `X-Hoop-Signature: sha256=HEX`.
+    #[serde(default)]
+    pub secret_env: Option<String>,
+}
+
+impl std::fmt::Debug for WebhookConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The URL's path and query may hold the receiver's token.
+        let shown = url::Url::parse(self.url.get_ref()).map_or_else(
+            |_| "***".to_owned(),
+            |u| format!("{}://{}/***", u.scheme(), u.host_str().unwrap_or_default()),
+        );
+        f.debug_struct("WebhookConfig")
+            .field("url", &shown)
+            .field("events", &self.events)
+            .field("secret_env", &self.secret_env)
+            .finish()
+    }
 }
 
 /// TLS settings: certificate files, or a certificate generated at start.
@@ -388,6 +422,7 @@ impl Config {
             }
         }
         self.validate_workloads(&at)?;
+        self.validate_webhooks(&at)?;
         let mut names = BTreeSet::new();
         for c in &self.connections {
             let span = c.span();
@@ -445,6 +480,61 @@ impl Config {
             // Guardrail set names must exist (built-in sets for now).
             if let Err(e) = crate::guard::Registry::builtin().resolve(&c.guardrails) {
                 return Err(at(span, format!("connection {:?}: {e}", c.name)));
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_webhooks(
+        &self,
+        at: &dyn Fn(std::ops::Range<usize>, String) -> ConfigError,
+    ) -> Result<(), ConfigError> {
+        for w in &self.webhooks {
+            let span = w.span();
+            let w = w.get_ref();
+            // Messages never echo the URL: its path may be the receiver's token.
+            let Ok(u) = url::Url::parse(w.url.get_ref()) else {
+                return Err(at(w.url.span(), "webhooks: url is not a URL".into()));
+            };
+            let host = u.host_str().unwrap_or_default().to_owned();
+            match u.scheme() {
+                "https" if !host.is_empty() => {}
+                "http" if is_loopback_url(&u) => {}
+                "http" => {
+                    return Err(at(
+                        w.url.span(),
+                        format!(
+                            "webhooks: url to {host} must use https:// (plain http is allowed \
+                             only on loopback)"
+                        ),
+                    ));
+                }
+                _ => {
+                    return Err(at(
+                        w.url.span(),
+                        "webhooks: url is not an https:// URL".into(),
+                    ));
+                }
+            }
+            if w.events.as_ref().is_some_and(Vec::is_empty) {
+                return Err(at(
+                    span,
+                    "webhooks: events is empty, so nothing would be sent; leave it out to \
+                     send every event"
+                        .into(),
+                ));
+            }
+            if let Some(name) = &w.secret_env
+                && (name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+            {
+                return Err(at(
+                    span,
+                    format!(
+                        "webhooks: secret_env {name:?} is not an environment variable name \
+                         (A-Z, 0-9, '_'); it names the variable, the key itself never goes \
+                         in this file"
+                    ),
+                ));
             }
         }
         Ok(())
@@ -575,6 +665,16 @@ impl Config {
             .iter()
             .map(Spanned::get_ref)
             .find(|c| c.name == name)
+    }
+}
+
+/// True when the URL's host is `localhost` or a loopback address.
+fn is_loopback_url(u: &url::Url) -> bool {
+    match u.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        None => false,
     }
 }
 
@@ -828,6 +928,61 @@ claims = { sub = "repo:acme/*" }
             .unwrap();
         let err = parse(&with_identity(no_rules)).unwrap_err();
         assert!(err.contains("no rules"), "{err}");
+    }
+
+    #[test]
+    fn webhooks_default_to_every_event_and_refuse_unsafe_urls() {
+        use crate::notify::NotifyEvent;
+        let hooks = "webhooks = [\n  { url = \"https://hooks.slack.com/services/T0/B0/TOKEN\" },\n  \
+                     { url = \"http://127.0.0.1:9000/h\", events = [\"request.created\", \
+                     \"request.expired\"], secret_env = \"HOOK_KEY\" },\n]\n";
+        let cfg = parse(&format!("{hooks}{GOOD}")).unwrap();
+        let (a, b) = (cfg.webhooks[0].get_ref(), cfg.webhooks[1].get_ref());
+        assert_eq!(a.events, None, "absent means every event");
+        assert_eq!(a.secret_env, None);
+        assert_eq!(
+            b.events.as_deref(),
+            Some(&[NotifyEvent::Created, NotifyEvent::Expired][..])
+        );
+        assert_eq!(b.secret_env.as_deref(), Some("HOOK_KEY"));
+        assert!(!format!("{a:?}").contains("TOKEN"), "Debug hides the token");
+
+        let cases: &[(&str, &str, &str)] = &[
+            (
+                "http://127.0.0.1:9000",
+                "http://hooks.example.com",
+                "only on loopback",
+            ),
+            (
+                "http://127.0.0.1:9000",
+                "ftp://127.0.0.1",
+                "not an https:// URL",
+            ),
+            ("https://hooks.slack.com", "hooks.slack.com", "not a URL"),
+            (
+                "\"request.expired\"",
+                "\"request.exploded\"",
+                "unknown variant `request.exploded`",
+            ),
+            (
+                "events = [\"request.created\", \"request.expired\"]",
+                "events = []",
+                "events is empty",
+            ),
+            (
+                "\"HOOK_KEY\"",
+                "\"s3cr3t value\"",
+                "not an environment variable name",
+            ),
+            ("secret_env", "secret", "unknown field `secret`"),
+        ];
+        for (from, to, expect) in cases {
+            assert!(hooks.contains(from), "{from}");
+            let err = parse(&format!("{}{GOOD}", hooks.replacen(from, to, 1))).unwrap_err();
+            assert!(err.contains(expect), "{from} -> {to}: {err}");
+            assert!(err.starts_with("broker.toml:"), "{err}");
+            assert!(!err.contains("TOKEN"), "{err}");
+        }
     }
 
     #[test]

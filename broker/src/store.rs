@@ -85,6 +85,11 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (request_id, approver)
      );
      ALTER TABLE sessions ADD COLUMN request_id TEXT;",
+    // 3: when a pending request's expiry was announced to webhooks. Requests
+    // already expired at upgrade count as announced: no burst of stale notices.
+    "ALTER TABLE access_requests ADD COLUMN expiry_notified_at INTEGER;
+     UPDATE access_requests SET expiry_notified_at = expires_at
+      WHERE state = 'pending' AND expires_at <= CAST(strftime('%s', 'now') AS INTEGER);",
 ];
 
 /// One session row.
@@ -520,6 +525,41 @@ impl Store {
             .await
     }
 
+    /// Pending requests whose decision deadline has passed (`expires_at <=
+    /// now`) and whose expiry was not announced yet, oldest first; marks them
+    /// announced in the same transaction, so each expiry is handed out once,
+    /// even to several brokers sharing the store.
+    pub async fn claim_expired_requests(
+        &self,
+        now: u64,
+        limit: usize,
+    ) -> Result<Vec<RequestRow>, StoreError> {
+        self.with(move |c| {
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let ids: Vec<String> = {
+                let mut stmt = tx.prepare(
+                    "SELECT id FROM access_requests WHERE state = 'pending' AND expires_at <= ?1
+                       AND expiry_notified_at IS NULL ORDER BY expires_at, id LIMIT ?2",
+                )?;
+                stmt.query_map(params![now as i64, limit as i64], |r| r.get(0))?
+                    .collect::<Result<_, _>>()?
+            };
+            let mut out = Vec::with_capacity(ids.len());
+            for id in ids {
+                tx.execute(
+                    "UPDATE access_requests SET expiry_notified_at = ?2 WHERE id = ?1",
+                    params![id, now as i64],
+                )?;
+                if let Some(r) = load_request(&tx, &id)? {
+                    out.push(r);
+                }
+            }
+            tx.commit()?;
+            Ok(out)
+        })
+        .await
+    }
+
     /// Records `approver`'s decision (`approve` or `deny`) atomically: the
     /// request must still be pending and before its deadline, each approver
     /// decides once, and the approval that reaches the needed count turns the
@@ -786,6 +826,35 @@ mod tests {
         );
         let r = store.request("r").await.unwrap().unwrap();
         assert_eq!(r.approvals.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn each_expiry_is_claimed_once_and_only_while_undecided() {
+        let store = Store::in_memory().unwrap();
+        store.insert_request(request("late", 1)).await.unwrap(); // expires at 200
+        store.insert_request(request("decided", 1)).await.unwrap();
+        store
+            .decide("decided", "bob", "approve", None, 150)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            store
+                .claim_expired_requests(199, 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let claimed = store.claim_expired_requests(200, 10).await.unwrap();
+        let ids: Vec<_> = claimed.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(ids, ["late"]);
+        assert!(
+            store
+                .claim_expired_requests(300, 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
     }
 
     fn row(id: &str) -> SessionRow {

@@ -21,9 +21,12 @@ use std::time::Duration;
 
 use hoop_shared::Secret;
 use hoop_shared::api::{
-    AUTH_CONFIG_PATH, ApiErrorBody, AuthConfig, ConnectionList, ErrorCode, OpenSessionRequest,
-    OpenSessionResponse, WhoAmI,
+    AUTH_CONFIG_PATH, AccessRequestList, AccessRequestView, ApiErrorBody, ApplyPolicyRequest,
+    ApplyPolicyResponse, AuthConfig, ConnectionList, CreateAccessRequest, DecisionRequest,
+    ErrorCode, OpenSessionRequest, OpenSessionResponse, PolicyCheckRequest, PolicyCheckResponse,
+    PolicyInfo, PolicyTestRequest, WhoAmI,
 };
+use hoop_shared::policy::Decision;
 use reqwest::{Response, StatusCode};
 use serde::de::DeserializeOwned;
 use url::Url;
@@ -119,6 +122,31 @@ impl ApiError {
         match self {
             ApiError::Unauthorized { code, .. } | ApiError::Broker { code, .. } => Some(*code),
             _ => None,
+        }
+    }
+}
+
+/// What can be done to an access request after it was made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestAction {
+    /// An approver approves.
+    Approve,
+    /// An approver denies (with a reason).
+    Deny,
+    /// The requester withdraws it.
+    Cancel,
+    /// An approver or admin ends the grant.
+    Revoke,
+}
+
+impl RequestAction {
+    /// The last path segment.
+    pub fn path(self) -> &'static str {
+        match self {
+            RequestAction::Approve => "approve",
+            RequestAction::Deny => "deny",
+            RequestAction::Cancel => "cancel",
+            RequestAction::Revoke => "revoke",
         }
     }
 }
@@ -228,6 +256,122 @@ impl ApiClient {
             .delete(self.endpoint(&["v1", "sessions", session_id]))
             .bearer_auth(token.expose());
         self.send(req).await.map(drop)
+    }
+
+    /// `GET` a JSON answer from `segments`.
+    async fn get_json<T: DeserializeOwned>(
+        &self,
+        token: &Secret,
+        segments: &[&str],
+    ) -> Result<T, ApiError> {
+        let req = self
+            .http
+            .get(self.endpoint(segments))
+            .bearer_auth(token.expose());
+        self.json(req).await
+    }
+
+    /// `POST` (or another method) a JSON body to `segments`, reading a JSON answer.
+    async fn send_json<B: serde::Serialize, T: DeserializeOwned>(
+        &self,
+        method: reqwest::Method,
+        token: &Secret,
+        segments: &[&str],
+        body: &B,
+    ) -> Result<T, ApiError> {
+        let req = self
+            .http
+            .request(method, self.endpoint(segments))
+            .bearer_auth(token.expose())
+            .json(body);
+        self.json(req).await
+    }
+
+    /// `GET /v1/policy`.
+    pub async fn policy(&self, token: &Secret) -> Result<PolicyInfo, ApiError> {
+        self.get_json(token, &["v1", "policy"]).await
+    }
+
+    /// `POST /v1/policy/check`: validate and diff, changing nothing.
+    pub async fn check_policy(
+        &self,
+        token: &Secret,
+        body: &PolicyCheckRequest,
+    ) -> Result<PolicyCheckResponse, ApiError> {
+        self.send_json(
+            reqwest::Method::POST,
+            token,
+            &["v1", "policy", "check"],
+            body,
+        )
+        .await
+    }
+
+    /// `PUT /v1/policy` (admins).
+    pub async fn apply_policy(
+        &self,
+        token: &Secret,
+        body: &ApplyPolicyRequest,
+    ) -> Result<ApplyPolicyResponse, ApiError> {
+        self.send_json(reqwest::Method::PUT, token, &["v1", "policy"], body)
+            .await
+    }
+
+    /// `POST /v1/policy/test`.
+    pub async fn test_policy(
+        &self,
+        token: &Secret,
+        body: &PolicyTestRequest,
+    ) -> Result<Decision, ApiError> {
+        self.send_json(
+            reqwest::Method::POST,
+            token,
+            &["v1", "policy", "test"],
+            body,
+        )
+        .await
+    }
+
+    /// `POST /v1/requests`: ask for access that needs approval.
+    pub async fn create_request(
+        &self,
+        token: &Secret,
+        body: &CreateAccessRequest,
+    ) -> Result<AccessRequestView, ApiError> {
+        self.send_json(reqwest::Method::POST, token, &["v1", "requests"], body)
+            .await
+    }
+
+    /// `GET /v1/requests`: the caller's requests, newest first.
+    pub async fn requests(&self, token: &Secret) -> Result<AccessRequestList, ApiError> {
+        self.get_json(token, &["v1", "requests"]).await
+    }
+
+    /// `GET /v1/requests/{id}`.
+    pub async fn request(&self, token: &Secret, id: &str) -> Result<AccessRequestView, ApiError> {
+        self.get_json(token, &["v1", "requests", id]).await
+    }
+
+    /// `GET /v1/approvals`: pending requests the caller may decide.
+    pub async fn approvals(&self, token: &Secret) -> Result<AccessRequestList, ApiError> {
+        self.get_json(token, &["v1", "approvals"]).await
+    }
+
+    /// `POST /v1/requests/{id}/{action}` for `approve`, `deny`, `cancel`, `revoke`.
+    pub async fn decide(
+        &self,
+        token: &Secret,
+        id: &str,
+        action: RequestAction,
+        body: &DecisionRequest,
+    ) -> Result<AccessRequestView, ApiError> {
+        self.send_json(
+            reqwest::Method::POST,
+            token,
+            &["v1", "requests", id, action.path()],
+            body,
+        )
+        .await
     }
 
     /// Sends a request; a non-success status becomes an [`ApiError`].

@@ -24,6 +24,19 @@ Examples:
   hoopctl exec pg-demo -c 'select count(*) from orders'    one-shot SQL, for scripts and CI
   hoopctl exec pg-demo -o json -f report.sql | jq .statements
 
+Access that needs an approval (just-in-time access):
+  hoopctl connect pg-prod --reason 'INC-42: check orders' -- psql
+                                         asks for approval, waits, then runs psql
+  hoopctl requests                       your access requests and their state
+  hoopctl approve list                   requests waiting for you to decide
+  hoopctl approve 3f2a... --comment ok   approve one (hoopctl deny ID --reason TEXT to refuse)
+
+Policy (who may reach what, who approves):
+  hoopctl policy get > policy.toml       the policy in force
+  hoopctl policy diff -f policy.toml     what applying the file would change
+  hoopctl policy apply -f policy.toml    apply it (admins; asks to confirm, --yes for scripts)
+  hoopctl policy test --user alice --group engineering --connection pg-prod
+
 In CI (no login, no standing secret: the job's own OIDC token):
   GitHub Actions   permissions: id-token: write, then:
                    hoopctl --broker https://hoop.example.com exec pg-prod -f migrate.sql
@@ -56,7 +69,9 @@ Exit status:
   0        success
   1        error (the message says what to do next); `exec`: a statement failed
   2        usage error (unknown command, bad flag or argument; `exec` without SQL)
-  3        `exec`: the connection needs an approval that did not come within --wait
+  3        an approval is pending: `connect --no-wait`, or `exec` (without --wait, or the
+           approval did not come within --wait); the request id is printed on stdout
+  130      Ctrl-C while waiting for an approval
   N        `connect/exec NAME -- CMD`: the exit status of CMD (128+SIGNAL when a signal ended it)
   126/127  `connect/exec NAME -- CMD`: CMD could not be started / was not found";
 
@@ -137,12 +152,26 @@ With `-- CMD ARGS...`, hoopctl runs CMD with PGHOST, PGPORT, PGUSER, PGPASSWORD,
 and PGSSLMODE set (Postgres), closes the session when CMD exits, and exits with CMD's \
 status. Ctrl-C goes to CMD (psql cancels the running query), not to hoopctl.\n\n\
 Without a command, hoopctl prints the connection settings and keeps the tunnel open until \
-Ctrl-C.",
+Ctrl-C.\n\n\
+When the policy wants a justification and none was given with --reason, hoopctl asks for one \
+(on a terminal; otherwise it says to pass --reason). When the policy wants an approval, \
+hoopctl makes an access request (for --duration, or the policy's default grant), shows who \
+can approve it, and waits; once approved, the session opens and lasts until the grant ends. \
+A denied or expired request ends with status 1 and the approver's reason. Ctrl-C while \
+waiting asks whether to cancel the request (without a terminal, Ctrl-C cancels it). With \
+--no-wait, hoopctl prints the request id on stdout and exits with status 3; run the same \
+command again once it is approved (an approved grant of yours for the connection is used \
+as long as it lasts), or pass --request ID to wait for it.",
         after_help = "Examples:\n  \
 hoopctl connect pg-demo -- psql\n  \
 hoopctl connect pg-demo -- psql -c 'select 1'\n  \
 hoopctl connect pg-demo --reason 'INC-1234: check orders' -- pg_dump -t orders\n  \
-hoopctl connect pg-demo --port 6432          then, elsewhere: psql -h 127.0.0.1 -p 6432"
+hoopctl connect pg-demo --port 6432          then, elsewhere: psql -h 127.0.0.1 -p 6432\n  \
+hoopctl connect pg-prod --reason 'INC-42' --duration 30m -- psql     waits for an approval\n  \
+id=$(hoopctl connect pg-prod --reason 'INC-42' --no-wait)            ask now, connect later:\n  \
+hoopctl connect pg-prod --request \"$id\" -- psql\n\n\
+Exit status: the exit status of CMD; 1 error (denied, expired, refused); 3 approval pending \
+(--no-wait); 130 Ctrl-C while waiting for an approval."
     )]
     Connect(ConnectArgs),
     /// Run SQL (or a client command) on a connection, for scripts and CI; never prompts
@@ -162,18 +191,76 @@ when a statement failed, error: {sqlstate, severity, message, detail, hint, posi
 With `-- CMD ARGS...`, exec runs CMD with the tunnel settings in its environment exactly as \
 `hoopctl connect NAME -- CMD` does, and exits with CMD's status.\n\n\
 Tokens: see \"Where the token comes from\" in `hoopctl --help`; a CI job's OIDC token works \
-without any login. When the connection needs an approval (a later broker feature), exec \
-waits up to --wait for it, then exits with status 3 and prints the request id.",
+without any login.\n\n\
+Approvals: when the policy wants a justification, pass --reason (exec never prompts). When \
+it wants an approval, exec makes an access request (for --duration, or the policy's default \
+grant) and, without --wait, prints the request id on stdout and exits with status 3 at once. \
+With --wait DUR it waits up to DUR for the decision: approved, it runs as usual; denied or \
+expired, it exits with status 1; still pending, status 3 and the id. Running the same command \
+again uses your approved grant for the connection (or your pending request, which it waits \
+for again); --request ID names the request explicitly.",
         after_help = "Examples:\n  \
 hoopctl exec pg-demo -c 'select 42'\n  \
 hoopctl exec pg-demo --reason 'INC-1234' -f fix.sql\n  \
 echo 'select now()' | hoopctl exec pg-demo -o json\n  \
 hoopctl exec pg-demo -- pg_dump -t orders > orders.sql\n  \
-hoopctl --token-file /run/ci/oidc-token exec pg-prod -c 'select 1'\n\n\
-Exit status: 0 success, 1 a statement failed (or another error), 2 usage error, \
-3 approval still pending after --wait, N the exit status of CMD."
+hoopctl --token-file /run/ci/oidc-token exec pg-prod -c 'select 1'\n  \
+hoopctl exec pg-prod --reason 'deploy 1.4' --wait 15m -f migrate.sql    wait for an approval\n\n\
+Exit status: 0 success, 1 a statement failed (or another error: denied, expired), 2 usage \
+error, 3 approval pending (the request id is on stdout), N the exit status of CMD."
     )]
     Exec(ExecArgs),
+    /// Your access requests: list, show, cancel, revoke
+    #[command(
+        long_about = "Your access requests: connections the policy opens only after an approval. \
+`hoopctl connect`/`exec` make them for you when a connection needs one; this command lists \
+them (newest first), shows one with its approvals, cancels one you no longer need, or revokes \
+a grant (approvers and policy admins; live sessions under it end at once).",
+        after_help = "Examples:\n  \
+hoopctl requests\n  \
+hoopctl requests -o json | jq -r '.requests[] | select(.state == \"pending\") | .id'\n  \
+hoopctl requests show 3f2a9c1e-...\n  \
+hoopctl requests cancel 3f2a9c1e-...\n  \
+hoopctl requests revoke 3f2a9c1e-... --reason 'incident closed'",
+        args_conflicts_with_subcommands = true
+    )]
+    Requests(RequestsArgs),
+    /// Requests waiting for your approval; approve one
+    #[command(
+        long_about = "Access requests you may decide (you are among their approvers; never your \
+own): `hoopctl approve list` shows them with requester, connection, reason, duration, age and \
+approvals so far; `hoopctl approve ID` approves one. A request needing several approvals is \
+granted when the last one arrives. `hoopctl deny ID --reason TEXT` refuses one.",
+        after_help = "Examples:\n  \
+hoopctl approve list\n  \
+hoopctl approve list -o json | jq -r '.requests[].id'\n  \
+hoopctl approve 3f2a9c1e-... --comment 'ok for INC-42'\n  \
+hoopctl deny 3f2a9c1e-... --reason 'use the read replica'",
+        args_conflicts_with_subcommands = true
+    )]
+    Approve(ApproveArgs),
+    /// Deny an access request waiting for your approval
+    #[command(after_help = "Examples:\n  \
+hoopctl deny 3f2a9c1e-... --reason 'use the read replica instead'")]
+    Deny(DenyArgs),
+    /// Read, check, apply and test the access policy
+    #[command(
+        long_about = "The access policy: which identities may use which connections, whether \
+they need a justification or an approval, and who approves (reference: docs/policy.md).\n\n\
+`get` prints the policy in force; `diff` validates a file and shows what applying it would \
+change; `apply` does that, asks to confirm (on a terminal; --yes for scripts) and makes it \
+the policy in force (policy admins only; every change is audited with who and the diff); \
+`test` shows how the policy decides for an identity, changing nothing.",
+        after_help = "Examples:\n  \
+hoopctl policy get > policy.toml\n  \
+hoopctl policy get -o json | jq .policy.rules\n  \
+hoopctl policy diff -f policy.toml\n  \
+hoopctl policy apply -f policy.toml\n  \
+hoopctl policy apply -f policy.toml --yes          from a script or CI job\n  \
+hoopctl policy test --user alice --group engineering --connection pg-prod\n  \
+hoopctl policy test --user ci-deploy --workload --connection pg-prod -f policy.toml"
+    )]
+    Policy(PolicyArgs),
     /// Print a shell completion script
     #[command(
         long_about = "Print a shell completion script on stdout.",
@@ -229,9 +316,21 @@ pub struct ConnectArgs {
     /// Local port to listen on (127.0.0.1); 0 picks a free port
     #[arg(short, long, value_name = "PORT", default_value_t = 0)]
     pub port: u16,
-    /// Why you need access; recorded with the session
+    /// Why you need access; recorded with the session and shown to approvers
     #[arg(short, long, value_name = "TEXT")]
     pub reason: Option<String>,
+    /// How long a grant to ask for when the connection needs an approval, e.g. 30m
+    /// [default: the policy's; capped by its maximum]
+    #[arg(long, value_name = "DUR", value_parser = parse_grant)]
+    pub duration: Option<std::time::Duration>,
+    /// When the connection needs an approval, ask for it, print the request id and exit
+    /// with status 3 instead of waiting
+    #[arg(long)]
+    pub no_wait: bool,
+    /// Use this access request (e.g. one made with --no-wait): wait for it if it is still
+    /// pending, then open the session under its grant
+    #[arg(long, value_name = "ID")]
+    pub request: Option<String>,
     /// Command to run with the connection settings in its environment (after `--`)
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<OsString>,
@@ -259,6 +358,16 @@ pub struct ExecArgs {
     /// [default: do not wait: exit with status 3 and the request id]
     #[arg(long, value_name = "DUR", value_parser = parse_wait)]
     pub wait: Option<std::time::Duration>,
+    /// Do not wait for an approval (the default; says so explicitly in scripts)
+    #[arg(long, conflicts_with = "wait")]
+    pub no_wait: bool,
+    /// How long a grant to ask for when the connection needs an approval, e.g. 30m
+    /// [default: the policy's; capped by its maximum]
+    #[arg(long, value_name = "DUR", value_parser = parse_grant)]
+    pub duration: Option<std::time::Duration>,
+    /// Use this access request (e.g. the id an earlier exec printed with status 3)
+    #[arg(long, value_name = "ID")]
+    pub request: Option<String>,
     /// Command to run with the connection settings in its environment (after `--`)
     #[arg(last = true, value_name = "CMD", conflicts_with_all = ["sql", "file", "output"])]
     pub command: Vec<OsString>,
@@ -273,6 +382,220 @@ fn parse_wait(s: &str) -> Result<std::time::Duration, String> {
     Ok(d)
 }
 
+/// `--duration`: a humantime duration, longer than zero, at most 7 days
+/// (the broker caps it further by the policy's maximum).
+fn parse_grant(s: &str) -> Result<std::time::Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| format!("{e} (e.g. 15m, 1h, 2h 30m)"))?;
+    if d.is_zero() {
+        return Err("must be longer than zero".into());
+    }
+    if d > hoop_shared::policy::LONGEST_GRANT {
+        return Err("at most 7 days".into());
+    }
+    Ok(d)
+}
+
+/// `hoopctl requests`.
+#[derive(Debug, Clone, Args)]
+pub struct RequestsArgs {
+    /// What to do [default: list]
+    #[command(subcommand)]
+    pub command: Option<RequestsCommand>,
+    /// Output format of the list
+    #[arg(short, long, value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
+}
+
+/// `hoopctl requests ...`.
+#[derive(Debug, Clone, Subcommand)]
+pub enum RequestsCommand {
+    /// Your requests, newest first
+    #[command(visible_alias = "ls")]
+    List(OutputArgs),
+    /// One request: state, reason, approvers, decisions, grant
+    Show(ShowRequestArgs),
+    /// Withdraw a pending request of yours
+    Cancel(RequestIdArgs),
+    /// End a request's grant now (its approvers and policy admins); its live sessions end
+    Revoke(RevokeArgs),
+}
+
+/// `-o` alone.
+#[derive(Debug, Clone, Args)]
+pub struct OutputArgs {
+    /// Output format
+    #[arg(short, long, value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
+}
+
+/// `hoopctl requests show`.
+#[derive(Debug, Clone, Args)]
+pub struct ShowRequestArgs {
+    /// Request id
+    #[arg(value_name = "ID")]
+    pub id: String,
+    /// Output format
+    #[arg(short, long, value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
+}
+
+/// A request id.
+#[derive(Debug, Clone, Args)]
+pub struct RequestIdArgs {
+    /// Request id
+    #[arg(value_name = "ID")]
+    pub id: String,
+}
+
+/// `hoopctl requests revoke`.
+#[derive(Debug, Clone, Args)]
+pub struct RevokeArgs {
+    /// Request id
+    #[arg(value_name = "ID")]
+    pub id: String,
+    /// Why; recorded and shown to the requester
+    #[arg(short, long, value_name = "TEXT")]
+    pub reason: Option<String>,
+}
+
+/// `hoopctl approve`.
+#[derive(Debug, Clone, Args)]
+pub struct ApproveArgs {
+    /// `list` [default when no ID is given]
+    #[command(subcommand)]
+    pub command: Option<ApproveCommand>,
+    /// Request to approve
+    #[arg(value_name = "ID")]
+    pub id: Option<String>,
+    /// Comment, recorded with your approval and shown to the requester
+    #[arg(short = 'm', long, value_name = "TEXT", requires = "id")]
+    pub comment: Option<String>,
+}
+
+/// `hoopctl approve list`.
+#[derive(Debug, Clone, Subcommand)]
+pub enum ApproveCommand {
+    /// Pending requests you may decide (never your own)
+    #[command(visible_alias = "ls")]
+    List(OutputArgs),
+}
+
+/// `hoopctl deny`.
+#[derive(Debug, Clone, Args)]
+pub struct DenyArgs {
+    /// Request to deny
+    #[arg(value_name = "ID")]
+    pub id: String,
+    /// Why; shown to the requester (required)
+    #[arg(short, long, value_name = "TEXT")]
+    pub reason: String,
+}
+
+/// `hoopctl policy`.
+#[derive(Debug, Clone, Args)]
+pub struct PolicyArgs {
+    /// What to do
+    #[command(subcommand)]
+    pub command: PolicyCommand,
+}
+
+/// `hoopctl policy ...`.
+#[derive(Debug, Clone, Subcommand)]
+pub enum PolicyCommand {
+    /// Print the policy in force
+    #[command(after_help = "Examples:\n  \
+hoopctl policy get > policy.toml\n  \
+hoopctl policy get -o json | jq '{version, applied_by}'")]
+    Get(PolicyGetArgs),
+    /// Validate a policy file and show what applying it would change (changes nothing)
+    #[command(after_help = "Examples:\n  \
+hoopctl policy diff -f policy.toml\n\n\
+Exit status: 0 the file is valid (with or without changes), 1 it is not (every problem is \
+printed as FILE:LINE:COLUMN: message).")]
+    Diff(PolicyFileArgs),
+    /// Make a policy file the policy in force (policy admins only)
+    #[command(
+        long_about = "Make a policy file the policy in force (policy admins only).\n\n\
+hoopctl validates the file and shows the diff against the policy in force first; an invalid \
+file changes nothing. On a terminal it then asks to confirm; elsewhere it refuses unless \
+--yes is given. The apply succeeds only if nobody changed the policy since the diff was \
+made, so a review cannot be overtaken by another admin's change.",
+        after_help = "Examples:\n  \
+hoopctl policy apply -f policy.toml\n  \
+hoopctl policy apply -f policy.toml --yes"
+    )]
+    Apply(PolicyApplyArgs),
+    /// Show how the policy decides for an identity and connection (changes nothing)
+    #[command(after_help = "Examples:\n  \
+hoopctl policy test --user alice --group engineering --connection pg-prod\n  \
+hoopctl policy test --user ci-deploy --workload --connection pg-prod\n  \
+hoopctl policy test --user bob --group sre --connection pg-prod -f new-policy.toml -o json")]
+    Test(PolicyTestArgs),
+}
+
+/// Formats of `policy get`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub enum PolicyFormat {
+    /// The document as applied
+    #[default]
+    Toml,
+    /// Version, author, time, document and the validated policy, as JSON
+    Json,
+}
+
+/// `hoopctl policy get`.
+#[derive(Debug, Clone, Args)]
+pub struct PolicyGetArgs {
+    /// Output format
+    #[arg(short, long, value_enum, default_value_t = PolicyFormat::Toml)]
+    pub output: PolicyFormat,
+}
+
+/// `hoopctl policy diff`.
+#[derive(Debug, Clone, Args)]
+pub struct PolicyFileArgs {
+    /// Policy document (TOML)
+    #[arg(short, long, value_name = "FILE")]
+    pub file: PathBuf,
+}
+
+/// `hoopctl policy apply`.
+#[derive(Debug, Clone, Args)]
+pub struct PolicyApplyArgs {
+    /// Policy document (TOML)
+    #[arg(short, long, value_name = "FILE")]
+    pub file: PathBuf,
+    /// Apply without asking (required when not on a terminal)
+    #[arg(short, long)]
+    pub yes: bool,
+}
+
+/// `hoopctl policy test`.
+#[derive(Debug, Clone, Args)]
+pub struct PolicyTestArgs {
+    /// User name (with --workload: the service identity)
+    #[arg(long, value_name = "USER")]
+    pub user: String,
+    /// A group of the user (repeatable)
+    #[arg(short, long = "group", value_name = "GROUP")]
+    pub groups: Vec<String>,
+    /// Test a workload identity (matched by `services` rules) instead of a person
+    #[arg(long)]
+    pub workload: bool,
+    /// Connection name
+    #[arg(long, value_name = "NAME")]
+    pub connection: String,
+    /// A statement to judge as well (guardrails)
+    #[arg(long, value_name = "SQL")]
+    pub sql: Option<String>,
+    /// Test this policy file instead of the policy in force
+    #[arg(short, long, value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// Output format
+    #[arg(short, long, value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
+}
+
 /// `hoopctl completions`.
 #[derive(Debug, Clone, Args)]
 pub struct CompletionsArgs {
@@ -285,6 +608,7 @@ pub struct CompletionsArgs {
 mod tests {
     use super::*;
     use clap::CommandFactory as _;
+    use std::path::Path;
 
     fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
         Cli::try_parse_from(std::iter::once("hoopctl").chain(args.iter().copied()))
@@ -397,6 +721,158 @@ mod tests {
     }
 
     #[test]
+    fn approve_takes_an_id_or_list() {
+        let Command::Approve(a) = parse(&["approve", "list", "-o", "json"]).unwrap().command else {
+            panic!()
+        };
+        assert!(matches!(
+            a.command,
+            Some(ApproveCommand::List(OutputArgs {
+                output: OutputFormat::Json
+            }))
+        ));
+        let Command::Approve(a) = parse(&["approve", "r-123", "--comment", "ok"])
+            .unwrap()
+            .command
+        else {
+            panic!()
+        };
+        assert!(a.command.is_none());
+        assert_eq!(a.id.as_deref(), Some("r-123"));
+        assert_eq!(a.comment.as_deref(), Some("ok"));
+        let Command::Approve(a) = parse(&["approve"]).unwrap().command else {
+            panic!()
+        };
+        assert!(a.command.is_none() && a.id.is_none());
+
+        let Command::Deny(d) = parse(&["deny", "r-1", "--reason", "no"]).unwrap().command else {
+            panic!()
+        };
+        assert_eq!((d.id.as_str(), d.reason.as_str()), ("r-1", "no"));
+        for bad in [
+            &["deny", "r-1"][..],
+            &["approve", "--comment", "x"],
+            &["approve", "list", "r-1"],
+        ] {
+            let err = parse(bad).unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{bad:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn requests_default_to_the_list() {
+        let Command::Requests(r) = parse(&["requests"]).unwrap().command else {
+            panic!()
+        };
+        assert!(r.command.is_none() && r.output == OutputFormat::Table);
+        let Command::Requests(r) = parse(&["requests", "-o", "json"]).unwrap().command else {
+            panic!()
+        };
+        assert_eq!(r.output, OutputFormat::Json);
+        let Command::Requests(r) = parse(&["requests", "revoke", "r-1", "--reason", "done"])
+            .unwrap()
+            .command
+        else {
+            panic!()
+        };
+        let Some(RequestsCommand::Revoke(a)) = r.command else {
+            panic!()
+        };
+        assert_eq!((a.id.as_str(), a.reason.as_deref()), ("r-1", Some("done")));
+        assert!(parse(&["requests", "show"]).is_err());
+    }
+
+    #[test]
+    fn access_flags_parse_durations_and_exclude_each_other() {
+        let Command::Connect(a) = parse(&[
+            "connect",
+            "pg",
+            "--duration",
+            "1h 30m",
+            "--no-wait",
+            "--reason",
+            "r",
+        ])
+        .unwrap()
+        .command
+        else {
+            panic!()
+        };
+        assert_eq!(a.duration, Some(std::time::Duration::from_secs(5400)));
+        assert!(a.no_wait);
+        let Command::Exec(a) = parse(&["exec", "pg", "--request", "r-1", "-c", "x"])
+            .unwrap()
+            .command
+        else {
+            panic!()
+        };
+        assert_eq!(a.request.as_deref(), Some("r-1"));
+        for bad in [
+            &["connect", "pg", "--duration", "0s"][..],
+            &["connect", "pg", "--duration", "8d"],
+            &["connect", "pg", "--duration", "soon"],
+            &["exec", "pg", "--wait", "1m", "--no-wait", "-c", "x"],
+        ] {
+            let err = parse(bad).unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{bad:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn policy_commands_parse() {
+        let Command::Policy(p) = parse(&["policy", "get", "-o", "json"]).unwrap().command else {
+            panic!()
+        };
+        assert!(matches!(
+            p.command,
+            PolicyCommand::Get(PolicyGetArgs {
+                output: PolicyFormat::Json
+            })
+        ));
+        let Command::Policy(p) = parse(&["policy", "apply", "-f", "p.toml", "--yes"])
+            .unwrap()
+            .command
+        else {
+            panic!()
+        };
+        let PolicyCommand::Apply(a) = p.command else {
+            panic!()
+        };
+        assert!(a.yes && a.file == Path::new("p.toml"));
+        let Command::Policy(p) = parse(&[
+            "policy",
+            "test",
+            "--user",
+            "alice",
+            "-g",
+            "engineering",
+            "--group",
+            "oncall",
+            "--connection",
+            "pg-prod",
+        ])
+        .unwrap()
+        .command
+        else {
+            panic!()
+        };
+        let PolicyCommand::Test(t) = p.command else {
+            panic!()
+        };
+        assert_eq!(t.groups, ["engineering", "oncall"]);
+        assert!(!t.workload && t.file.is_none() && t.output == OutputFormat::Table);
+        for bad in [
+            &["policy"][..],
+            &["policy", "diff"],
+            &["policy", "get", "-o", "yaml"],
+            &["policy", "test", "--user", "a"],
+        ] {
+            let err = parse(bad).unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{bad:?}: {err}");
+        }
+    }
+
+    #[test]
     fn help_lists_every_command_and_the_exit_codes() {
         let help = Cli::command().render_long_help().to_string();
         for needle in [
@@ -406,8 +882,13 @@ mod tests {
             "connections",
             "connect",
             "exec",
+            "requests",
+            "approve",
+            "deny",
+            "policy",
             "completions",
             "Exit status",
+            "130",
             "HOOP_TOKEN",
             "HOOP_ID_TOKEN",
             "ACTIONS_ID_TOKEN_REQUEST_URL",

@@ -9,23 +9,30 @@
 //!   (`auth/store.rs`), token loading and refresh (`auth/mod.rs`).
 //! - [`tunnel`]: the local listener and the per-connection tunnels;
 //!   [`pg_refusal`]: telling a Postgres client why a tunnel failed.
+//! - [`access`]: what `connect`/`exec` do when the policy wants a
+//!   justification or an approval (prompt, request, wait, cancel).
+//! - [`render`]: tables, durations, and cleaning text other people wrote.
 //! - [`commands`]: one file per command.
 //!
-//! Exit codes: 0 success, 1 error (for `exec`: a statement failed), 2 usage
-//! error, 3 `exec` still waiting for an approval after `--wait`, and for
-//! `connect/exec NAME -- CMD` the exit code of CMD. A closed stdout
-//! (`hoopctl ... | head`) is success.
+//! Exit codes: 0 success, 1 error (for `exec`: a statement failed; for
+//! `connect`/`exec`: an access request denied or expired), 2 usage error,
+//! 3 an approval is pending (`connect --no-wait`, `exec` without `--wait` or
+//! after it ran out; the request id is on stdout), 130 Ctrl-C while waiting
+//! for an approval, and for `connect/exec NAME -- CMD` the exit code of CMD.
+//! A closed stdout (`hoopctl ... | head`) is success.
 //!
 //! Tokens: `auth/source.rs` picks where the bearer token comes from
 //! (`--token-file`, `HOOP_ID_TOKEN`, `HOOP_TOKEN`, GitHub Actions,
 //! Kubernetes, then the stored login).
 
+mod access;
 mod api;
 mod auth;
 mod cli;
 mod commands;
 mod config;
 mod pg_refusal;
+mod render;
 mod tunnel;
 
 use std::process::ExitCode;
@@ -90,6 +97,10 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Connections(args) => commands::connections::run(&ctx, args).await,
         Command::Connect(args) => commands::connect::run(&ctx, args).await,
         Command::Exec(args) => commands::exec::run(&ctx, args).await,
+        Command::Requests(args) => commands::requests::run(&ctx, args).await,
+        Command::Approve(args) => commands::approve::run(&ctx, args).await,
+        Command::Deny(args) => commands::approve::deny(&ctx, args).await,
+        Command::Policy(args) => commands::policy::run(&ctx, args).await,
         Command::Completions(args) => commands::completions::run(args),
     }
 }

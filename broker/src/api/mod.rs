@@ -17,13 +17,14 @@
 //! | PUT | `/v1/policy` | bearer, admin | apply a document (compare-and-swap, audited with the diff) |
 //! | POST | `/v1/policy/test` | bearer | the decision for an identity, and the rule that made it |
 //! | * | `/idp/...` | none | the built-in development identity provider, when configured |
+//! | GET, POST | `/approvals/...` | session cookie | the approvers' web page ([`crate::web`]) |
 //!
 //! Errors are always [`hoop_shared::api::ApiErrorBody`] JSON.
 
 mod auth;
 mod error;
 mod policy;
-mod requests;
+pub(crate) mod requests;
 
 use std::sync::Arc;
 
@@ -40,6 +41,7 @@ use hoop_shared::api::{
 pub use auth::Caller;
 pub use error::{ApiFailure, ApiJson};
 pub use requests::effective_state as grant_state;
+pub use requests::view as request_view;
 
 use crate::app::{AppState, now_unix};
 use crate::config::{ConnectionConfig, ConnectionType};
@@ -69,7 +71,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/policy/check", post(policy::check))
         .route("/v1/policy/test", post(policy::test))
         .fallback(not_found)
-        .with_state(state)
+        .with_state(state.clone())
+        .merge(crate::web::router(state))
 }
 
 async fn not_found() -> ApiFailure {

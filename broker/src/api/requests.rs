@@ -22,13 +22,14 @@ use hoop_shared::policy::{Approvers, Outcome};
 use super::{ApiFailure, ApiJson, Caller};
 use crate::app::{AppState, now_unix};
 use crate::auth::Identity;
+use crate::notify::NotifyEvent;
 use crate::policy::subject;
 use crate::store::{DecideError, Event, RequestRow};
 
 /// Longest justification or comment accepted.
 const MAX_TEXT_LEN: usize = 1000;
 /// Most requests listed at once.
-const LIST_LIMIT: usize = 200;
+pub(crate) const LIST_LIMIT: usize = 200;
 
 /// The approvers stored with a request.
 pub fn approvers_of(row: &RequestRow) -> Approvers {
@@ -78,7 +79,8 @@ pub fn view(row: &RequestRow, now: u64) -> AccessRequestView {
     }
 }
 
-fn clean_text(text: Option<String>, what: &str) -> Result<Option<String>, ApiFailure> {
+/// Trims `text`; `None` when empty; refused when longer than the limit.
+pub(crate) fn clean_text(text: Option<String>, what: &str) -> Result<Option<String>, ApiFailure> {
     let text = text.map(|t| t.trim().to_owned()).filter(|t| !t.is_empty());
     if text.as_ref().is_some_and(|t| t.len() > MAX_TEXT_LEN) {
         return Err(ApiFailure::new(
@@ -244,7 +246,9 @@ pub async fn create(
     )
     .await;
     tracing::info!(request = %row.id, user = %who.user, connection = %row.connection, "access requested");
-    Ok((StatusCode::CREATED, Json(view(&row, now))))
+    let shown = view(&row, now);
+    state.notifier.send(NotifyEvent::Created, &shown);
+    Ok((StatusCode::CREATED, Json(shown)))
 }
 
 /// `GET /v1/requests`: the caller's requests.
@@ -296,24 +300,35 @@ pub async fn approvals(
     State(state): State<Arc<AppState>>,
     Caller(who): Caller,
 ) -> Result<Json<AccessRequestList>, ApiFailure> {
+    Ok(Json(AccessRequestList {
+        requests: decidable_by(&state, &who).await?,
+    }))
+}
+
+/// Pending requests `who` may still decide: someone else's, naming `who` as
+/// an approver, not yet decided by `who` (the API list and the web page).
+pub(crate) async fn decidable_by(
+    state: &AppState,
+    who: &Identity,
+) -> Result<Vec<AccessRequestView>, ApiFailure> {
     let rows = state
         .store
         .pending_requests(LIST_LIMIT)
         .await
         .map_err(|e| ApiFailure::internal("list access requests", &e))?;
     let now = now_unix();
-    Ok(Json(AccessRequestList {
-        requests: rows
-            .iter()
-            .filter(|r| r.subject != who.subject && may_decide(&who, r))
-            .filter(|r| !r.approvals.iter().any(|(a, ..)| a == &who.user))
-            .map(|r| view(r, now))
-            .filter(|v| v.state == RequestState::Pending)
-            .collect(),
-    }))
+    Ok(rows
+        .iter()
+        .filter(|r| r.subject != who.subject && may_decide(who, r))
+        .filter(|r| !r.approvals.iter().any(|(a, ..)| a == &who.user))
+        .map(|r| view(r, now))
+        .filter(|v| v.state == RequestState::Pending)
+        .collect())
 }
 
-async fn decide(
+/// Records `who`'s `decision` (`approve` or `deny`) on request `id`: the one
+/// path for the API and the web page (checks, store, audit).
+pub(crate) async fn decide(
     state: Arc<AppState>,
     who: Identity,
     id: String,
@@ -380,7 +395,14 @@ async fn decide(
     )
     .await;
     tracing::info!(request = %row.id, by = %who.user, decision, state = %row.state, "access request decided");
-    Ok(Json(view(&row, now)))
+    let shown = view(&row, now);
+    // Partial approvals (N-of-M still short) are not news for the channel.
+    match row.state.as_str() {
+        "denied" => state.notifier.send(NotifyEvent::Denied, &shown),
+        "approved" => state.notifier.send(NotifyEvent::Approved, &shown),
+        _ => {}
+    }
+    Ok(Json(shown))
 }
 
 /// `POST /v1/requests/{id}/approve`.
@@ -441,7 +463,9 @@ pub async fn cancel(
         "cancelled by the requester".into(),
     )
     .await;
-    Ok(Json(view(&row, now)))
+    let shown = view(&row, now);
+    state.notifier.send(NotifyEvent::Cancelled, &shown);
+    Ok(Json(shown))
 }
 
 /// `POST /v1/requests/{id}/revoke`: an approver of the request or a policy

@@ -1,4 +1,4 @@
-//! The built-in development identity provider: a real OAuth 2.0 device flow (RFC 8628) issuing signed JWTs.
+//! The built-in development identity provider: a real OAuth 2.0 device flow (RFC 8628) and authorization code flow with PKCE (RFC 7636), issuing signed JWTs.
 //!
 //! **For development only.** There are no passwords: anyone who can reach the
 //! verification page can sign in as any user listed under `[identity.builtin]`.
@@ -15,7 +15,9 @@
 //! | POST | `/device/code` | RFC 8628 §3.1 device authorization (form: `client_id`, `scope`) |
 //! | GET | `/device` | verification page (`?user_code=` prefills the code) |
 //! | POST | `/device` | approve or deny (form: `user_code`, `username`, `action`=`approve`\|`deny`; default approve) |
-//! | POST | `/token` | `grant_type` = `urn:ietf:params:oauth:grant-type:device_code` or `refresh_token` |
+//! | GET | `/authorize` | authorization request (RFC 6749 §4.1.1 + PKCE): the same user picker |
+//! | POST | `/authorize` | the picker's answer (form: `request`, `username`, `action`); redirects back with `code` + `state` (+ `iss`, RFC 9207) |
+//! | POST | `/token` | `grant_type` = `urn:ietf:params:oauth:grant-type:device_code`, `authorization_code` or `refresh_token` |
 //! | POST | `/revoke` | RFC 7009 token revocation (form: `token`, optional `token_type_hint`, `client_id`) |
 //!
 //! Decisions:
@@ -35,6 +37,16 @@
 //! - State (pending codes, refresh tokens) lives in memory: a broker restart
 //!   keeps access tokens valid (the key is on disk) but forgets refresh tokens,
 //!   so users run `hoopctl login` again.
+//! - Authorization code flow: PKCE with `S256` is required (`plain` and no
+//!   challenge are refused), as OAuth 2.1 asks of public clients. A
+//!   `redirect_uri` must be on the issuer's own origin (the broker's pages,
+//!   e.g. `/approvals/callback`) or an `http` loopback address (native apps,
+//!   RFC 8252 §7.3): any other would let a link hand codes to a stranger.
+//!   Until the client and `redirect_uri` are known good, errors are shown as
+//!   a page, never redirected (RFC 6749 §4.1.2.1). Codes live
+//!   [`AUTH_CODE_TTL`], are stored as digests, and redeem once, with the same
+//!   `redirect_uri` and the verifier of the challenge. A `nonce` is copied
+//!   into the ID token.
 //! - Errors are RFC 6749 §5.2 JSON (`error`, `error_description`), and every
 //!   token-bearing response carries `Cache-Control: no-store`.
 
@@ -92,6 +104,12 @@ const MAX_PENDING: usize = 10_000;
 const MAX_BODY_BYTES: usize = 16 * 1024;
 /// Longest accepted `scope` parameter.
 const MAX_SCOPE_LEN: usize = 512;
+/// How long an authorization code can be redeemed (RFC 6749 §4.1.2: short).
+pub const AUTH_CODE_TTL: Duration = Duration::from_secs(60);
+/// How long the sign-in page of an authorization request stays usable.
+const AUTHORIZE_TTL: Duration = Duration::from_secs(600);
+/// Longest accepted `state`, `nonce` or `redirect_uri`.
+const MAX_PARAM_LEN: usize = 2048;
 /// RFC 8628 §6.1: consonants only, no vowels (no words) and no look-alikes.
 const USER_CODE_ALPHABET: &[u8] = b"BCDFGHJKLMNPQRSTVWXZ";
 const USER_CODE_LEN: usize = 8;
@@ -172,6 +190,32 @@ struct GrantState {
     refresh: HashMap<String, RefreshGrant>,
     /// Rotated-away refresh tokens (digest → chain), to detect reuse.
     spent_refresh: HashMap<String, SpentRefresh>,
+    /// Authorization requests waiting on the user picker, by request id.
+    authorize: HashMap<String, AuthorizeRequest>,
+    /// Issued authorization codes, keyed by SHA-256 (hex) of the code.
+    codes: HashMap<String, CodeGrant>,
+}
+
+/// A validated authorization request (RFC 6749 §4.1.1, RFC 7636 §4.3).
+struct AuthorizeRequest {
+    redirect_uri: url::Url,
+    /// As sent: `/token` must present exactly this string (§4.1.3).
+    redirect_uri_raw: String,
+    state: Option<String>,
+    code_challenge: String,
+    scope: String,
+    nonce: Option<String>,
+    expires_at: Instant,
+}
+
+/// What an authorization code stands for until it is redeemed.
+struct CodeGrant {
+    user: DevUser,
+    redirect_uri: String,
+    code_challenge: String,
+    scope: String,
+    nonce: Option<String>,
+    expires_at: Instant,
 }
 
 enum Decision {
@@ -210,6 +254,8 @@ impl GrantState {
         self.user_codes.retain(|_, d| devices.contains_key(d));
         self.refresh.retain(|_, r| now < r.expires_at);
         self.spent_refresh.retain(|_, s| now < s.expires_at);
+        self.authorize.retain(|_, a| now < a.expires_at);
+        self.codes.retain(|_, c| now < c.expires_at);
     }
 }
 
@@ -369,6 +415,7 @@ impl DevIdp {
             .route("/jwks", get(jwks))
             .route("/device/code", axum::routing::post(device_authorization))
             .route("/device", get(device_page).post(device_decision))
+            .route("/authorize", get(authorize_page).post(authorize_decision))
             .route("/token", axum::routing::post(token))
             .route("/revoke", axum::routing::post(revoke))
             .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -427,6 +474,7 @@ impl DevIdp {
         user: &DevUser,
         scope: &str,
         chain: String,
+        nonce: Option<&str>,
     ) -> Result<Response, OAuthError> {
         let now = unix_now();
         let ttl = self.token_ttl.as_secs();
@@ -437,12 +485,15 @@ impl DevIdp {
             "client_id": self.client_id, "scope": scope,
             "iat": now, "nbf": now, "exp": now + ttl, "jti": uuid::Uuid::new_v4().to_string(),
         });
-        let id = json!({
+        let mut id = json!({
             "iss": self.issuer, "aud": self.client_id, "sub": sub,
             "preferred_username": user.name, "name": user.name, "groups": user.groups,
             "auth_time": now, "iat": now, "nbf": now, "exp": now + ttl,
             "jti": uuid::Uuid::new_v4().to_string(),
         });
+        if let (Some(nonce), Some(claims)) = (nonce, id.as_object_mut()) {
+            claims.insert("nonce".into(), Value::String(nonce.to_owned()));
+        }
         let access_token = self.sign(&access, "at+jwt")?;
         let id_token = self.sign(&id, "JWT")?;
         let refresh = Secret::generate(32);
@@ -533,7 +584,13 @@ impl DevIdp {
                 state.devices.remove(&digest);
                 state.user_codes.remove(&user_code);
                 tracing::info!(user = %user.name, "development login approved");
-                self.issue(&mut state, &user, &scope, uuid::Uuid::new_v4().to_string())
+                self.issue(
+                    &mut state,
+                    &user,
+                    &scope,
+                    uuid::Uuid::new_v4().to_string(),
+                    None,
+                )
             }
         }
     }
@@ -570,8 +627,96 @@ impl DevIdp {
                 "the user no longer exists",
             ));
         };
-        self.issue(&mut state, &user, &grant.scope, grant.chain)
+        self.issue(&mut state, &user, &grant.scope, grant.chain, None)
     }
+}
+
+impl DevIdp {
+    /// True for a `redirect_uri` this provider may send codes to: the
+    /// issuer's own origin, or an `http` loopback address (RFC 8252 §7.3).
+    fn redirect_allowed(&self, uri: &url::Url) -> bool {
+        if uri.fragment().is_some() || !uri.username().is_empty() || uri.password().is_some() {
+            return false;
+        }
+        let own = url::Url::parse(&self.issuer).is_ok_and(|iss| iss.origin() == uri.origin());
+        let loopback = uri.scheme() == "http"
+            && match uri.host() {
+                Some(url::Host::Domain(d)) => d == "localhost",
+                Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+                Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+                None => false,
+            };
+        own || loopback
+    }
+
+    /// RFC 6749 §4.1.3 with RFC 7636 §4.6: redeems an authorization code once.
+    fn authorization_code_grant(
+        &self,
+        form: &HashMap<String, String>,
+    ) -> Result<Response, OAuthError> {
+        let code = form
+            .get("code")
+            .ok_or_else(|| OAuthError::new("invalid_request", "code is missing"))?;
+        let verifier = form
+            .get("code_verifier")
+            .ok_or_else(|| OAuthError::new("invalid_request", "code_verifier is missing"))?;
+        let redirect_uri = form.get("redirect_uri").map_or("", String::as_str);
+        let now = self.now();
+        let mut state = self.lock();
+        // Removed before any check: a code is worth one attempt.
+        let Some(grant) = state.codes.remove(&sha256_hex(code)) else {
+            return Err(OAuthError::new(
+                "invalid_grant",
+                "unknown, expired or already used authorization code",
+            ));
+        };
+        if now >= grant.expires_at {
+            return Err(OAuthError::new(
+                "invalid_grant",
+                "the authorization code expired; sign in again",
+            ));
+        }
+        if grant.redirect_uri != redirect_uri {
+            return Err(OAuthError::new(
+                "invalid_grant",
+                "redirect_uri differs from the one of the authorization request",
+            ));
+        }
+        if !pkce_matches(verifier, &grant.code_challenge) {
+            return Err(OAuthError::new(
+                "invalid_grant",
+                "code_verifier does not match the code_challenge",
+            ));
+        }
+        tracing::info!(user = %grant.user.name, "development sign-in (authorization code)");
+        self.issue(
+            &mut state,
+            &grant.user,
+            &grant.scope,
+            uuid::Uuid::new_v4().to_string(),
+            grant.nonce.as_deref(),
+        )
+    }
+}
+
+/// RFC 7636 §4.4.2: `BASE64URL(SHA256(verifier)) == challenge`, in constant time.
+fn pkce_matches(verifier: &str, challenge: &str) -> bool {
+    use sha2::Digest as _;
+    use subtle::ConstantTimeEq as _;
+    if !valid_pkce_value(verifier) {
+        return false;
+    }
+    let computed = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(sha2::Sha256::digest(verifier.as_bytes()));
+    computed.as_bytes().ct_eq(challenge.as_bytes()).into()
+}
+
+/// RFC 7636 §4.1: 43 to 128 characters of `[A-Za-z0-9-._~]` (verifiers and
+/// S256 challenges alike).
+fn valid_pkce_value(v: &str) -> bool {
+    (43..=128).contains(&v.len())
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
 }
 
 impl DevIdp {
@@ -622,11 +767,14 @@ async fn discovery(State(idp): State<Arc<DevIdp>>) -> Response {
             "jwks_uri": format!("{iss}/jwks"),
             "token_endpoint": format!("{iss}/token"),
             "device_authorization_endpoint": format!("{iss}/device/code"),
+            "authorization_endpoint": format!("{iss}/authorize"),
             "revocation_endpoint": format!("{iss}/revoke"),
             "revocation_endpoint_auth_methods_supported": ["none"],
-            // No authorization endpoint: the device grant is the only way in.
-            "grant_types_supported": [DEVICE_CODE_GRANT, "refresh_token"],
-            "response_types_supported": [],
+            "grant_types_supported": [DEVICE_CODE_GRANT, "authorization_code", "refresh_token"],
+            "response_types_supported": ["code"],
+            "response_modes_supported": ["query"],
+            "code_challenge_methods_supported": ["S256"],
+            "authorization_response_iss_parameter_supported": true,
             "subject_types_supported": ["public"],
             "id_token_signing_alg_values_supported": ["EdDSA"],
             "token_endpoint_auth_methods_supported": ["none"],
@@ -767,6 +915,195 @@ async fn device_decision(State(idp): State<Arc<DevIdp>>, body: Bytes) -> Respons
     }
 }
 
+/// Where an authorization answer goes: `redirect_uri` with `params` and our
+/// `iss` (RFC 9207) added to its query, as a 303 so the browser GETs it.
+fn redirect_back(idp: &DevIdp, redirect_uri: &url::Url, params: &[(&str, &str)]) -> Response {
+    let mut target = redirect_uri.clone();
+    {
+        let mut q = target.query_pairs_mut();
+        for (k, v) in params {
+            q.append_pair(k, v);
+        }
+        q.append_pair("iss", &idp.issuer);
+    }
+    (
+        StatusCode::SEE_OTHER,
+        [
+            (header::LOCATION, target.to_string()),
+            (header::CACHE_CONTROL, "no-store".to_owned()),
+            (header::REFERRER_POLICY, "no-referrer".to_owned()),
+        ],
+    )
+        .into_response()
+}
+
+/// An error sent back to the client (RFC 6749 §4.1.2.1), with its `state`.
+fn redirect_error(
+    idp: &DevIdp,
+    redirect_uri: &url::Url,
+    state: Option<&str>,
+    error: &str,
+    description: &str,
+) -> Response {
+    let mut params = vec![("error", error), ("error_description", description)];
+    if let Some(s) = state {
+        params.push(("state", s));
+    }
+    redirect_back(idp, redirect_uri, &params)
+}
+
+/// `GET /authorize`: checks the request, then shows the user picker.
+async fn authorize_page(State(idp): State<Arc<DevIdp>>, RawQuery(query): RawQuery) -> Response {
+    let Ok(params) = parse_form(query.unwrap_or_default().as_bytes()) else {
+        return page::authorize_problem("A parameter is repeated in the sign-in request.");
+    };
+    let get = |k: &str| params.get(k).map(String::as_str);
+    // The client and its return address first: until both are known good,
+    // errors are shown here and never redirected.
+    if get("client_id") != Some(idp.client_id.as_str()) {
+        return page::authorize_problem("The application asking you to sign in is not known here.");
+    }
+    let Some(redirect_uri) = get("redirect_uri")
+        .filter(|u| u.len() <= MAX_PARAM_LEN)
+        .and_then(|u| url::Url::parse(u).ok())
+        .filter(|u| idp.redirect_allowed(u))
+    else {
+        return page::authorize_problem(
+            "The sign-in request names no acceptable return address (redirect_uri).",
+        );
+    };
+    let state = get("state").map(str::to_owned);
+    if state.as_ref().is_some_and(|s| s.len() > MAX_PARAM_LEN) {
+        return redirect_error(
+            &idp,
+            &redirect_uri,
+            None,
+            "invalid_request",
+            "state is too long",
+        );
+    }
+    let fail = |error: &str, description: &str| {
+        redirect_error(&idp, &redirect_uri, state.as_deref(), error, description)
+    };
+    if get("response_type") != Some("code") {
+        return fail(
+            "unsupported_response_type",
+            "only response_type=code is supported",
+        );
+    }
+    let Some(challenge) = get("code_challenge") else {
+        return fail(
+            "invalid_request",
+            "PKCE is required: send code_challenge (S256)",
+        );
+    };
+    if get("code_challenge_method") != Some("S256") || !valid_pkce_value(challenge) {
+        return fail(
+            "invalid_request",
+            "code_challenge_method must be S256 with a valid challenge",
+        );
+    }
+    let scope = get("scope").unwrap_or("openid").to_owned();
+    if scope.len() > MAX_SCOPE_LEN {
+        return fail("invalid_scope", "scope is too long");
+    }
+    let nonce = get("nonce").map(str::to_owned);
+    if nonce.as_ref().is_some_and(|n| n.len() > MAX_PARAM_LEN) {
+        return fail("invalid_request", "nonce is too long");
+    }
+    let request_id = Secret::generate(16);
+    let now = idp.now();
+    {
+        let mut grants = idp.lock();
+        if grants.authorize.len() >= MAX_PENDING {
+            return fail(
+                "temporarily_unavailable",
+                "too many sign-ins in progress; try again in a few minutes",
+            );
+        }
+        grants.authorize.insert(
+            request_id.expose().to_owned(),
+            AuthorizeRequest {
+                redirect_uri: redirect_uri.clone(),
+                redirect_uri_raw: get("redirect_uri").unwrap_or_default().to_owned(),
+                state: state.clone(),
+                code_challenge: challenge.to_owned(),
+                scope,
+                nonce,
+                expires_at: now + AUTHORIZE_TTL,
+            },
+        );
+    }
+    let origin = redirect_uri.origin().ascii_serialization();
+    page::authorize_form(request_id.expose(), &idp.client_id, &origin, &idp.users)
+}
+
+/// `POST /authorize`: the user picked someone (or cancelled); back to the
+/// client with a code or `access_denied`.
+async fn authorize_decision(State(idp): State<Arc<DevIdp>>, body: Bytes) -> Response {
+    let Ok(form) = parse_form(&body) else {
+        return page::authorize_problem("The form was sent twice over; start the sign-in again.");
+    };
+    let approve = match form.get("action").map(String::as_str) {
+        None | Some("approve") => true,
+        Some("deny") => false,
+        Some(_) => return page::authorize_problem("Unknown action: choose Sign in or Cancel."),
+    };
+    let user = match form.get("username").and_then(|n| idp.user(n)) {
+        Some(u) => Some(u.clone()),
+        None if approve => return page::problem("Choose one of the listed users."),
+        None => None,
+    };
+    let request_key = form.get("request").map_or("", String::as_str);
+    let now = idp.now();
+    let mut grants = idp.lock();
+    // One answer per request: a reload or a second tab finds nothing.
+    let Some(request) = grants.authorize.remove(request_key) else {
+        return page::authorize_problem(
+            "This sign-in request is unknown, expired or already answered.",
+        );
+    };
+    let user = match (approve, user) {
+        (true, Some(u)) => u,
+        _ => {
+            return redirect_error(
+                &idp,
+                &request.redirect_uri,
+                request.state.as_deref(),
+                "access_denied",
+                "the user cancelled the sign-in",
+            );
+        }
+    };
+    if grants.codes.len() >= MAX_PENDING {
+        return redirect_error(
+            &idp,
+            &request.redirect_uri,
+            request.state.as_deref(),
+            "temporarily_unavailable",
+            "too many sign-ins in progress; try again in a few minutes",
+        );
+    }
+    let code = Secret::generate(32);
+    grants.codes.insert(
+        code.sha256_hex(),
+        CodeGrant {
+            user,
+            redirect_uri: request.redirect_uri_raw,
+            code_challenge: request.code_challenge,
+            scope: request.scope,
+            nonce: request.nonce,
+            expires_at: now + AUTH_CODE_TTL,
+        },
+    );
+    drop(grants);
+    let mut params = vec![("code", code.expose())];
+    if let Some(s) = request.state.as_deref() {
+        params.push(("state", s));
+    }
+    redirect_back(&idp, &request.redirect_uri, &params)
+}
+
 async fn token(State(idp): State<Arc<DevIdp>>, headers: HeaderMap, body: Bytes) -> Response {
     let result = (|| {
         let form = parse_form(&body).map_err(|e| OAuthError::new("invalid_request", e))?;
@@ -782,9 +1119,13 @@ async fn token(State(idp): State<Arc<DevIdp>>, headers: HeaderMap, body: Bytes) 
                 idp.check_client(&form, &headers)?;
                 idp.refresh_grant(&form)
             }
+            "authorization_code" => {
+                idp.check_client(&form, &headers)?;
+                idp.authorization_code_grant(&form)
+            }
             _ => Err(OAuthError::new(
                 "unsupported_grant_type",
-                format!("supported: {DEVICE_CODE_GRANT}, refresh_token"),
+                format!("supported: {DEVICE_CODE_GRANT}, authorization_code, refresh_token"),
             )),
         }
     })();

@@ -1,4 +1,4 @@
-//! HTML for the verification page of the development provider (`/device`).
+//! HTML for the development provider's sign-in pages: the device verification page (`/device`) and the authorization page (`/authorize`), one user picker.
 //!
 //! Everything interpolated is HTML-escaped; the pages load nothing external,
 //! and the response headers forbid framing and any script.
@@ -34,8 +34,18 @@ button{font-size:1rem;padding:.4rem 1.2rem;margin-right:.5rem;border-radius:6px;
 border:1px solid #d0d7de;cursor:pointer}button.approve{background:#1f883d;color:#fff}\
 .ok{color:#1a7f37}.err{color:#cf222e}";
 
+/// The policy every page carries: nothing loads, no script runs, forms post
+/// only back here.
+const CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; \
+                   frame-ancestors 'none'";
+
 /// A complete page with the security headers every page carries.
 pub fn page(status: StatusCode, title: &str, body: &str) -> Response {
+    page_with_csp(status, title, body, CSP.to_owned())
+}
+
+/// [`page`] with its own Content-Security-Policy.
+fn page_with_csp(status: StatusCode, title: &str, body: &str, csp: String) -> Response {
     let html = format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
 <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
@@ -48,11 +58,7 @@ Anyone who can reach this page can sign in as any listed user.</p></body></html>
         status,
         [
             (header::CONTENT_TYPE, "text/html; charset=utf-8"),
-            (
-                header::CONTENT_SECURITY_POLICY,
-                "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; \
-                 frame-ancestors 'none'",
-            ),
+            (header::CONTENT_SECURITY_POLICY, csp.as_str()),
             (header::X_FRAME_OPTIONS, "DENY"),
             (header::CACHE_CONTROL, "no-store"),
             (header::REFERRER_POLICY, "no-referrer"),
@@ -62,8 +68,8 @@ Anyone who can reach this page can sign in as any listed user.</p></body></html>
         .into_response()
 }
 
-/// The form: user code, a choice of user, Approve and Deny.
-pub fn device_form(user_code: &str, users: &[DevUser]) -> Response {
+/// The "Sign in as" choice of users: one radio button each, the first checked.
+fn user_picker(users: &[DevUser]) -> String {
     let mut choices = String::new();
     for (i, u) in users.iter().enumerate() {
         let groups = if u.groups.is_empty() {
@@ -85,6 +91,12 @@ pub fn device_form(user_code: &str, users: &[DevUser]) -> Response {
 [identity.builtin] in the broker's config.</p>",
         );
     }
+    format!("<fieldset><legend>Sign in as</legend>{choices}</fieldset>")
+}
+
+/// The form: user code, a choice of user, Approve and Deny.
+pub fn device_form(user_code: &str, users: &[DevUser]) -> Response {
+    let choices = user_picker(users);
     let body = format!(
         "<h1>Sign in to hoop</h1>\
 <p>Check that this code matches the one shown in your terminal, choose who to sign in as, \
@@ -93,7 +105,7 @@ and approve.</p>\
 <p><label for=\"user_code\">Code</label>\
 <input type=\"text\" id=\"user_code\" name=\"user_code\" value=\"{code}\" \
 autocomplete=\"off\" required maxlength=\"16\" placeholder=\"XXXX-XXXX\"></p>\
-<fieldset><legend>Sign in as</legend>{choices}</fieldset>\
+{choices}\
 <button class=\"approve\" type=\"submit\" name=\"action\" value=\"approve\">Approve</button>\
 <button type=\"submit\" name=\"action\" value=\"deny\">Deny</button>\
 </form>",
@@ -131,6 +143,66 @@ pub fn problem(message: &str) -> Response {
         &format!(
             "<h1 class=\"err\">Cannot sign in</h1><p>{}</p>\
 <p><a href=\"device\">Enter a code again</a></p>",
+            esc(message)
+        ),
+    )
+}
+
+/// The authorization page (`/authorize`): the same choice of users, for an
+/// application (`client`) that will receive the sign-in at `return_origin`.
+/// The form posts here; the answer redirects to `return_origin`, so the
+/// policy lets the form navigation end there.
+pub fn authorize_form(
+    request: &str,
+    client: &str,
+    return_origin: &str,
+    users: &[DevUser],
+) -> Response {
+    let choices = user_picker(users);
+    let body = format!(
+        "<h1>Sign in to hoop</h1>\
+<p><strong>{client}</strong> asks you to sign in; you will be sent back to \
+<strong>{origin}</strong>.</p>\
+<form method=\"post\" action=\"authorize\">\
+<input type=\"hidden\" name=\"request\" value=\"{request}\">\
+{choices}\
+<button class=\"approve\" type=\"submit\" name=\"action\" value=\"approve\">Sign in</button>\
+<button type=\"submit\" name=\"action\" value=\"deny\">Cancel</button>\
+</form>",
+        client = esc(client),
+        origin = esc(return_origin),
+        request = esc(request),
+    );
+    // CSP source expressions cannot carry quotes or spaces; an origin from a
+    // parsed URL has neither, but be strict anyway.
+    let extra = if return_origin
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || ":/.-[]".contains(c))
+    {
+        format!(" {return_origin}")
+    } else {
+        String::new()
+    };
+    page_with_csp(
+        StatusCode::OK,
+        "Sign in to hoop",
+        &body,
+        format!(
+            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'{extra}; \
+             frame-ancestors 'none'"
+        ),
+    )
+}
+
+/// A 400 page for an authorization request that cannot be sent back to the
+/// application (unknown client or return address), per RFC 6749 §4.1.2.1.
+pub fn authorize_problem(message: &str) -> Response {
+    page(
+        StatusCode::BAD_REQUEST,
+        "Cannot sign in",
+        &format!(
+            "<h1 class=\"err\">Cannot sign in</h1><p>{}</p>\
+<p>Go back to the application and start the sign-in again.</p>",
             esc(message)
         ),
     )

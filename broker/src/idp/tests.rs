@@ -644,7 +644,7 @@ async fn tokens_signed_by_another_key_are_refused() {
     let user = stranger.user("alice").unwrap().clone();
     let mut state = GrantState::default();
     let resp = stranger
-        .issue(&mut state, &user, "openid", "chain".into())
+        .issue(&mut state, &user, "openid", "chain".into(), None)
         .ok()
         .unwrap();
     let body = axum::body::to_bytes(resp.into_body(), usize::MAX)
@@ -671,4 +671,199 @@ fn user_codes_are_unambiguous_and_typed_loosely() {
     assert_eq!(normalize_user_code("BCDF-GHJ"), None);
     assert_eq!(normalize_user_code("BCDF-GHJA"), None);
     assert_eq!(display_user_code("BCDFGHJK"), "BCDF-GHJK");
+}
+
+/// The `request` hidden field of an authorization page.
+fn request_field(html: &str) -> String {
+    let start = html.find("name=\"request\" value=\"").unwrap() + 22;
+    html[start..].split('"').next().unwrap().to_owned()
+}
+
+/// The query parameters of a redirect's `Location`.
+fn location_params(resp: &reqwest::Response) -> (String, HashMap<String, String>) {
+    let loc = url::Url::parse(resp.headers()["location"].to_str().unwrap()).unwrap();
+    let params = loc.query_pairs().into_owned().collect();
+    let mut base = loc.clone();
+    base.set_query(None);
+    (base.to_string(), params)
+}
+
+#[tokio::test]
+async fn authorization_code_flow_with_pkce_signs_in_the_chosen_user_once() {
+    let t = TestIdp::start().await;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let origin = t.issuer.trim_end_matches("/idp").to_owned();
+    let redirect_uri = format!("{origin}/approvals/callback");
+    let verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+    let challenge = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+    let authorize = |extra: &[(&str, &str)]| {
+        let mut q: Vec<(&str, &str)> = vec![
+            ("response_type", "code"),
+            ("client_id", CLIENT),
+            ("redirect_uri", &redirect_uri),
+            ("state", "s<1>"),
+            ("code_challenge", challenge),
+            ("code_challenge_method", "S256"),
+            ("nonce", "n-1"),
+        ];
+        for (k, v) in extra {
+            q.retain(|(qk, _)| qk != k);
+            if !v.is_empty() {
+                q.push((k, v));
+            }
+        }
+        http.get(format!("{}/authorize", t.issuer)).query(&q).send()
+    };
+
+    // Discovery announces the flow.
+    let disc: Value = t
+        .http
+        .get(format!("{}/.well-known/openid-configuration", t.issuer))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        disc["authorization_endpoint"],
+        format!("{}/authorize", t.issuer)
+    );
+    assert_eq!(disc["code_challenge_methods_supported"], json!(["S256"]));
+
+    // Unknown clients and foreign redirect URIs get a page, never a redirect.
+    for bad in [
+        ("client_id", "other"),
+        ("redirect_uri", "https://evil.example/cb"),
+        ("redirect_uri", ""),
+    ] {
+        let resp = authorize(&[bad]).await.unwrap();
+        assert_eq!(resp.status(), Status::BAD_REQUEST, "{bad:?}");
+        assert!(resp.headers().get("location").is_none());
+    }
+    // Without PKCE (or with `plain`) the client is told, with its state.
+    for bad in [("code_challenge", ""), ("code_challenge_method", "plain")] {
+        let resp = authorize(&[bad]).await.unwrap();
+        assert_eq!(resp.status(), Status::SEE_OTHER, "{bad:?}");
+        let (base, p) = location_params(&resp);
+        assert_eq!(base, redirect_uri);
+        assert_eq!(p["error"], "invalid_request");
+        assert_eq!(p["state"], "s<1>");
+    }
+
+    // The picker, then bob: back to the client with a code, state and iss.
+    let page = authorize(&[]).await.unwrap();
+    assert_eq!(page.status(), Status::OK);
+    let csp = page.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        csp.contains(&format!("form-action 'self' {origin}")),
+        "{csp}"
+    );
+    let html = page.text().await.unwrap();
+    assert!(html.contains("value=\"bob\""), "{html}");
+    let request = request_field(&html);
+    let form = [
+        ("request", request.as_str()),
+        ("username", "bob"),
+        ("action", "approve"),
+    ];
+    let back = http
+        .post(format!("{}/authorize", t.issuer))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(back.status(), Status::SEE_OTHER);
+    let (base, p) = location_params(&back);
+    assert_eq!(base, redirect_uri);
+    assert_eq!(p["state"], "s<1>");
+    assert_eq!(p["iss"], t.issuer);
+    let code = p["code"].clone();
+    // The same page cannot be answered twice.
+    let again = http
+        .post(format!("{}/authorize", t.issuer))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), Status::BAD_REQUEST);
+
+    let redeem = |code: String, verifier: &'static str, redirect: String| {
+        let t = &t;
+        async move {
+            t.post_json(
+                "/token",
+                &[
+                    ("grant_type", "authorization_code"),
+                    ("code", &code),
+                    ("code_verifier", verifier),
+                    ("redirect_uri", &redirect),
+                    ("client_id", CLIENT),
+                ],
+            )
+            .await
+        }
+    };
+    // A wrong verifier burns the code.
+    let (status, body) = redeem(
+        code.clone(),
+        "wrong-verifier-wrong-verifier-wrong-verifier-1",
+        redirect_uri.clone(),
+    )
+    .await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (Status::BAD_REQUEST, "invalid_grant")
+    );
+    let (status, _) = redeem(code, verifier, redirect_uri.clone()).await;
+    assert_eq!(status, Status::BAD_REQUEST, "a code is worth one attempt");
+
+    // A fresh sign-in redeems with the right verifier, once.
+    let html = authorize(&[]).await.unwrap().text().await.unwrap();
+    let request = request_field(&html);
+    let back = http
+        .post(format!("{}/authorize", t.issuer))
+        .form(&[("request", request.as_str()), ("username", "bob")])
+        .send()
+        .await
+        .unwrap();
+    let code = location_params(&back).1["code"].clone();
+    let (status, tokens) = redeem(code.clone(), verifier, redirect_uri.clone()).await;
+    assert_eq!(status, Status::OK, "{tokens}");
+    let id = t
+        .verifier(AUDIENCE)
+        .verify(tokens["access_token"].as_str().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(id.user, "bob");
+    let claims = t
+        .verifier(CLIENT)
+        .verify_claims(tokens["id_token"].as_str().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(claims["nonce"], "n-1");
+    let (status, body) = redeem(code, verifier, redirect_uri.clone()).await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (Status::BAD_REQUEST, "invalid_grant")
+    );
+
+    // Cancelling sends access_denied back.
+    let html = authorize(&[]).await.unwrap().text().await.unwrap();
+    let request = request_field(&html);
+    let back = http
+        .post(format!("{}/authorize", t.issuer))
+        .form(&[("request", request.as_str()), ("action", "deny")])
+        .send()
+        .await
+        .unwrap();
+    let p = location_params(&back).1;
+    assert_eq!(p["error"], "access_denied");
+    assert!(!p.contains_key("code"));
 }

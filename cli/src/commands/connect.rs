@@ -1,6 +1,9 @@
 //! `hoopctl connect NAME [-- CMD ARGS...]`: open a session, listen on
 //! 127.0.0.1, tunnel local clients, run CMD (or wait for Ctrl-C), close the session.
 //!
+//! Getting the session may take a justification or an approval first; that
+//! conversation (prompt, access request, waiting, Ctrl-C) is in `access.rs`.
+//!
 //! Signals while CMD runs: the terminal delivers Ctrl-C (SIGINT) to the whole
 //! foreground process group, so CMD gets it directly; hoopctl catches SIGINT
 //! and ignores it (psql uses it to cancel a query, and the tunnel must outlive
@@ -8,7 +11,7 @@
 //! then waits for CMD to exit as usual.
 
 use std::ffi::OsString;
-use std::io::Write as _;
+use std::io::{IsTerminal as _, Write as _};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::os::unix::process::ExitStatusExt as _;
 use std::process::ExitStatus;
@@ -16,11 +19,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use hoop_shared::api::{ConnectionKind, OpenSessionRequest, OpenSessionResponse};
+use hoop_shared::api::{ConnectionKind, OpenSessionResponse};
 use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
 
 use super::{Context, describe_time};
+use crate::access::{self, Access, AccessOptions, Wait};
 use crate::auth::{Credentials, now_unix};
 use crate::cli::ConnectArgs;
 use crate::tunnel::{self, TunnelTarget};
@@ -29,36 +33,33 @@ use crate::tunnel::{self, TunnelTarget};
 /// (the broker ends it anyway when its grant expires).
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Opens the session and runs until CMD exits or Ctrl-C.
+/// Opens the session (asking for a justification or an approval when the
+/// policy wants one) and runs until CMD exits or Ctrl-C.
 pub async fn run(ctx: &Context, args: &ConnectArgs) -> anyhow::Result<u8> {
     let creds = ctx.credentials()?;
-    let session = open_session(&creds, &args.name, args.reason.clone()).await?;
+    let opts = AccessOptions {
+        reason: args.reason.clone(),
+        duration: args.duration,
+        request: args.request.clone(),
+        wait: if args.no_wait {
+            Wait::No
+        } else {
+            Wait::Forever
+        },
+        prompt: std::io::stdin().is_terminal() && std::io::stderr().is_terminal(),
+        spinner: std::io::stderr().is_terminal(),
+    };
+    let session = match access::open(&creds, &args.name, &opts).await? {
+        Access::Session(session) => session,
+        Access::Pending(view) => {
+            access::report_pending(&view, &format!("hoopctl connect {}", args.name))?;
+            return Ok(access::EXIT_APPROVAL_PENDING);
+        }
+        Access::Interrupted => return Ok(access::EXIT_INTERRUPTED),
+    };
     let result = serve_session(&creds, &session, args.port, &args.command).await;
     close_session(&creds, &session.session_id).await;
     result
-}
-
-/// `POST /v1/sessions` for connection `name` (shared with `hoopctl exec`).
-pub async fn open_session(
-    creds: &Credentials,
-    name: &str,
-    reason: Option<String>,
-) -> anyhow::Result<OpenSessionResponse> {
-    let api = creds.api().clone();
-    let request = OpenSessionRequest {
-        connection: name.to_owned(),
-        reason,
-        request_id: None,
-    };
-    let session = creds
-        .call(|token| {
-            let api = api.clone();
-            let request = request.clone();
-            async move { api.open_session(&token, &request).await }
-        })
-        .await
-        .with_context(|| format!("cannot open a session on {name:?}"))?;
-    Ok(session)
 }
 
 /// What each tunnel of `session` needs.

@@ -35,6 +35,7 @@ use tokio_postgres::{NoTls, SimpleQueryMessage};
 
 use super::Context;
 use super::connect;
+use crate::access::{self, Access, AccessOptions, Wait};
 use crate::auth::Credentials;
 use crate::cli::{ExecArgs, OutputFormat};
 use crate::tunnel;
@@ -44,13 +45,8 @@ pub const EXIT_STATEMENT_FAILED: u8 = 1;
 /// Exit status of a usage error (no SQL given, unreadable -f file).
 pub const EXIT_USAGE: u8 = 2;
 /// Exit status when the connection needs an approval that did not arrive
-/// within `--wait` (the request id is printed). Reserved now so scripts can
-/// rely on it; the broker asks for approvals from issue 4 on.
-#[allow(
-    dead_code,
-    reason = "returned once the broker asks for approvals (issue 4)"
-)]
-pub const EXIT_APPROVAL_PENDING: u8 = 3;
+/// (no `--wait`, or not within it); the request id is on stdout.
+pub const EXIT_APPROVAL_PENDING: u8 = access::EXIT_APPROVAL_PENDING;
 
 /// Largest SQL input read from a file or stdin.
 const MAX_INPUT: u64 = 64 * 1024 * 1024;
@@ -91,11 +87,27 @@ pub async fn run(ctx: &Context, args: &ExecArgs) -> anyhow::Result<u8> {
     } else {
         None
     };
-    // Approvals arrive with issue 4; today the broker opens or refuses at once.
-    tracing::debug!(wait = ?args.wait, "approval wait bound");
-
     let creds = ctx.credentials()?;
-    let session = connect::open_session(&creds, &args.name, args.reason.clone()).await?;
+    let opts = AccessOptions {
+        reason: args.reason.clone(),
+        duration: args.duration,
+        request: args.request.clone(),
+        wait: match args.wait {
+            Some(bound) if !args.no_wait => Wait::For(bound),
+            _ => Wait::No,
+        },
+        // exec never prompts: a missing justification is an error naming --reason.
+        prompt: false,
+        spinner: std::io::stderr().is_terminal(),
+    };
+    let session = match access::open(&creds, &args.name, &opts).await? {
+        Access::Session(session) => session,
+        Access::Pending(view) => {
+            access::report_pending(&view, &format!("hoopctl exec {}", args.name))?;
+            return Ok(EXIT_APPROVAL_PENDING);
+        }
+        Access::Interrupted => return Ok(access::EXIT_INTERRUPTED),
+    };
     let result = match scripts {
         None => connect::serve_session(&creds, &session, 0, &args.command).await,
         Some(scripts) => run_sql(&creds, &session, &scripts, args.output).await,

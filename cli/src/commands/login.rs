@@ -49,8 +49,7 @@ pub async fn run(ctx: &Context, args: &LoginArgs) -> anyhow::Result<u8> {
         }
     }
 
-    let spinner =
-        indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
+    let spinner = crate::render::spinner();
     spinner.set_message("Waiting for you to approve the login…");
     spinner.enable_steady_tick(Duration::from_millis(120));
     let result = login.finish(api.http()).await;

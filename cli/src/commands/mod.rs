@@ -3,12 +3,15 @@
 //! Commands print results on stdout and progress/instructions on stderr, so
 //! `hoopctl connections -o json | jq` stays clean.
 
+pub mod approve;
 pub mod completions;
 pub mod connect;
 pub mod connections;
 pub mod exec;
 pub mod login;
 pub mod logout;
+pub mod policy;
+pub mod requests;
 pub mod whoami;
 
 use std::sync::Arc;
