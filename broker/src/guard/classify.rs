@@ -244,7 +244,17 @@ fn func_call(m: &Map<String, Value>, st: &mut Statement) {
             .and_then(Value::as_array)
             .map(Vec::as_slice)
             .unwrap_or_default();
-        match args.first().and_then(string_const) {
+        // pg_dump and pg_restore pin the search path to nothing this way,
+        // the safest value there is; that exact call is not a risk. Any other
+        // value (a path an attacker controls) stays a dangerous call.
+        let setting = args.first().and_then(string_const);
+        let value = args.get(1).and_then(string_const);
+        if setting.is_some_and(|n| n.eq_ignore_ascii_case("search_path"))
+            && matches!(value, Some("" | "pg_catalog"))
+        {
+            return;
+        }
+        match setting {
             Some(setting) if setting.eq_ignore_ascii_case("client_encoding") => {
                 st.encoding = Some(
                     args.get(1)

@@ -141,6 +141,9 @@ pub const MUST_BLOCK: &[&str] = &[
 
 /// Statements `no-destructive` must let through.
 pub const MUST_PASS: &[&str] = &[
+    // pg_dump and pg_restore pin the search path to nothing.
+    "SELECT pg_catalog.set_config('search_path', '', false)",
+    "SELECT set_config('search_path', 'pg_catalog', false)",
     "",
     ";",
     "SELECT 1",
