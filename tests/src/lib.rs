@@ -831,3 +831,22 @@ pub fn dev_token(broker: &BrokerProcess, user: &str, groups: &[&str]) -> String 
         &alg,
     )
 }
+
+/// A policy under which `demo-pg` needs a justification and one approval from
+/// `sre` for `engineering` (15 minutes by default, at most 1 hour); `admins`
+/// may change it.
+pub const JIT_POLICY: &str = r#"
+groups = ["engineering", "sre", "admins"]
+admins = ["admins"]
+
+[[rules]]
+name = "engineering-demo-jit"
+connections = ["demo-pg"]
+groups = ["engineering"]
+access = "approval"
+justification = true
+approvers = { groups = ["sre"] }
+approvals = 1
+default_duration = "15m"
+max_duration = "1h"
+"#;

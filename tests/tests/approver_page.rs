@@ -15,22 +15,6 @@ use fantoccini::{Client, ClientBuilder, Locator};
 use hoop_e2e::*;
 use serde_json::json;
 
-const POLICY: &str = r#"
-groups = ["engineering", "sre", "admins"]
-admins = ["admins"]
-
-[[rules]]
-name = "engineering-demo-jit"
-connections = ["demo-pg"]
-groups = ["engineering"]
-access = "approval"
-justification = true
-approvers = { groups = ["sre"] }
-approvals = 1
-default_duration = "15m"
-max_duration = "1h"
-"#;
-
 /// How long any one page step may take.
 const STEP: Duration = Duration::from_secs(30);
 
@@ -204,7 +188,7 @@ fn bob_approves_alices_request_in_the_browser_and_alice_cannot_approve_her_own()
     let db = DemoDb::start();
     let dir = tempfile::tempdir().unwrap();
     let policy = dir.path().join("policy.toml");
-    std::fs::write(&policy, POLICY).unwrap();
+    std::fs::write(&policy, JIT_POLICY).unwrap();
     let broker = start_broker_with(
         &[db.connection("demo-pg", &["engineering"])],
         &format!("policy_file = {:?}\n", policy.to_string_lossy()),

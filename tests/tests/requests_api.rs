@@ -6,28 +6,12 @@
 use hoop_e2e::*;
 use serde_json::json;
 
-const POLICY: &str = r#"
-groups = ["engineering", "sre", "admins"]
-admins = ["admins"]
-
-[[rules]]
-name = "engineering-demo-jit"
-connections = ["demo-pg"]
-groups = ["engineering"]
-access = "approval"
-justification = true
-approvers = { groups = ["sre"] }
-approvals = 1
-default_duration = "15m"
-max_duration = "1h"
-"#;
-
 #[test]
 fn approval_flow_grants_once_refuses_self_approval_and_honours_revocation() {
     let db = DemoDb::start();
     let dir = tempfile::tempdir().unwrap();
     let policy = dir.path().join("policy.toml");
-    std::fs::write(&policy, POLICY).unwrap();
+    std::fs::write(&policy, JIT_POLICY).unwrap();
     let broker = start_broker_with(
         &[db.connection("demo-pg", &["engineering"])],
         &format!("policy_file = {:?}\n", policy.to_string_lossy()),

@@ -14,22 +14,6 @@ use axum::http::{HeaderMap, StatusCode};
 use hoop_e2e::*;
 use serde_json::{Value, json};
 
-const POLICY: &str = r#"
-groups = ["engineering", "sre", "admins"]
-admins = ["admins"]
-
-[[rules]]
-name = "engineering-demo-jit"
-connections = ["demo-pg"]
-groups = ["engineering"]
-access = "approval"
-justification = true
-approvers = { groups = ["sre"] }
-approvals = 1
-default_duration = "15m"
-max_duration = "1h"
-"#;
-
 /// A token-like path segment: the webhook URL is a credential, so it must not
 /// show up in the broker's output.
 const URL_TOKEN: &str = "T0KEN-in-the-path-7f3a";
@@ -214,7 +198,7 @@ fn broker_with_webhooks(
 ) -> (BrokerProcess, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let policy = dir.path().join("policy.toml");
-    std::fs::write(&policy, POLICY).unwrap();
+    std::fs::write(&policy, JIT_POLICY).unwrap();
     let conn = PgConnection {
         name: "demo-pg".into(),
         host: "127.0.0.1".into(),
