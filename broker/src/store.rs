@@ -648,23 +648,6 @@ impl Store {
         })
         .await
     }
-
-    /// Sets the request a session was opened under.
-    pub async fn set_session_request(
-        &self,
-        session: &str,
-        request: &str,
-    ) -> Result<(), StoreError> {
-        let (session, request) = (session.to_owned(), request.to_owned());
-        self.with(move |c| {
-            c.execute(
-                "UPDATE sessions SET request_id = ?2 WHERE id = ?1",
-                params![session, request],
-            )
-            .map(|_| ())
-        })
-        .await
-    }
 }
 
 #[cfg(test)]

@@ -57,6 +57,18 @@ impl Secret {
     pub fn sha256_hex(&self) -> String {
         hex_lower(&Sha256::digest(self.0.as_bytes()))
     }
+
+    /// Constant-time check of this value against a stored [`sha256_hex`]
+    /// digest. A digest that is not 64 hex digits matches nothing.
+    ///
+    /// [`sha256_hex`]: Secret::sha256_hex
+    pub fn matches_sha256_hex(&self, expected: &str) -> bool {
+        let got = hex_lower(&Sha256::digest(self.0.as_bytes()));
+        let expected = expected.trim().to_ascii_lowercase();
+        // Equal lengths for valid digests; ct_eq on unequal lengths is false
+        // without comparing content.
+        got.as_bytes().ct_eq(expected.as_bytes()).into()
+    }
 }
 
 fn hex_lower(bytes: &[u8]) -> String {
@@ -120,6 +132,16 @@ mod tests {
         assert!(!s.matches(b"abd"));
         assert!(!s.matches(b"abcd"));
         assert!(!s.matches(b""));
+    }
+
+    #[test]
+    fn matches_its_own_stored_digest_only() {
+        let s = Secret::new("one-time");
+        assert!(s.matches_sha256_hex(&s.sha256_hex()));
+        assert!(s.matches_sha256_hex(&s.sha256_hex().to_uppercase()));
+        assert!(!Secret::new("other").matches_sha256_hex(&s.sha256_hex()));
+        assert!(!s.matches_sha256_hex("not hex"));
+        assert!(!s.matches_sha256_hex(""));
     }
 
     #[test]

@@ -24,7 +24,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
 
-use crate::{BrokerProcess, bin, wait_for_line};
+use crate::BrokerProcess;
 
 /// An RSA signing key with its public forms.
 #[derive(Clone)]
@@ -279,41 +279,7 @@ async fn jwks(State(s): State<IssuerState>) -> Response {
 /// and `identity` as the whole identity part of the config (e.g. an
 /// `[identity]` table naming an external issuer). Waits until it listens.
 pub fn start_broker_with_identity(identity: &str) -> BrokerProcess {
-    let dir = tempfile::tempdir().unwrap();
-    let data_dir = dir.path().join("data");
-    let cfg = format!(
-        "listen = \"127.0.0.1:0\"\ndata_dir = {:?}\n\n[tls]\nself_signed = true\n\n{identity}\n",
-        data_dir.to_string_lossy()
-    );
-    let config = dir.path().join("broker.toml");
-    std::fs::write(&config, cfg).unwrap();
-    let log_file = dir.path().join("broker.log");
-    let mut child = Command::new(bin("hoop-broker"))
-        .arg("serve")
-        .arg("--config")
-        .arg(&config)
-        .env("HOOP_LOG", "debug")
-        .env_remove("HOOP_CONFIG_DIR")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let url =
-        wait_for_line(&mut child, &log_file, "hoop-broker listening on ").unwrap_or_else(|| {
-            panic!(
-                "broker did not start:\n{}",
-                std::fs::read_to_string(&log_file).unwrap_or_default()
-            )
-        });
-    BrokerProcess {
-        child,
-        url,
-        ca_file: data_dir.join("ca.pem"),
-        data_dir,
-        log_file,
-        _dir: dir,
-    }
+    crate::start_broker_config(&[], "", identity)
 }
 
 /// One `token.refused` audit event: its row id and parsed detail.

@@ -147,6 +147,25 @@ impl Guardrails {
         ))
     }
 
+    /// The refusal while (or when switching to) a client encoding in which
+    /// ASCII bytes may be parts of other characters: the classifier could read
+    /// the text differently from the server there.
+    pub fn unsafe_encoding(&self, shown: &str) -> Denial {
+        Denial {
+            action: Action::Block,
+            set: None,
+            rule: "client-encoding".to_owned(),
+            what: "SET client_encoding".to_owned(),
+            sqlstate: SQLSTATE_BLOCKED,
+            message: format!(
+                "hoop: blocked: connection \"{}\" checks statements with guardrails, which \
+                 read SQL text as the server does only in an encoding where ASCII bytes are \
+                 always ASCII; client_encoding {shown} is not one (use UTF8)",
+                self.connection
+            ),
+        }
+    }
+
     /// The names of the sets checked, in order.
     pub fn set_names(&self) -> &[String] {
         &self.set_names
@@ -211,20 +230,7 @@ impl Guardrails {
                 EncodingChange::Unknown => Some("a computed value".to_owned()),
             };
             if let Some(shown) = shown {
-                return Some(Denial {
-                    action: Action::Block,
-                    set: None,
-                    rule: "client-encoding".to_owned(),
-                    what: "SET client_encoding".to_owned(),
-                    sqlstate: SQLSTATE_BLOCKED,
-                    message: format!(
-                        "hoop: blocked: connection \"{}\" checks statements with guardrails, \
-                         which read SQL text as the server does only in an encoding where \
-                         ASCII bytes are always ASCII; client_encoding {shown} is not one \
-                         (use UTF8)",
-                        self.connection
-                    ),
-                });
+                return Some(self.unsafe_encoding(&shown));
             }
         }
         let mut worst: Option<(&CompiledRule, String)> = None;

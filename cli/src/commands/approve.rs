@@ -3,13 +3,10 @@
 //! (never the requester; only the rule's approvers) and counts distinct
 //! approvals; hoopctl shows the result and, on a refusal, what to do instead.
 
-use std::io::Write as _;
-
-use anyhow::Context as _;
 use hoop_shared::api::{AccessRequestView, RequestState};
 
 use super::Context;
-use super::requests::{act, approvals_table};
+use super::requests::{Listing, act, print_list};
 use crate::access::approvals_progress;
 use crate::api::RequestAction;
 use crate::auth::now_unix;
@@ -51,30 +48,7 @@ pub async fn deny(ctx: &Context, args: &DenyArgs) -> anyhow::Result<u8> {
 }
 
 async fn list(ctx: &Context, output: OutputFormat) -> anyhow::Result<u8> {
-    let creds = ctx.credentials()?;
-    let api = creds.api().clone();
-    let list = creds
-        .call(|token| {
-            let api = api.clone();
-            async move { api.approvals(&token).await }
-        })
-        .await
-        .context("cannot list the requests waiting for your approval")?;
-    let mut out = std::io::stdout();
-    match output {
-        OutputFormat::Json => {
-            serde_json::to_writer_pretty(&mut out, &list)?;
-            writeln!(out)?;
-        }
-        OutputFormat::Table if list.requests.is_empty() => {
-            eprintln!("No access requests are waiting for your approval.");
-        }
-        OutputFormat::Table => {
-            out.write_all(approvals_table(&list, now_unix()).as_bytes())?;
-        }
-    }
-    out.flush()?;
-    Ok(0)
+    print_list(ctx, output, Listing::ToApprove).await
 }
 
 /// What `hoopctl approve ID` prints: granted, or how many approvals are still missing.

@@ -44,29 +44,64 @@ pub async fn run(ctx: &Context, args: &RequestsArgs) -> anyhow::Result<u8> {
     }
 }
 
+/// Which list [`print_list`] shows.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Listing {
+    /// The caller's own requests.
+    Mine,
+    /// Pending requests the caller may decide.
+    ToApprove,
+}
+
 async fn list(ctx: &Context, output: OutputFormat) -> anyhow::Result<u8> {
+    print_list(ctx, output, Listing::Mine).await
+}
+
+/// Fetches a list of requests and prints it as a table or JSON.
+pub(super) async fn print_list(
+    ctx: &Context,
+    output: OutputFormat,
+    listing: Listing,
+) -> anyhow::Result<u8> {
     let creds = ctx.credentials()?;
     let api = creds.api().clone();
+    let (failure, empty) = match listing {
+        Listing::Mine => (
+            "cannot list your access requests",
+            "You have no access requests. `hoopctl connect NAME` asks for one when a \
+             connection needs an approval.",
+        ),
+        Listing::ToApprove => (
+            "cannot list the requests waiting for your approval",
+            "No access requests are waiting for your approval.",
+        ),
+    };
     let list = creds
         .call(|token| {
             let api = api.clone();
-            async move { api.requests(&token).await }
+            async move {
+                match listing {
+                    Listing::Mine => api.requests(&token).await,
+                    Listing::ToApprove => api.approvals(&token).await,
+                }
+            }
         })
         .await
-        .context("cannot list your access requests")?;
+        .context(failure)?;
     let mut out = std::io::stdout();
     match output {
         OutputFormat::Json => {
             serde_json::to_writer_pretty(&mut out, &list)?;
             writeln!(out)?;
         }
-        OutputFormat::Table if list.requests.is_empty() => {
-            eprintln!(
-                "You have no access requests. `hoopctl connect NAME` asks for one when a \
-                 connection needs an approval."
-            );
+        OutputFormat::Table if list.requests.is_empty() => eprintln!("{empty}"),
+        OutputFormat::Table => {
+            let table = match listing {
+                Listing::Mine => my_requests_table(&list, now_unix()),
+                Listing::ToApprove => approvals_table(&list, now_unix()),
+            };
+            out.write_all(table.as_bytes())?;
         }
-        OutputFormat::Table => out.write_all(my_requests_table(&list, now_unix()).as_bytes())?,
     }
     out.flush()?;
     Ok(0)

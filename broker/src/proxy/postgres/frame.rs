@@ -209,51 +209,39 @@ pub(crate) fn error_code_and_message(body: &[u8]) -> (String, String) {
 
 /// A FATAL ErrorResponse, encoded for the wire, with `hint` when given.
 pub(crate) fn fatal_message(code: &str, message: &str, hint: Option<&str>) -> BytesMut {
-    let mut fields = vec![
-        (b'S', "FATAL".to_owned()),
-        (b'V', "FATAL".to_owned()),
-        (b'C', code.to_owned()),
-        (b'M', message.to_owned()),
-    ];
-    if let Some(hint) = hint {
-        fields.push((b'H', hint.to_owned()));
-    }
-    let mut out = BytesMut::new();
-    // Encoding only fails for messages over the codec's limit; a message we
-    // compose ourselves is far below it, but fall back to a short one anyway.
-    if ErrorResponse::new(fields).encode(&mut out).is_err() {
-        out.clear();
-        let _ = ErrorResponse::new(vec![
-            (b'S', "FATAL".to_owned()),
-            (b'V', "FATAL".to_owned()),
-            (b'C', code.to_owned()),
-            (b'M', "hoop: the connection failed".to_owned()),
-        ])
-        .encode(&mut out);
-    }
-    out
+    error_response("FATAL", code, message, hint)
 }
 
 /// An ERROR-level ErrorResponse (the session goes on), encoded for the wire.
 pub(crate) fn error_message(code: &str, message: &str, hint: Option<&str>) -> BytesMut {
-    let mut fields = vec![
-        (b'S', "ERROR".to_owned()),
-        (b'V', "ERROR".to_owned()),
-        (b'C', code.to_owned()),
-        (b'M', message.to_owned()),
-    ];
-    if let Some(hint) = hint {
-        fields.push((b'H', hint.to_owned()));
-    }
-    let mut out = BytesMut::new();
-    if ErrorResponse::new(fields).encode(&mut out).is_err() {
-        out.clear();
-        let _ = ErrorResponse::new(vec![
-            (b'S', "ERROR".to_owned()),
-            (b'V', "ERROR".to_owned()),
+    error_response("ERROR", code, message, hint)
+}
+
+fn error_response(severity: &str, code: &str, message: &str, hint: Option<&str>) -> BytesMut {
+    let fields = |message: &str, hint: Option<&str>| {
+        let mut fields = vec![
+            (b'S', severity.to_owned()),
+            (b'V', severity.to_owned()),
             (b'C', code.to_owned()),
-            (b'M', "hoop: refused".to_owned()),
-        ])
+            (b'M', message.to_owned()),
+        ];
+        if let Some(hint) = hint {
+            fields.push((b'H', hint.to_owned()));
+        }
+        fields
+    };
+    let mut out = BytesMut::new();
+    // Encoding only fails for messages over the codec's limit; a message we
+    // compose ourselves is far below it, but fall back to a short one anyway.
+    if ErrorResponse::new(fields(message, hint))
+        .encode(&mut out)
+        .is_err()
+    {
+        out.clear();
+        let _ = ErrorResponse::new(fields(
+            "hoop: the statement or connection was refused",
+            None,
+        ))
         .encode(&mut out);
     }
     out

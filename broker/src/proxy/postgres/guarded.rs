@@ -108,14 +108,8 @@ impl GuardStatements {
     /// The refusal for `sql`, if any, as an ErrorResponse.
     fn judge(&self, sql: &[u8]) -> Option<Bytes> {
         if self.shared.unsafe_encoding.load(Ordering::Acquire) {
-            return Some(refusal(
-                "42501",
-                &format!(
-                    "hoop: blocked: connection \"{}\" checks statements with guardrails, which \
-                     need a client_encoding where ASCII bytes are always ASCII (use UTF8)",
-                    self.guard.connection()
-                ),
-            ));
+            let d = self.guard.unsafe_encoding("in force");
+            return Some(refusal(d.sqlstate, &d.message));
         }
         let decision = match std::str::from_utf8(sql) {
             Ok(text) => self.guard.judge(text),
@@ -146,9 +140,7 @@ impl FrameHook for GuardStatements {
         match frame.tag {
             b'Q' => {
                 let sql = frame.body.strip_suffix(&[0]).unwrap_or(frame.body);
-                if tracing::enabled!(tracing::Level::DEBUG) {
-                    tracing::debug!(query = %String::from_utf8_lossy(sql), "query");
-                }
+                super::relay::log_query(sql);
                 let at = self.sync_points;
                 self.sync_points += 1;
                 match self.judge(sql) {

@@ -10,8 +10,6 @@ use pgwire::messages::startup::{
     Startup,
 };
 use pgwire::messages::{DecodeContext, Message as _, ProtocolVersion};
-use sha2::{Digest as _, Sha256};
-use subtle::ConstantTimeEq as _;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt as _};
 
 use hoop_shared::Secret;
@@ -257,15 +255,9 @@ where
     }
 }
 
-/// Constant-time check of SHA-256(presented) against the stored hex digest.
+/// Constant-time check of the presented secret against the stored digest.
 fn secret_matches(presented: &Secret, expected_sha256_hex: &str) -> bool {
-    let Ok(expected) = hex::decode(expected_sha256_hex.trim()) else {
-        tracing::error!("the session's tunnel secret digest is not hex; refusing the client");
-        return false;
-    };
-    let got = Sha256::digest(presented.expose().as_bytes());
-    // ct_eq on slices of different lengths is false without leaking content.
-    (*got).ct_eq(expected.as_slice()).into()
+    presented.matches_sha256_hex(expected_sha256_hex)
 }
 
 #[cfg(test)]
