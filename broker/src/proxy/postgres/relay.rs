@@ -34,19 +34,58 @@ pub struct Frame<'a> {
     pub body: &'a [u8],
 }
 
+/// Work a hook must finish (a catalog lookup, a durable audit write, a
+/// review request) before it can decide on a frame.
+pub type Pending = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'static>>;
+
 /// What the relay does with a frame.
-#[derive(Debug)]
 pub enum Verdict {
     /// Send it on unchanged.
     Forward,
     /// Send these bytes (zero or more complete frames) instead.
     Replace(Bytes),
+    /// Flush what was accepted before this frame, run the future to the end,
+    /// then show the *same* frame to the hook again. The hook keeps whatever
+    /// the future produced (behind an `Arc`) and must not answer `Wait` for
+    /// ever: after the future completes it has to decide.
+    Wait(Pending),
+}
+
+impl std::fmt::Debug for Verdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Verdict::Forward => f.write_str("Forward"),
+            Verdict::Replace(b) => f.debug_tuple("Replace").field(&b.len()).finish(),
+            Verdict::Wait(_) => f.write_str("Wait"),
+        }
+    }
 }
 
 /// Sees every frame of one direction, in order.
 pub trait FrameHook: Send {
-    /// Called once per complete frame.
+    /// Called once per complete frame (again after a [`Verdict::Wait`]).
     fn on_frame(&mut self, frame: Frame<'_>) -> Verdict;
+}
+
+/// Two hooks in a row: `first` sees every frame; when it forwards, `second`
+/// decides. (A frame `first` replaces or waits on does not reach `second`
+/// this time.)
+#[derive(Debug, Default)]
+pub struct Chain<A, B> {
+    /// Sees every frame first.
+    pub first: A,
+    /// Sees the frames `first` forwards.
+    pub second: B,
+}
+
+impl<A: FrameHook, B: FrameHook> FrameHook for Chain<A, B> {
+    #[inline]
+    fn on_frame(&mut self, frame: Frame<'_>) -> Verdict {
+        match self.first.on_frame(frame) {
+            Verdict::Forward => self.second.on_frame(frame),
+            other => other,
+        }
+    }
 }
 
 /// Client→server hook used today: logs the text of simple queries at debug
@@ -133,7 +172,11 @@ where
     }
 }
 
-/// Forwards every complete frame at the front of `buf`.
+/// Forwards every complete frame at the front of `buf`, in one write when
+/// nothing waits: accepted frames are written straight from `buf`; once a
+/// hook replaces a frame, the rest of the batch is assembled in `out` (one
+/// read's worth at most), so masking a million rows still costs one write per
+/// read, not one per row.
 async fn forward_complete<W, H>(
     writer: &mut W,
     buf: &mut BytesMut,
@@ -144,7 +187,8 @@ where
     H: FrameHook,
 {
     let mut pos = 0usize; // end of the frames examined so far
-    let mut run_start = 0usize; // start of the not-yet-written accepted run
+    let mut run_start = 0usize; // start of the accepted frames not yet in `out` or written
+    let mut out = BytesMut::new(); // assembled output, used once something was replaced
     loop {
         let rest = buf.get(pos..).unwrap_or_default();
         let Some(declared) = tagged_len(rest) else {
@@ -160,32 +204,47 @@ where
         match hook.on_frame(Frame { tag, body }) {
             Verdict::Forward => pos += len + 1,
             Verdict::Replace(bytes) => {
-                let run = buf.get(run_start..pos).unwrap_or_default();
-                if !run.is_empty() {
-                    writer
-                        .write_all(run)
-                        .await
-                        .map_err(DirectionEnd::WriteError)?;
-                }
-                if !bytes.is_empty() {
-                    writer
-                        .write_all(&bytes)
-                        .await
-                        .map_err(DirectionEnd::WriteError)?;
-                }
+                out.extend_from_slice(buf.get(run_start..pos).unwrap_or_default());
+                out.extend_from_slice(&bytes);
                 pos += len + 1;
                 run_start = pos;
             }
+            Verdict::Wait(pending) => {
+                // Everything before this frame goes out first: the hook may
+                // be waiting on something that needs the peer to have it.
+                flush(writer, &mut out, buf.get(run_start..pos).unwrap_or_default()).await?;
+                run_start = pos;
+                pending.await;
+                // Same `pos`: the frame is shown again.
+            }
         }
     }
-    let run = buf.get(run_start..pos).unwrap_or_default();
-    if !run.is_empty() {
-        writer
-            .write_all(run)
-            .await
-            .map_err(DirectionEnd::WriteError)?;
-    }
+    flush(writer, &mut out, buf.get(run_start..pos).unwrap_or_default()).await?;
     buf.advance(pos);
+    Ok(())
+}
+
+/// Writes `out` followed by `run` (with one write when `out` is empty) and
+/// empties `out`.
+async fn flush<W>(writer: &mut W, out: &mut BytesMut, run: &[u8]) -> Result<(), DirectionEnd>
+where
+    W: AsyncWrite + Unpin,
+{
+    if out.is_empty() {
+        if !run.is_empty() {
+            writer
+                .write_all(run)
+                .await
+                .map_err(DirectionEnd::WriteError)?;
+        }
+        return Ok(());
+    }
+    out.extend_from_slice(run);
+    writer
+        .write_all(out)
+        .await
+        .map_err(DirectionEnd::WriteError)?;
+    out.clear();
     Ok(())
 }
 
