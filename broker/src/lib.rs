@@ -24,6 +24,8 @@
 //!   and relays message by message.
 //! - [`mask`]: inline masking of result values: column rules, detectors
 //!   (cards with Luhn, emails, SSNs, IBANs, phones, regexes) and mask styles.
+//! - [`record`]: the recording interface: each statement's record is
+//!   durable before the statement is forwarded.
 //! - [`secrets`]: resolves credential references (`password_env`,
 //!   `password_file`); values live only in [`hoop_shared::Secret`].
 //! - [`store`]: the embedded SQLite store.
@@ -47,6 +49,7 @@ pub mod mask;
 pub mod notify;
 pub mod policy;
 pub mod proxy;
+pub mod record;
 pub mod secrets;
 pub mod server;
 pub mod store;
