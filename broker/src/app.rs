@@ -79,13 +79,15 @@ pub struct AppState {
     /// Sessions and events.
     pub store: Store,
     /// The policy in force.
-    pub policy: crate::policy::PolicyHolder,
+    pub policy: Arc<crate::policy::PolicyHolder>,
     /// Live tunnels by grant, for revocation.
     pub grants: Grants,
     /// Tells the configured webhooks about access requests (never blocks).
     pub notifier: crate::notify::Notifier,
     /// The Postgres proxy (holds the cancel-key registry).
     pub pg: PgProxy,
+    /// The SSH proxy: the broker's SSH host key and the `ssh` connections.
+    pub ssh: crate::proxy::ssh::SshProxy,
     /// Upstream targets by connection name, with resolved credentials.
     pub upstreams: HashMap<String, Arc<Upstream>>,
     /// Lifetime of new sessions.
@@ -94,18 +96,51 @@ pub struct AppState {
     pub tasks: TaskTracker,
     /// Cancelled when the broker shuts down.
     pub shutdown: CancellationToken,
+    /// The hash-chained audit log (also the statement recorder).
+    pub audit_log: crate::audit::AuditLog,
 }
 
 impl AppState {
-    /// Appends an audit event. A failure is logged loudly; the action it
-    /// describes has already been decided.
+    /// Appends an audit event to the hash-chained log (committed when this
+    /// returns) and to the store's `events` table. A failure is logged
+    /// loudly; the action it describes has already been decided.
     pub async fn audit(&self, event: Event) {
         let kind = event.kind.clone();
+        if let Err(e) = self.audit_log.append(audit_record(&event)).await {
+            tracing::error!(%kind, "could not write the audit record: {e}");
+        }
         if let Err(e) = self.store.append_event(event).await {
             tracing::error!(%kind, "could not write audit event: {e}");
         }
     }
 }
+
+/// An event as an audit record: a detail that is a JSON object stays one;
+/// other text becomes `{"message": text}`.
+fn audit_record(e: &Event) -> crate::audit::NewRecord {
+    let now = crate::audit::now_ms();
+    let detail = match serde_json::from_str::<serde_json::Value>(&e.detail) {
+        Ok(v @ serde_json::Value::Object(_)) => v,
+        _ if e.detail.is_empty() => serde_json::json!({}),
+        _ => serde_json::json!({ "message": e.detail }),
+    };
+    crate::audit::NewRecord {
+        // Millisecond precision when the event is from this second.
+        time: if now / 1000 == i64::try_from(e.at).unwrap_or(0) {
+            now
+        } else {
+            i64::try_from(e.at).unwrap_or(0).saturating_mul(1000)
+        },
+        kind: e.kind.clone(),
+        actor: e.user_name.clone(),
+        connection: e.connection.clone(),
+        session: e.session_id.clone(),
+        detail,
+    }
+}
+
+/// How often retention runs (when `[audit] retention` is set).
+const PRUNE_INTERVAL: Duration = Duration::from_secs(3600);
 
 /// A broker that is bound and ready to serve.
 pub struct Broker {
@@ -269,7 +304,12 @@ impl Broker {
         let verifier = Authenticator::new(person, workloads);
 
         let mut upstreams = HashMap::new();
-        for c in config.connections.iter().map(|c| c.get_ref()) {
+        for c in config
+            .connections
+            .iter()
+            .map(|c| c.get_ref())
+            .filter(|c| c.kind == crate::config::ConnectionType::Postgres)
+        {
             let reference = match (&c.password_env, &c.password_file) {
                 (Some(v), _) => CredentialRef::Env(v.clone()),
                 (None, Some(p)) => CredentialRef::File(p.clone()),
@@ -301,15 +341,35 @@ impl Broker {
             );
         }
 
-        // Guardrails per connection (set names were checked when the config loaded).
-        let registry = crate::guard::Registry::builtin();
-        let mut guardrails = HashMap::new();
-        for c in config.connections.iter().map(|c| c.get_ref()) {
-            if let Some(g) = crate::guard::Guardrails::for_connection(c, &registry)
-                .map_err(|e| anyhow::anyhow!("connection {}: {e}", c.name))?
-            {
-                guardrails.insert(c.name.clone(), g);
-            }
+        // Guardrails: each connection's sets plus those of the policy rule
+        // granting a session, compiled once per distinct list (set names were
+        // checked when the config loaded; the connections' own are built now).
+        let postgres = || {
+            config
+                .connections
+                .iter()
+                .map(|c| c.get_ref())
+                .filter(|c| c.kind == crate::config::ConnectionType::Postgres)
+        };
+        let guard_book = crate::guard::GuardBook::new(config.guard_registry(), postgres());
+        for c in postgres() {
+            guard_book
+                .for_session(&c.name, &[])
+                .map_err(|e| anyhow::anyhow!("connection {}: {e}", c.name))?;
+        }
+
+        let ssh = crate::proxy::ssh::SshProxy::new(
+            &config.data_dir,
+            config.connections.iter().map(|c| c.get_ref()),
+        )?;
+        // Masking sets (checked when the config loaded); the `hash` style is
+        // keyed per broker (DATA_DIR/masking.key).
+        let masking_key = masking_key(&config.data_dir)?;
+        let mut masking_sets = HashMap::new();
+        for m in config.masking_sets.iter().map(|m| m.get_ref()) {
+            let set = crate::mask::MaskSet::compile(m, masking_key.expose().as_bytes())
+                .map_err(|e| anyhow::anyhow!("[[masking_sets]]: {e}"))?;
+            masking_sets.insert(m.name.clone(), Arc::new(set));
         }
 
         let store = Store::open(&config.data_dir)
@@ -332,6 +392,19 @@ impl Broker {
         let (notifier, notify_workers) =
             crate::notify::Notifier::new(&webhooks, &public_url, store.clone())
                 .context("[[webhooks]]")?;
+        let audit_log = crate::audit::AuditLog::open(&config.audit, &config.data_dir)
+            .await
+            .context("[audit]")?;
+        // Query review: held statements become review requests (crate::review).
+        let policy = Arc::new(crate::policy::PolicyHolder::new(active_policy));
+        let reviews = Arc::new(crate::review::ReviewDesk::new(
+            store.clone(),
+            notifier.clone(),
+            policy.clone(),
+            config
+                .request_ttl
+                .unwrap_or(crate::config::DEFAULT_REQUEST_TTL),
+        ));
         let state = Arc::new(AppState {
             config,
             public_url: public_url.clone(),
@@ -339,15 +412,35 @@ impl Broker {
             verifier,
             idp_http: http.clone(),
             store,
-            policy: crate::policy::PolicyHolder::new(active_policy),
+            policy,
             grants: Grants::default(),
             notifier,
-            pg: PgProxy::with_guardrails(guardrails),
+            pg: PgProxy::new()
+                .with_guard_book(guard_book)
+                .with_reviews(reviews)
+                .with_masking(masking_sets)
+                .with_recorder(Arc::new(audit_log.clone())),
+            ssh,
             upstreams,
             session_ttl,
             tasks: TaskTracker::new(),
             shutdown: CancellationToken::new(),
+            audit_log,
         });
+        state
+            .audit(Event {
+                at: now_unix(),
+                kind: "broker.start".into(),
+                user_name: None,
+                connection: None,
+                session_id: None,
+                detail: serde_json::json!({
+                    "version": env!("CARGO_PKG_VERSION"),
+                    "audit_key_id": state.audit_log.public_key().key_id,
+                })
+                .to_string(),
+            })
+            .await;
         let mut router = crate::api::router(state.clone());
         if let Some(idp) = idp_router {
             router = router.nest("/idp", idp);
@@ -373,6 +466,22 @@ impl Broker {
         let tasks = state.tasks.clone();
         // Webhook workers stop with the broker (state.shutdown, below).
         self.notify_workers.spawn(&tasks, state.shutdown.clone());
+        if state.config.audit.retention.is_some() {
+            let (log, stop) = (state.audit_log.clone(), state.shutdown.clone());
+            tasks.spawn(async move {
+                loop {
+                    match log.prune().await {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!(records = n, "audit retention pruned old records"),
+                        Err(e) => tracing::warn!("audit retention failed: {e}"),
+                    }
+                    tokio::select! {
+                        () = stop.cancelled() => break,
+                        () = tokio::time::sleep(PRUNE_INTERVAL) => {}
+                    }
+                }
+            });
+        }
         let serve = crate::server::run(
             self.listener,
             self.tls,
@@ -399,6 +508,8 @@ impl Broker {
         {
             tracing::warn!("some connections did not finish within 10s of shutdown");
         }
+        // Last: what the connections wrote, then the shutdown checkpoint.
+        state.audit_log.close().await;
     }
 }
 
@@ -435,6 +546,25 @@ fn idp_http_client(
         );
     }
     Ok(http.build()?)
+}
+
+/// The key of the masking `hash` style: `DATA_DIR/masking.key`, created
+/// (0600) on first start. Brokers that must hash alike share this file.
+fn masking_key(data_dir: &std::path::Path) -> anyhow::Result<hoop_shared::Secret> {
+    let path = data_dir.join("masking.key");
+    match std::fs::read_to_string(&path) {
+        Ok(text) if !text.trim().is_empty() => Ok(hoop_shared::Secret::new(text.trim().to_owned())),
+        _ => {
+            let key = hoop_shared::Secret::generate(32);
+            hoop_shared::client_config::write_private_file(
+                data_dir,
+                "masking.key",
+                key.expose().as_bytes(),
+            )
+            .with_context(|| format!("cannot write {}", path.display()))?;
+            Ok(key)
+        }
+    }
 }
 
 /// Creates `dir` with mode 0700 (or checks it exists).

@@ -60,6 +60,125 @@ pub struct Config {
     /// Webhooks told about access requests (`[[webhooks]]`).
     #[serde(default)]
     pub webhooks: Vec<Spanned<WebhookConfig>>,
+    /// Masking rule sets (`[[masking_sets]]`, docs/masking.md) that
+    /// connections (`masking = [...]`) and policy rules refer to by name.
+    #[serde(default)]
+    pub masking_sets: Vec<Spanned<crate::mask::MaskSetDoc>>,
+    /// Guardrail rule sets (`[[guardrail_sets]]`, docs/guardrails.md) that
+    /// connections (`guardrails = [...]`) and policy rules refer to by
+    /// name, besides the built-in ones.
+    #[serde(default)]
+    pub guardrail_sets: Vec<Spanned<crate::guard::RuleSet>>,
+    /// The tamper-evident audit log (`[audit]`, docs/audit.md).
+    #[serde(default)]
+    pub audit: AuditConfig,
+}
+
+/// `[audit]`: where the hash-chained audit log lives, how often it is
+/// signed, how durable a commit is, and how long records are kept.
+#[derive(Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditConfig {
+    /// `"sqlite"` (default: tables in the broker's SQLite file) or a
+    /// `postgres://user@host:port/db` URL (several brokers share one chain).
+    /// A credential when it carries a password: never logged.
+    #[serde(default)]
+    pub store: Option<Spanned<String>>,
+    /// Environment variable holding the PostgreSQL password.
+    #[serde(default)]
+    pub password_env: Option<String>,
+    /// File holding the PostgreSQL password.
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+    /// Sign a checkpoint every this many records (default 1000).
+    #[serde(default)]
+    pub checkpoint_every: Option<u64>,
+    /// SQLite `synchronous` for the audit connection: `"normal"` (default;
+    /// a commit survives a crash of the broker) or `"full"` (also a power loss).
+    #[serde(default)]
+    pub synchronous: Option<AuditSynchronous>,
+    /// Ed25519 checkpoint key (PKCS#8 PEM). Default: `DATA_DIR/audit-signing.key`,
+    /// created (0600) on first start.
+    #[serde(default)]
+    pub signing_key_file: Option<PathBuf>,
+    /// Prune records older than this (e.g. `"90d"`), down to the newest
+    /// signed checkpoint that anchors what remains.
+    #[serde(default, with = "humantime_opt")]
+    pub retention: Option<Duration>,
+}
+
+/// SQLite durability of an audit commit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuditSynchronous {
+    /// Survives a process crash (WAL, fsync at WAL checkpoints).
+    #[default]
+    Normal,
+    /// Survives a power loss too (fsync at every commit).
+    Full,
+}
+
+impl std::fmt::Debug for AuditConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let store = self.store.as_ref().map(|s| {
+            if s.get_ref().contains("://") {
+                "postgres://***"
+            } else {
+                "sqlite"
+            }
+        });
+        f.debug_struct("AuditConfig")
+            .field("store", &store)
+            .field("password_env", &self.password_env)
+            .field("password_file", &self.password_file)
+            .field("checkpoint_every", &self.checkpoint_every)
+            .field("synchronous", &self.synchronous)
+            .field("signing_key_file", &self.signing_key_file)
+            .field("retention", &self.retention)
+            .finish()
+    }
+}
+
+impl AuditConfig {
+    /// The `[audit]` checks that need no I/O: a known store, a credential by
+    /// reference at most once, sane numbers.
+    fn check(&self) -> Result<(), (Option<std::ops::Range<usize>>, String)> {
+        if let Some(store) = &self.store {
+            let s = store.get_ref();
+            let postgres = s.starts_with("postgres://") || s.starts_with("postgresql://");
+            if s != "sqlite" && !postgres {
+                return Err((
+                    Some(store.span()),
+                    "[audit] store must be \"sqlite\" or a postgres:// URL".to_owned(),
+                ));
+            }
+            if postgres && s.parse::<tokio_postgres::Config>().is_err() {
+                return Err((
+                    Some(store.span()),
+                    "[audit] store is not a valid postgres:// URL".to_owned(),
+                ));
+            }
+        }
+        if self.password_env.is_some() && self.password_file.is_some() {
+            return Err((
+                None,
+                "[audit] takes password_env or password_file, not both".to_owned(),
+            ));
+        }
+        if self.checkpoint_every == Some(0) {
+            return Err((
+                None,
+                "[audit] checkpoint_every must be at least 1".to_owned(),
+            ));
+        }
+        if self
+            .retention
+            .is_some_and(|r| r < Duration::from_secs(3600))
+        {
+            return Err((None, "[audit] retention must be at least 1h".to_owned()));
+        }
+        Ok(())
+    }
 }
 
 /// A webhook receiving access-request events as JSON (Slack-compatible).
@@ -203,12 +322,14 @@ pub struct DevUser {
     pub groups: Vec<String>,
 }
 
-/// Kind of a connection; only `postgres` for now.
+/// Kind of a connection.
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum ConnectionType {
     /// PostgreSQL.
     Postgres,
+    /// An SSH server (docs/ssh.md).
+    Ssh,
 }
 
 /// A target users can reach.
@@ -225,7 +346,8 @@ pub struct ConnectionConfig {
     /// Target port (default 5432 for postgres).
     #[serde(default)]
     pub port: Option<u16>,
-    /// Database users are connected to.
+    /// Database users are connected to (postgres; required there).
+    #[serde(default)]
     pub database: String,
     /// Upstream role the broker logs in as.
     pub user: String,
@@ -259,6 +381,42 @@ pub struct ConnectionConfig {
     /// (default: a parse differential must never become a bypass) or `allow`.
     #[serde(default)]
     pub on_unparsable: UnparsableAction,
+    /// Masking rule sets applied to every result on this connection
+    /// (names of `[[masking_sets]]`; docs/masking.md).
+    #[serde(default)]
+    pub masking: Vec<String>,
+    // --- ssh only (docs/ssh.md): the credential is a reference (private_key_file,
+    // private_key_env, or password_env/password_file above), the host key pinned. ---
+    /// ssh: the target's host key, one OpenSSH public key line
+    /// (`ssh-ed25519 AAAA...`), e.g. from `ssh-keyscan`.
+    #[serde(default)]
+    pub host_key: Option<String>,
+    /// A known_hosts file holding the target's key under its host name.
+    #[serde(default)]
+    pub known_hosts_file: Option<PathBuf>,
+    /// File holding the private key (OpenSSH or PKCS#8 PEM, unencrypted).
+    #[serde(default)]
+    pub private_key_file: Option<PathBuf>,
+    /// Environment variable holding the private key (PEM text).
+    #[serde(default)]
+    pub private_key_env: Option<String>,
+    /// Interactive shells (default true). A shell cannot be guarded command
+    /// by command; only exec commands are checked against `commands`.
+    #[serde(default)]
+    pub allow_shell: Option<bool>,
+    /// Local port forwarding (`ssh -L`, direct-tcpip); default false.
+    #[serde(default)]
+    pub allow_port_forwarding: bool,
+    /// Environment variables the client may set (exact names).
+    #[serde(default)]
+    pub allow_env: Vec<String>,
+    /// Command rule sets checked against every exec command (default
+    /// `["no-destructive-shell"]`; `[]` for none).
+    #[serde(default)]
+    pub commands: Option<Vec<String>>,
+    /// Own command rules, checked before the sets, first match wins.
+    #[serde(default)]
+    pub command_rules: Vec<crate::guard::shell::CommandRuleConfig>,
 }
 
 /// TLS mode for the broker → target leg.
@@ -292,6 +450,7 @@ impl ConnectionConfig {
     pub fn port(&self) -> u16 {
         self.port.unwrap_or(match self.kind {
             ConnectionType::Postgres => 5432,
+            ConnectionType::Ssh => 22,
         })
     }
 }
@@ -357,6 +516,10 @@ impl Config {
         let at = |span: std::ops::Range<usize>, msg: String| {
             ConfigError(format!("{}: {msg}", position(path, text, span.start)))
         };
+        self.audit.check().map_err(|(span, msg)| match span {
+            Some(span) => at(span, msg),
+            None => ConfigError(format!("{}: {msg}", path.display())),
+        })?;
         self.listen.get_ref().parse::<SocketAddr>().map_err(|_| {
             at(
                 self.listen.span(),
@@ -423,6 +586,13 @@ impl Config {
         }
         self.validate_workloads(&at)?;
         self.validate_webhooks(&at)?;
+        self.validate_masking(&at)?;
+        let mut guard_sets = crate::guard::Registry::builtin();
+        for set in &self.guardrail_sets {
+            guard_sets
+                .add(set.get_ref().clone())
+                .map_err(|e| at(set.span(), format!("[[guardrail_sets]]: {e}")))?;
+        }
         let mut names = BTreeSet::new();
         for c in &self.connections {
             let span = c.span();
@@ -445,27 +615,11 @@ impl Config {
                     format!("connection {:?}: port 0 is not a port", c.name),
                 ));
             }
-            if c.host.trim().is_empty() || c.database.is_empty() || c.user.is_empty() {
-                return Err(at(
-                    span,
-                    format!(
-                        "connection {:?}: host, database and user must not be empty",
-                        c.name
-                    ),
-                ));
-            }
-            match (&c.password_env, &c.password_file) {
-                (Some(_), None) | (None, Some(_)) => {}
-                _ => {
-                    return Err(at(
-                        span,
-                        format!(
-                            "connection {:?}: set exactly one of password_env or password_file \
-                             (the password itself never goes in this file)",
-                            c.name
-                        ),
-                    ));
+            match c.kind {
+                ConnectionType::Postgres => {
+                    validate_postgres(c, &guard_sets).map_err(|m| at(span.clone(), m))?
                 }
+                ConnectionType::Ssh => validate_ssh(c).map_err(|m| at(span.clone(), m))?,
             }
             if c.allow_groups.is_empty() && c.allow_users.is_empty() && self.policy_file.is_none() {
                 return Err(at(
@@ -477,9 +631,52 @@ impl Config {
                     ),
                 ));
             }
-            // Guardrail set names must exist (built-in sets for now).
-            if let Err(e) = crate::guard::Registry::builtin().resolve(&c.guardrails) {
-                return Err(at(span, format!("connection {:?}: {e}", c.name)));
+        }
+        Ok(())
+    }
+
+    /// Masking sets compile (names unique, patterns and regexes valid) and
+    /// every connection names only defined sets.
+    fn validate_masking(
+        &self,
+        at: &dyn Fn(std::ops::Range<usize>, String) -> ConfigError,
+    ) -> Result<(), ConfigError> {
+        let mut names = BTreeSet::new();
+        for m in &self.masking_sets {
+            let doc = m.get_ref();
+            if !is_name(&doc.name) {
+                return Err(at(
+                    m.span(),
+                    format!("masking set name {:?} {NAME_RULE}", doc.name),
+                ));
+            }
+            if !names.insert(doc.name.clone()) {
+                return Err(at(
+                    m.span(),
+                    format!("masking set {:?} is defined twice", doc.name),
+                ));
+            }
+            crate::mask::MaskSet::compile(doc, b"validation")
+                .map_err(|e| at(m.span(), e.to_string()))?;
+        }
+        for c in &self.connections {
+            for name in &c.get_ref().masking {
+                if !names.contains(name) {
+                    let known: Vec<&str> = names.iter().map(String::as_str).collect();
+                    return Err(at(
+                        c.span(),
+                        format!(
+                            "connection {:?}: unknown masking set {name:?} (defined sets: {}); \
+                             define it with [[masking_sets]]",
+                            c.get_ref().name,
+                            if known.is_empty() {
+                                "none".to_owned()
+                            } else {
+                                known.join(", ")
+                            }
+                        ),
+                    ));
+                }
             }
         }
         Ok(())
@@ -659,6 +856,18 @@ impl Config {
             .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 8443)))
     }
 
+    /// The guardrail sets connections and policies may name: the built-in
+    /// ones and `[[guardrail_sets]]` (validated at load).
+    pub fn guard_registry(&self) -> crate::guard::Registry {
+        let mut registry = crate::guard::Registry::builtin();
+        for set in &self.guardrail_sets {
+            if let Err(e) = registry.add(set.get_ref().clone()) {
+                tracing::error!("[[guardrail_sets]]: {e}");
+            }
+        }
+        registry
+    }
+
     /// The connection with this name.
     pub fn connection(&self, name: &str) -> Option<&ConnectionConfig> {
         self.connections
@@ -666,6 +875,103 @@ impl Config {
             .map(Spanned::get_ref)
             .find(|c| c.name == name)
     }
+}
+
+/// The checks of a `postgres` connection (message without position).
+fn validate_postgres(
+    c: &ConnectionConfig,
+    guard_sets: &crate::guard::Registry,
+) -> Result<(), String> {
+    let name = &c.name;
+    if c.host.trim().is_empty() || c.database.is_empty() || c.user.is_empty() {
+        return Err(format!(
+            "connection {name:?}: host, database and user must not be empty"
+        ));
+    }
+    if !matches!(
+        (&c.password_env, &c.password_file),
+        (Some(_), None) | (None, Some(_))
+    ) {
+        return Err(format!(
+            "connection {name:?}: set exactly one of password_env or password_file \
+             (the password itself never goes in this file)"
+        ));
+    }
+    let ssh_only = [
+        ("host_key", c.host_key.is_some()),
+        ("known_hosts_file", c.known_hosts_file.is_some()),
+        ("private_key_file", c.private_key_file.is_some()),
+        ("private_key_env", c.private_key_env.is_some()),
+        ("allow_shell", c.allow_shell.is_some()),
+        ("allow_port_forwarding", c.allow_port_forwarding),
+        ("allow_env", !c.allow_env.is_empty()),
+        ("commands", c.commands.is_some()),
+        ("command_rules", !c.command_rules.is_empty()),
+    ];
+    if let Some((field, _)) = ssh_only.iter().find(|(_, set)| *set) {
+        return Err(format!(
+            "connection {name:?}: {field} is for type = \"ssh\" connections only"
+        ));
+    }
+    // Guardrail set names must exist (built-in or [[guardrail_sets]]).
+    guard_sets
+        .resolve(&c.guardrails)
+        .map(|_| ())
+        .map_err(|e| format!("connection {name:?}: {e}"))
+}
+
+/// The checks of an `ssh` connection (message without position).
+fn validate_ssh(c: &ConnectionConfig) -> Result<(), String> {
+    let name = &c.name;
+    if c.host.trim().is_empty() || c.user.is_empty() {
+        return Err(format!(
+            "connection {name:?}: host and user must not be empty"
+        ));
+    }
+    if !c.database.is_empty() || !c.guardrails.is_empty() || c.tls_ca_file.is_some() {
+        return Err(format!(
+            "connection {name:?}: database, guardrails and tls_ca_file are for postgres \
+             connections; an ssh connection uses commands and command_rules"
+        ));
+    }
+    let credentials = [
+        c.private_key_file.is_some(),
+        c.private_key_env.is_some(),
+        c.password_env.is_some(),
+        c.password_file.is_some(),
+    ];
+    if credentials.iter().filter(|set| **set).count() != 1 {
+        return Err(format!(
+            "connection {name:?}: set exactly one of private_key_file, private_key_env, \
+             password_env or password_file (the credential itself never goes in this file)"
+        ));
+    }
+    match (&c.host_key, &c.known_hosts_file) {
+        (Some(line), None) => {
+            crate::proxy::ssh::parse_host_key(line)
+                .map_err(|e| format!("connection {name:?}: host_key: {e}"))?;
+        }
+        (None, Some(_)) => {}
+        _ => {
+            return Err(format!(
+                "connection {name:?}: set exactly one of host_key (the target's public key \
+                 line, e.g. from `ssh-keyscan -t ed25519 HOST`) or known_hosts_file; the broker \
+                 never trusts a host key it has not been given"
+            ));
+        }
+    }
+    if let Some(bad) = c
+        .allow_env
+        .iter()
+        .find(|v| v.is_empty() || !v.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_'))
+    {
+        return Err(format!(
+            "connection {name:?}: allow_env entry {bad:?} is not an environment variable name"
+        ));
+    }
+    crate::guard::shell::CommandGuard::from_config(c)
+        .map(|_| ())
+        .map_err(|e| format!("connection {name:?}: {e}"))
 }
 
 /// True when the URL's host is `localhost` or a loopback address.
@@ -788,6 +1094,42 @@ allow_groups = ["engineering"]
         assert!(parse(&dup).unwrap_err().contains("defined twice"));
         let nobody = GOOD.replace("allow_groups = [\"engineering\"]", "");
         assert!(parse(&nobody).unwrap_err().contains("nobody may use it"));
+    }
+
+    #[test]
+    fn masking_sets_are_compiled_and_connections_name_only_known_ones() {
+        let sets = "[[masking_sets]]\nname = \"pii\"\n[[masking_sets.rule]]\nname = \"emails\"\n\
+                    columns = [\"customers.email\"]\nstyle = \"keep-domain\"\n";
+        let with = |conn_masking: &str, sets: &str| {
+            GOOD.replace(
+                "allow_groups = [\"engineering\"]\n",
+                &format!("allow_groups = [\"engineering\"]\n{conn_masking}\n{sets}"),
+            )
+        };
+        let cfg = parse(&with("masking = [\"pii\"]", sets)).unwrap();
+        assert_eq!(cfg.connection("pg-prod").unwrap().masking, ["pii"]);
+        assert_eq!(cfg.masking_sets[0].get_ref().rules.len(), 1);
+
+        let err = parse(&with("masking = [\"pi\"]", sets)).unwrap_err();
+        let line = GOOD[..GOOD.find("[[connections]]").unwrap()].lines().count() + 1;
+        assert!(err.starts_with(&format!("broker.toml:{line}:1: ")), "{err}");
+        assert!(
+            err.contains("unknown masking set \"pi\" (defined sets: pii)"),
+            "{err}"
+        );
+        let bad_regex = sets.replace(
+            "columns = [\"customers.email\"]",
+            "detect = [{ regex = \"(\" }]",
+        );
+        let err = parse(&with("", &bad_regex)).unwrap_err();
+        assert!(
+            err.starts_with("broker.toml:") && err.contains("regex"),
+            "{err}"
+        );
+        let err = parse(&with("", &format!("{sets}{sets}"))).unwrap_err();
+        assert!(err.contains("defined twice"), "{err}");
+        let err = parse(&with("", &sets.replace("style = ", "styl = "))).unwrap_err();
+        assert!(err.contains("unknown field `styl`"), "{err}");
     }
 
     #[test]

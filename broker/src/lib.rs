@@ -40,6 +40,7 @@
 
 pub mod api;
 pub mod app;
+pub mod audit;
 pub mod auth;
 pub mod config;
 pub mod dev;
@@ -50,6 +51,7 @@ pub mod notify;
 pub mod policy;
 pub mod proxy;
 pub mod record;
+pub mod review;
 pub mod secrets;
 pub mod server;
 pub mod store;

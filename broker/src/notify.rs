@@ -615,6 +615,8 @@ mod tests {
             created_at: 1_700_000_000,
             expires_at: 1_700_003_600,
             grant_ends_at: None,
+            kind: Default::default(),
+            statement: None,
         }
     }
 

@@ -3,17 +3,26 @@
 //! The policy document format, its validation and the decision function live
 //! in [`hoop_shared::policy`] (hoopctl validates and diffs with the same code).
 //! This module keeps the *active* policy: the newest version in the store,
-//! seeded at first start from `policy_file` or, without one, from each
-//! connection's `allow_groups`/`allow_users` (one `allow` rule per
-//! connection, written out as a real document so `hoopctl policy get` shows
-//! it). Decisions are made here for the API, the tunnel and the proxies, so
-//! they all agree.
+//! seeded at first start from `policy_file` (one file, or a directory of
+//! `*.toml` files) or, without one, from each connection's
+//! `allow_groups`/`allow_users` (one `allow` rule per connection, written
+//! out as a real document so `hoopctl policy get` shows it). Decisions are
+//! made here for the API, the tunnel and the proxies, so they all agree.
+//!
+//! A policy version is one store row whatever its shape: a one-file document
+//! is stored as its text, exactly as before directories existed; a directory
+//! as JSON, `{"hoop_policy_files":1,"files":[{"name":..,"text":..},..]}`
+//! (see [`encode`]). No TOML document starts with `{`, so the two cannot be
+//! confused, and both round-trip to what was applied, byte for byte.
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, RwLock};
 
 use anyhow::Context as _;
-use hoop_shared::policy::{Decision, KnownNames, Policy, PolicyDocument, Subject};
+use hoop_shared::policy::{
+    Decision, KnownNames, Policy, PolicyDocument, PolicyFile, PolicySource, Subject,
+};
+use serde::{Deserialize, Serialize};
 
 use crate::auth::Identity;
 use crate::config::Config;
@@ -24,8 +33,8 @@ use crate::store::Store;
 pub struct ActivePolicy {
     /// Store version.
     pub version: u64,
-    /// The document text.
-    pub text: String,
+    /// The document as applied.
+    pub source: PolicySource,
     /// The validated policy.
     pub policy: Policy,
     /// Who applied it.
@@ -103,6 +112,15 @@ pub fn known_names(config: &Config) -> KnownNames {
         }
     }
     known.guardrails.insert("no-destructive".to_owned());
+    known.guardrails.extend(
+        config
+            .guardrail_sets
+            .iter()
+            .map(|s| s.get_ref().name.clone()),
+    );
+    known
+        .masking
+        .extend(config.masking_sets.iter().map(|m| m.get_ref().name.clone()));
     for c in &config.connections {
         known
             .guardrails
@@ -157,27 +175,77 @@ pub fn synthesize(config: &Config) -> String {
     text
 }
 
+/// The stored form of a policy kept as several files.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StoredFiles {
+    /// Marks (and versions) this representation.
+    hoop_policy_files: u32,
+    /// The files, in name order.
+    files: Vec<PolicyFile>,
+}
+
+/// The store's text for `source` (see the module docs).
+pub fn encode(source: &PolicySource) -> String {
+    match source {
+        PolicySource::Single(text) => text.clone(),
+        PolicySource::Files(files) => {
+            let files: Vec<serde_json::Value> = files
+                .iter()
+                .map(|f| serde_json::json!({ "name": f.name, "text": f.text }))
+                .collect();
+            serde_json::json!({ "hoop_policy_files": 1, "files": files }).to_string()
+        }
+    }
+}
+
+/// The document behind a store text written by [`encode`].
+pub fn decode(stored: &str) -> PolicySource {
+    if stored.starts_with('{')
+        && let Ok(s) = serde_json::from_str::<StoredFiles>(stored)
+        && s.hoop_policy_files == 1
+    {
+        return PolicySource::Files(s.files);
+    }
+    PolicySource::Single(stored.to_owned())
+}
+
+/// Reads `policy_file`: one TOML file, or a directory whose `*.toml` files
+/// (sorted by name) make up the document.
+pub fn read_policy_file(path: &std::path::Path) -> anyhow::Result<PolicySource> {
+    let meta =
+        std::fs::metadata(path).with_context(|| format!("policy_file {}", path.display()))?;
+    if meta.is_dir() {
+        hoop_shared::policy::read_dir(path).context("policy_file")
+    } else {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("policy_file {}", path.display()))?;
+        Ok(PolicySource::Single(text))
+    }
+}
+
 /// Loads the policy in force at startup (see the module docs).
 pub async fn load_active(config: &Config, store: &Store) -> anyhow::Result<ActivePolicy> {
     let known = known_names(config);
     let from_file = match &config.policy_file {
         Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("policy_file {}", path.display()))?;
+            let source = read_policy_file(path)?;
             let label = path.display().to_string();
-            let policy = PolicyDocument::parse(&label, &text, &known)
+            let policy = source
+                .parse(Some(&label), &known)
                 .map_err(|e| anyhow::anyhow!("policy_file is not valid:\n{e}"))?;
-            Some((text, policy))
+            Some((source, policy))
         }
         None => None,
     };
     let stored = store.active_policy().await?;
     if let Some(v) = &stored {
         let label = format!("stored policy version {}", v.version);
-        match PolicyDocument::parse(&label, &v.text, &known) {
+        let source = decode(&v.text);
+        match source.parse(Some(&label), &known) {
             Ok(policy) => {
-                if let Some((text, _)) = &from_file
-                    && text != &v.text
+                if let Some((file, _)) = &from_file
+                    && encode(file) != v.text
                 {
                     tracing::warn!(
                         version = v.version,
@@ -188,7 +256,7 @@ pub async fn load_active(config: &Config, store: &Store) -> anyhow::Result<Activ
                 }
                 return Ok(ActivePolicy {
                     version: v.version,
-                    text: v.text.clone(),
+                    source,
                     policy,
                     applied_by: v.applied_by.clone(),
                     applied_at: v.applied_at,
@@ -210,23 +278,28 @@ pub async fn load_active(config: &Config, store: &Store) -> anyhow::Result<Activ
             }
         }
     }
-    let (text, policy, by) = match from_file {
-        Some((text, policy)) => (text, policy, "policy_file"),
+    let (source, policy, by) = match from_file {
+        Some((source, policy)) => (source, policy, "policy_file"),
         None => {
             let text = synthesize(config);
             let policy = PolicyDocument::parse("generated policy", &text, &known)
                 .map_err(|e| anyhow::anyhow!("generated policy is not valid (a bug):\n{e}"))?;
-            (text, policy, "bootstrap")
+            (PolicySource::Single(text), policy, "bootstrap")
         }
     };
     let at = crate::app::now_unix();
     let version = store
-        .apply_policy(stored.map(|v| v.version), text.clone(), by.to_owned(), at)
+        .apply_policy(
+            stored.map(|v| v.version),
+            encode(&source),
+            by.to_owned(),
+            at,
+        )
         .await?
         .context("another broker changed the policy during startup; start again")?;
     Ok(ActivePolicy {
         version,
-        text,
+        source,
         policy,
         applied_by: by.to_owned(),
         applied_at: at,
@@ -243,6 +316,58 @@ pub fn diff(old: &str, new: &str, old_label: &str, new_label: &str) -> String {
         .context_radius(3)
         .header(old_label, new_label)
         .to_string()
+}
+
+/// What applying `new` over `old` (store version `old_version`) changes, as
+/// a unified diff; empty when nothing does. Two one-file documents diff as
+/// they always did (`--- active (version N)` / `+++ NEW_LABEL`). Otherwise
+/// the diff goes file by file in name order (a one-file document counts as
+/// one file named `policy.toml`), each changed file under its own
+/// `--- NAME (version N)` / `+++ NAME` headers, and a file present on one
+/// side only diffed against `/dev/null`.
+pub fn diff_sources(
+    old: &PolicySource,
+    old_version: u64,
+    new: &PolicySource,
+    new_label: &str,
+) -> String {
+    if let (PolicySource::Single(a), PolicySource::Single(b)) = (old, new) {
+        return diff(a, b, &format!("active (version {old_version})"), new_label);
+    }
+    let old_files: std::collections::BTreeMap<&str, &str> = old.named_files().into_iter().collect();
+    let new_files: std::collections::BTreeMap<&str, &str> = new.named_files().into_iter().collect();
+    let names: BTreeSet<&str> = old_files.keys().chain(new_files.keys()).copied().collect();
+    let mut out = String::new();
+    for name in names {
+        let (a, b) = (old_files.get(name), new_files.get(name));
+        if a == b {
+            continue;
+        }
+        let old_label = match a {
+            Some(_) => format!("{name} (version {old_version})"),
+            None => "/dev/null".to_owned(),
+        };
+        let new_label = match b {
+            Some(_) => name.to_owned(),
+            None => "/dev/null".to_owned(),
+        };
+        let text = diff(
+            a.copied().unwrap_or_default(),
+            b.copied().unwrap_or_default(),
+            &old_label,
+            &new_label,
+        );
+        if text.is_empty() {
+            // An empty file appeared or went: no lines, but a change.
+            out.push_str(&format!("--- {old_label}\n+++ {new_label}\n"));
+        } else {
+            out.push_str(&text);
+            if !text.ends_with('\n') {
+                out.push('\n');
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -289,11 +414,10 @@ allow_users = ["carol"]
             (active.version, active.applied_by.as_str()),
             (1, "bootstrap")
         );
-        assert!(
-            active.text.contains("name = \"pg-allow\""),
-            "{}",
-            active.text
-        );
+        let PolicySource::Single(text) = &active.source else {
+            panic!("{:?}", active.source)
+        };
+        assert!(text.contains("name = \"pg-allow\""), "{text}");
         let holder = PolicyHolder::new(active);
         let d = holder.decide(&who("alice", &["engineering"]), "pg");
         assert!(matches!(d.outcome, Outcome::Allow { .. }), "{d:?}");
@@ -315,5 +439,131 @@ allow_users = ["carol"]
         let d = diff("a\nb\n", "a\nc\n", "active", "new");
         assert!(d.contains("--- active") && d.contains("+++ new"), "{d}");
         assert!(d.contains("-b\n") && d.contains("+c\n"), "{d}");
+    }
+
+    fn two_files(team: &str) -> PolicySource {
+        PolicySource::files(vec![
+            PolicyFile {
+                name: "10-base.toml".into(),
+                text: "groups = [\"engineering\", \"sre\"]\nadmins = [\"sre\"]\n".into(),
+            },
+            PolicyFile {
+                name: "20-team.toml".into(),
+                text: team.into(),
+            },
+        ])
+        .unwrap()
+    }
+
+    const TEAM: &str = "[[rules]]\nname = \"eng\"\nconnections = [\"pg\"]\n\
+                        groups = [\"engineering\"]\naccess = \"allow\"\n";
+
+    #[test]
+    fn stored_text_round_trips_and_single_files_stay_as_they_were() {
+        let single = PolicySource::Single("groups = []\n".into());
+        assert_eq!(encode(&single), "groups = []\n");
+        assert_eq!(decode(&encode(&single)), single);
+        let files = two_files(TEAM);
+        let stored = encode(&files);
+        assert!(stored.starts_with("{\"hoop_policy_files\":1"), "{stored}");
+        assert_eq!(decode(&stored), files);
+        // A stored text written before directories existed reads as one file.
+        assert_eq!(
+            decode("# old\ngroups = []\n"),
+            PolicySource::Single("# old\ngroups = []\n".into())
+        );
+    }
+
+    #[test]
+    fn diffs_go_file_by_file() {
+        let old = two_files(TEAM);
+        assert_eq!(diff_sources(&old, 3, &old, "policy.d"), "");
+        let new = two_files(&TEAM.replace("\"allow\"", "\"deny\""));
+        let d = diff_sources(&old, 3, &new, "policy.d");
+        assert!(
+            d.starts_with("--- 20-team.toml (version 3)\n+++ 20-team.toml\n"),
+            "{d}"
+        );
+        assert!(
+            d.contains("-access = \"allow\"\n+access = \"deny\"\n"),
+            "{d}"
+        );
+        assert!(
+            !d.contains("10-base.toml"),
+            "unchanged files are left out: {d}"
+        );
+        // From one file to a directory: the old file goes, the new ones come.
+        let single = PolicySource::Single("groups = []\n".into());
+        let d = diff_sources(&single, 1, &old, "policy.d");
+        assert!(
+            d.contains("--- /dev/null\n+++ 10-base.toml\n")
+                && d.contains("--- /dev/null\n+++ 20-team.toml\n")
+                && d.contains("--- policy.toml (version 1)\n+++ /dev/null\n"),
+            "{d}"
+        );
+        // One file to one file: as it always was.
+        let d = diff_sources(
+            &single,
+            1,
+            &PolicySource::Single("groups = [\"x\"]\n".into()),
+            "p.toml",
+        );
+        assert!(d.starts_with("--- active (version 1)\n+++ p.toml\n"), "{d}");
+    }
+
+    #[tokio::test]
+    async fn a_policy_directory_seeds_the_store_as_one_version() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("policy.d");
+        std::fs::create_dir(&dir).unwrap();
+        let with_dir = |dir: &std::path::Path| {
+            Config::parse(
+                std::path::Path::new("b.toml"),
+                &CONFIG.replace(
+                    "data_dir = \"/tmp/x\"\n",
+                    &format!(
+                        "data_dir = \"/tmp/x\"\npolicy_file = {:?}\n",
+                        dir.display().to_string()
+                    ),
+                ),
+            )
+            .unwrap()
+        };
+        let store = Store::in_memory().unwrap();
+        let e = format!(
+            "{:#}",
+            load_active(&with_dir(&dir), &store).await.unwrap_err()
+        );
+        assert!(e.contains("holds no *.toml files"), "{e}");
+
+        for f in two_files(TEAM).named_files() {
+            std::fs::write(dir.join(f.0), f.1).unwrap();
+        }
+        std::fs::write(dir.join("notes.txt"), "not policy").unwrap();
+        let active = load_active(&with_dir(&dir), &store).await.unwrap();
+        assert_eq!(
+            (active.version, active.source.clone()),
+            (1, two_files(TEAM))
+        );
+        let d = PolicyHolder::new(active).decide(&who("alice", &["engineering"]), "pg");
+        assert_eq!(d.rule.as_deref(), Some("eng"));
+        // One store row, read back as the same files after a restart.
+        let stored = store.active_policy().await.unwrap().unwrap();
+        assert_eq!(decode(&stored.text), two_files(TEAM));
+        let again = load_active(&with_dir(&dir), &store).await.unwrap();
+        assert_eq!((again.version, again.source), (1, two_files(TEAM)));
+
+        // An invalid directory names the file and position.
+        std::fs::write(dir.join("30-dup.toml"), TEAM).unwrap();
+        let fresh = Store::in_memory().unwrap();
+        let e = format!(
+            "{:#}",
+            load_active(&with_dir(&dir), &fresh).await.unwrap_err()
+        );
+        assert!(
+            e.contains("30-dup.toml:2:8: rule \"eng\" is defined twice: first at")
+                && e.contains("20-team.toml:2:8"),
+            "{e}"
+        );
     }
 }

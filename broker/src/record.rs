@@ -29,8 +29,7 @@ use std::time::{Duration, SystemTime};
 pub type StatementId = u64;
 
 /// A future resolving when a statement's record is durable.
-pub type Durable =
-    Pin<Box<dyn Future<Output = Result<StatementId, RecordError>> + Send + 'static>>;
+pub type Durable = Pin<Box<dyn Future<Output = Result<StatementId, RecordError>> + Send + 'static>>;
 
 /// Why a record could not be written.
 #[derive(Debug, Clone, thiserror::Error)]

@@ -90,7 +90,23 @@ const MIGRATIONS: &[&str] = &[
     "ALTER TABLE access_requests ADD COLUMN expiry_notified_at INTEGER;
      UPDATE access_requests SET expiry_notified_at = expires_at
       WHERE state = 'pending' AND expires_at <= CAST(strftime('%s', 'now') AS INTEGER);",
+    // 4: statement reviews ride on the access-request machinery (approvals,
+    // N-of-M, expiry, webhooks): `kind` tells them apart; a review carries
+    // the statement, its fingerprint, the session it came from, and when
+    // its one run was used. Old rows are access requests.
+    "ALTER TABLE access_requests ADD COLUMN kind TEXT NOT NULL DEFAULT 'access';
+     ALTER TABLE access_requests ADD COLUMN statement TEXT;
+     ALTER TABLE access_requests ADD COLUMN fingerprint TEXT;
+     ALTER TABLE access_requests ADD COLUMN session_id TEXT;
+     ALTER TABLE access_requests ADD COLUMN consumed_at INTEGER;
+     CREATE INDEX access_requests_review
+        ON access_requests(kind, subject, connection, fingerprint);",
 ];
+
+/// `kind` of an access request.
+pub const KIND_ACCESS: &str = "access";
+/// `kind` of a statement review.
+pub const KIND_STATEMENT: &str = "statement";
 
 /// One session row.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -388,6 +404,16 @@ pub struct RequestRow {
     pub grant_ends_at: Option<u64>,
     /// Decisions: (approver, decision, comment, at).
     pub approvals: Vec<(String, String, Option<String>, u64)>,
+    /// [`KIND_ACCESS`] or [`KIND_STATEMENT`].
+    pub kind: String,
+    /// Statement reviews: the SQL text as the client sent it.
+    pub statement: Option<String>,
+    /// Statement reviews: the normalized fingerprint an approval covers.
+    pub fingerprint: Option<String>,
+    /// Statement reviews: the session the statement arrived in.
+    pub session_id: Option<String>,
+    /// Statement reviews: when the approved statement ran (its one use).
+    pub consumed_at: Option<u64>,
 }
 
 /// Why a decision on a request was not recorded.
@@ -402,7 +428,8 @@ pub enum DecideError {
 }
 
 const REQUEST_COLUMNS: &str = "id, subject, user_name, connection, reason, duration_secs, rule,
-    approvals_needed, approvers_json, state, created_at, expires_at, decided_at, grant_ends_at";
+    approvals_needed, approvers_json, state, created_at, expires_at, decided_at, grant_ends_at,
+    kind, statement, fingerprint, session_id, consumed_at";
 
 fn request_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RequestRow> {
     Ok(RequestRow {
@@ -421,6 +448,11 @@ fn request_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RequestRow> {
         decided_at: r.get::<_, Option<i64>>(12)?.map(|v| v as u64),
         grant_ends_at: r.get::<_, Option<i64>>(13)?.map(|v| v as u64),
         approvals: Vec::new(),
+        kind: r.get(14)?,
+        statement: r.get(15)?,
+        fingerprint: r.get(16)?,
+        session_id: r.get(17)?,
+        consumed_at: r.get::<_, Option<i64>>(18)?.map(|v| v as u64),
     })
 }
 
@@ -453,7 +485,8 @@ impl Store {
             c.execute(
                 &format!(
                     "INSERT INTO access_requests ({REQUEST_COLUMNS})
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14,
+                             ?15, ?16, ?17, ?18, ?19)"
                 ),
                 params![
                     r.id,
@@ -469,7 +502,12 @@ impl Store {
                     r.created_at as i64,
                     r.expires_at as i64,
                     r.decided_at.map(|v| v as i64),
-                    r.grant_ends_at.map(|v| v as i64)
+                    r.grant_ends_at.map(|v| v as i64),
+                    r.kind,
+                    r.statement,
+                    r.fingerprint,
+                    r.session_id,
+                    r.consumed_at.map(|v| v as i64)
                 ],
             )
             .map(|_| ())
@@ -619,6 +657,84 @@ impl Store {
         .await
     }
 
+    /// Uses the approval of a statement review: the oldest approved, unused
+    /// review of `subject` on `connection` for `fingerprint` whose run window
+    /// (`grant_ends_at`) is still open is marked used at `now` and returned.
+    /// One IMMEDIATE transaction: of two runs racing for one approval, exactly
+    /// one gets it.
+    pub async fn consume_review(
+        &self,
+        subject: &str,
+        connection: &str,
+        fingerprint: &str,
+        now: u64,
+    ) -> Result<Option<RequestRow>, StoreError> {
+        let (subject, connection, fingerprint) = (
+            subject.to_owned(),
+            connection.to_owned(),
+            fingerprint.to_owned(),
+        );
+        self.with(move |c| {
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let id: Option<String> = tx
+                .query_row(
+                    "SELECT id FROM access_requests
+                      WHERE kind = 'statement' AND subject = ?1 AND connection = ?2
+                        AND fingerprint = ?3 AND state = 'approved' AND consumed_at IS NULL
+                        AND grant_ends_at > ?4
+                      ORDER BY decided_at, id LIMIT 1",
+                    params![subject, connection, fingerprint, now as i64],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            let Some(id) = id else {
+                return Ok(None);
+            };
+            tx.execute(
+                "UPDATE access_requests SET consumed_at = ?2 WHERE id = ?1 AND consumed_at IS NULL",
+                params![id, now as i64],
+            )?;
+            let row = load_request(&tx, &id)?;
+            tx.commit()?;
+            Ok(row)
+        })
+        .await
+    }
+
+    /// A pending, undecided statement review of `subject` on `connection`
+    /// for `fingerprint` whose decision deadline is after `now` (so running
+    /// the statement again while it waits does not ask twice).
+    pub async fn pending_review(
+        &self,
+        subject: &str,
+        connection: &str,
+        fingerprint: &str,
+        now: u64,
+    ) -> Result<Option<RequestRow>, StoreError> {
+        let (subject, connection, fingerprint) = (
+            subject.to_owned(),
+            connection.to_owned(),
+            fingerprint.to_owned(),
+        );
+        self.with(move |c| {
+            let id: Option<String> = c
+                .query_row(
+                    "SELECT id FROM access_requests
+                      WHERE kind = 'statement' AND subject = ?1 AND connection = ?2
+                        AND fingerprint = ?3 AND state = 'pending' AND expires_at > ?4
+                      ORDER BY created_at DESC, id LIMIT 1",
+                    params![subject, connection, fingerprint, now as i64],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            match id {
+                Some(id) => load_request(c, &id),
+                None => Ok(None),
+            }
+        })
+        .await
+    }
+
     /// Moves a request from `from` to `to` (cancel: pending → cancelled;
     /// revoke: approved → revoked). Returns the row after, or the state it
     /// was in when the move did not apply.
@@ -706,7 +822,142 @@ mod tests {
             decided_at: None,
             grant_ends_at: None,
             approvals: Vec::new(),
+            kind: KIND_ACCESS.into(),
+            statement: None,
+            fingerprint: None,
+            session_id: None,
+            consumed_at: None,
         }
+    }
+
+    fn review(id: &str) -> RequestRow {
+        RequestRow {
+            kind: KIND_STATEMENT.into(),
+            statement: Some("DELETE FROM orders WHERE id = 1".into()),
+            fingerprint: Some("fp1".into()),
+            session_id: Some("s1".into()),
+            ..request(id, 1)
+        }
+    }
+
+    #[tokio::test]
+    async fn an_approved_review_runs_once_and_only_within_its_window() {
+        let store = Store::in_memory().unwrap();
+        store.insert_request(review("v1")).await.unwrap();
+        // Pending: nothing to use yet, but it is found as the one to wait for.
+        assert!(
+            store
+                .consume_review("dev:alice", "pg", "fp1", 110)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        let waiting = store.pending_review("dev:alice", "pg", "fp1", 110).await;
+        assert_eq!(waiting.unwrap().unwrap().id, "v1");
+        store
+            .decide("v1", "bob", "approve", None, 120)
+            .await
+            .unwrap()
+            .unwrap(); // the run window ends at 180
+        // Another statement, another user, another connection: not covered.
+        for (subject, conn, fp) in [
+            ("dev:alice", "pg", "fp2"),
+            ("dev:mallory", "pg", "fp1"),
+            ("dev:alice", "other", "fp1"),
+        ] {
+            assert!(
+                store
+                    .consume_review(subject, conn, fp, 130)
+                    .await
+                    .unwrap()
+                    .is_none()
+            );
+        }
+        let used = store
+            .consume_review("dev:alice", "pg", "fp1", 130)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((used.id.as_str(), used.consumed_at), ("v1", Some(130)));
+        assert!(
+            store
+                .consume_review("dev:alice", "pg", "fp1", 131)
+                .await
+                .unwrap()
+                .is_none(),
+            "a second run needs a new review"
+        );
+        // An approval whose window has passed is not used.
+        store.insert_request(review("v2")).await.unwrap();
+        store
+            .decide("v2", "bob", "approve", None, 140)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            store
+                .consume_review("dev:alice", "pg", "fp1", 200)
+                .await
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    #[tokio::test]
+    async fn two_runs_racing_for_one_approval_use_it_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store.insert_request(review("v")).await.unwrap();
+        store
+            .decide("v", "bob", "approve", None, 120)
+            .await
+            .unwrap()
+            .unwrap();
+        let mut tasks = Vec::new();
+        for _ in 0..8 {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                store
+                    .consume_review("dev:alice", "pg", "fp1", 130)
+                    .await
+                    .unwrap()
+            }));
+        }
+        let mut used = 0;
+        for t in tasks {
+            used += usize::from(t.await.unwrap().is_some());
+        }
+        assert_eq!(used, 1);
+    }
+
+    #[test]
+    fn an_old_data_dir_upgrades_and_keeps_its_requests_as_access_requests() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            // A data dir as schema version 3 left it.
+            let mut c = Connection::open(dir.path().join("hoop.sqlite3")).unwrap();
+            let tx = c.transaction().unwrap();
+            for sql in &MIGRATIONS[..3] {
+                tx.execute_batch(sql).unwrap();
+            }
+            tx.pragma_update(None, "user_version", 3i64).unwrap();
+            tx.execute(
+                "INSERT INTO access_requests (id, subject, user_name, connection, reason,
+                   duration_secs, rule, approvals_needed, approvers_json, state, created_at,
+                   expires_at) VALUES ('old', 's', 'u', 'pg', NULL, 60, 'r', 1, '{}', 'pending',
+                   1, 2)",
+                [],
+            )
+            .unwrap();
+            tx.commit().unwrap();
+        }
+        let store = Store::open(dir.path()).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let old = rt.block_on(store.request("old")).unwrap().unwrap();
+        assert_eq!(old.kind, KIND_ACCESS);
+        assert_eq!(old.statement, None);
     }
 
     #[tokio::test]

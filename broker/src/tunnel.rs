@@ -6,7 +6,8 @@
 //! belong to the caller, and not have ended. After `101 Switching Protocols`
 //! the client sends a [`ClientHello`] frame and the broker answers with a
 //! [`ServerHello`] (see `docs/protocol.md`); then the stream belongs to the
-//! proxy for the connection's protocol. Every tunnel task is owned by the
+//! proxy for the connection's protocol (Postgres or SSH; for SSH the target
+//! is connected and its host key verified before `Ready`). Every tunnel task is owned by the
 //! broker's task tracker and ends on shutdown.
 
 use std::sync::Arc;
@@ -25,8 +26,15 @@ use tracing::Instrument as _;
 
 use crate::api::{ApiFailure, Caller};
 use crate::app::{AppState, now_unix};
+use crate::config::ConnectionType;
 use crate::proxy::postgres::ClientSession;
 use crate::store::Event;
+
+/// The proxy a tunnel's stream goes to, by the connection's type.
+enum Leg {
+    Postgres(Arc<crate::proxy::postgres::Upstream>),
+    Ssh(Arc<crate::proxy::ssh::SshTarget>),
+}
 
 /// `GET /v1/sessions/{id}/tunnel` with `Upgrade: hoop-tunnel/1`.
 pub async fn upgrade(
@@ -85,6 +93,9 @@ pub async fn upgrade(
             .request(request_id)
             .await
             .map_err(|e| ApiFailure::internal("look up the grant", &e))?;
+        // A statement review's approval is one run of one statement, never
+        // a grant of access.
+        let row = row.filter(|r| r.kind == crate::store::KIND_ACCESS);
         let granted = row.as_ref().map(|r| crate::api::grant_state(r, now));
         if granted != Some(hoop_shared::api::RequestState::Approved) {
             return Err(ApiFailure::new(
@@ -99,7 +110,16 @@ pub async fn upgrade(
         }
         grant_ended = Some(state.grants.token(request_id));
     }
-    let Some(upstream) = state.upstreams.get(&session.connection).cloned() else {
+    let leg = match state.config.connection(&session.connection).map(|c| c.kind) {
+        Some(ConnectionType::Postgres) => state
+            .upstreams
+            .get(&session.connection)
+            .cloned()
+            .map(Leg::Postgres),
+        Some(ConnectionType::Ssh) => state.ssh.target(&session.connection).map(Leg::Ssh),
+        None => None,
+    };
+    let Some(upstream) = leg else {
         return Err(ApiFailure::new(
             StatusCode::GONE,
             ErrorCode::SessionEnded,
@@ -149,7 +169,7 @@ async fn run_tunnel(
     state: Arc<AppState>,
     who: crate::auth::Identity,
     session: crate::store::SessionRow,
-    upstream: Arc<crate::proxy::postgres::Upstream>,
+    upstream: Leg,
     mut stream: TokioIo<hyper::upgrade::Upgraded>,
     grant: Option<tokio_util::sync::CancellationToken>,
 ) {
@@ -182,11 +202,37 @@ async fn run_tunnel(
         .await;
         return;
     }
+    // For SSH: the client's one-time key, and a verified, logged-in target
+    // before the stream is declared ready.
+    let ssh = match &upstream {
+        Leg::Postgres(_) => None,
+        Leg::Ssh(target) => match prepare_ssh(&state, target, &hello).await {
+            Ok(ready) => Some(ready),
+            Err((code, message)) => {
+                tracing::warn!("ssh tunnel refused: {message}");
+                state
+                    .audit(Event {
+                        at: now_unix(),
+                        kind: "tunnel.refused".into(),
+                        user_name: Some(who.user.clone()),
+                        connection: Some(session.connection.clone()),
+                        session_id: Some(session.id.clone()),
+                        detail: message.clone(),
+                    })
+                    .await;
+                let _ = write_frame(&mut stream, &ServerHello::Refused { code, message }).await;
+                return;
+            }
+        },
+    };
     let ready = ServerHello::Ready {
         version: PROTOCOL_VERSION,
         session_id: session.id.clone(),
         connection: session.connection.clone(),
-        protocol: ConnectionKind::Postgres,
+        protocol: match &upstream {
+            Leg::Postgres(_) => ConnectionKind::Postgres,
+            Leg::Ssh(_) => ConnectionKind::Ssh,
+        },
         expires_at: session.expires_at,
     };
     if let Err(e) = write_frame(&mut stream, &ready).await {
@@ -204,17 +250,42 @@ async fn run_tunnel(
             detail: format!("client {} local peer {peer}", hello.client),
         })
         .await;
-    let client_session = ClientSession {
-        session_id: session.id.clone(),
-        user: who.user.clone(),
-        tunnel_secret_sha256: session.secret_sha256.clone(),
-        expires_at: UNIX_EPOCH + Duration::from_secs(session.expires_at),
-        grant,
-    };
-    let outcome = state.pg.serve(stream, client_session, upstream).await;
-    let detail = match &outcome {
-        Ok(()) => "closed".to_owned(),
-        Err(e) => format!("ended: {e}"),
+    let expires_at = UNIX_EPOCH + Duration::from_secs(session.expires_at);
+    let detail = match (upstream, ssh) {
+        (Leg::Ssh(target), Some((client_key, up))) => {
+            let info = crate::proxy::ssh::SessionInfo {
+                session_id: session.id.clone(),
+                user: who.user.clone(),
+                expires_at,
+                grant,
+                client_key,
+            };
+            match state
+                .ssh
+                .serve(state.clone(), stream, info, target, up)
+                .await
+            {
+                Ok(()) => "closed".to_owned(),
+                Err(e) => format!("ended: {e}"),
+            }
+        }
+        (Leg::Postgres(upstream), _) => {
+            let client_session = ClientSession {
+                session_id: session.id.clone(),
+                user: who.user.clone(),
+                tunnel_secret_sha256: session.secret_sha256.clone(),
+                expires_at,
+                grant,
+                masking: session_masking(&state, &who, &session.connection),
+                guardrails: session_guardrails(&state, &who, &session.connection),
+                requester: Some(crate::review::Requester::of(&who)),
+            };
+            match state.pg.serve(stream, client_session, upstream).await {
+                Ok(()) => "closed".to_owned(),
+                Err(e) => format!("ended: {e}"),
+            }
+        }
+        (Leg::Ssh(_), None) => "closed".to_owned(),
     };
     tracing::info!("tunnel {detail}");
     state
@@ -227,4 +298,71 @@ async fn run_tunnel(
             detail,
         })
         .await;
+}
+
+/// The SSH leg's preconditions: the hello names the client's one-time key,
+/// and the target is reachable, presents its pinned host key and accepts the
+/// stored credential. The error is the refusal the client reads.
+async fn prepare_ssh(
+    state: &AppState,
+    target: &Arc<crate::proxy::ssh::SshTarget>,
+    hello: &ClientHello,
+) -> Result<(russh::keys::PublicKey, crate::proxy::ssh::Upstream), (RefusalCode, String)> {
+    let Some(line) = hello.ssh_public_key.as_deref() else {
+        return Err((
+            RefusalCode::MissingCredential,
+            format!(
+                "{} is an ssh connection and the tunnel hello carries no one-time SSH key; \
+                 use a hoopctl version that supports ssh connections",
+                target.connection
+            ),
+        ));
+    };
+    let key = crate::proxy::ssh::parse_host_key(line).map_err(|e| {
+        (
+            RefusalCode::BadHello,
+            format!("the tunnel hello's ssh_public_key: {e}"),
+        )
+    })?;
+    let upstream = state
+        .ssh
+        .connect(target)
+        .await
+        .map_err(|e| (RefusalCode::Upstream, e.to_string()))?;
+    Ok((key, upstream))
+}
+
+/// The masking sets of a session: the connection's, then those of the
+/// policy rule that lets `who` in now (decided again at tunnel time, so a
+/// policy change applies to new tunnels at once).
+fn session_masking(state: &AppState, who: &crate::auth::Identity, connection: &str) -> Vec<String> {
+    use hoop_shared::policy::Outcome;
+    let mut sets: Vec<String> = state
+        .config
+        .connection(connection)
+        .map(|c| c.masking.clone())
+        .unwrap_or_default();
+    let decision = state.policy.decide(who, connection);
+    if let Outcome::Allow { masking, .. } | Outcome::Approval { masking, .. } = &decision.outcome {
+        for m in masking {
+            if !sets.contains(m) {
+                sets.push(m.clone());
+            }
+        }
+    }
+    sets
+}
+
+/// The guardrail sets of the policy rule that lets `who` in now (the
+/// connection's own are added by the proxy's [`crate::guard::GuardBook`]).
+fn session_guardrails(
+    state: &AppState,
+    who: &crate::auth::Identity,
+    connection: &str,
+) -> Vec<String> {
+    use hoop_shared::policy::Outcome;
+    match state.policy.decide(who, connection).outcome {
+        Outcome::Allow { guardrails, .. } | Outcome::Approval { guardrails, .. } => guardrails,
+        Outcome::Deny => Vec::new(),
+    }
 }

@@ -19,6 +19,11 @@
 //!    saying so (exit status 1). Not waiting, or the wait bound passed →
 //!    [`Access::Pending`], which the command turns into exit status
 //!    [`EXIT_APPROVAL_PENDING`] with the request id on stdout.
+//!
+//! Statement reviews (a guardrail `review` rule held a statement; the broker
+//! made the request and named it in the error) are followed the same way
+//! with [`follow_review`]: same spinner, same Ctrl-C choices, same exit
+//! statuses; an approval there means "run the statement again, once".
 
 #![deny(
     clippy::unwrap_used,
@@ -33,7 +38,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use hoop_shared::api::{
     AccessRequestView, CreateAccessRequest, DecisionRequest, ErrorCode, OpenSessionRequest,
-    OpenSessionResponse, RequestState,
+    OpenSessionResponse, RequestKind, RequestState,
 };
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::time::Instant;
@@ -225,8 +230,48 @@ async fn follow(
     }
 }
 
+/// How following a statement review ended.
+#[derive(Debug)]
+pub enum Review {
+    /// Approved: the statement may run once now.
+    Approved(AccessRequestView),
+    /// Still pending and hoopctl stops waiting.
+    Pending(AccessRequestView),
+    /// The user stopped waiting with Ctrl-C (the review was cancelled).
+    Interrupted,
+}
+
+/// Follows statement review `id` as `opts.wait` says. Denied, expired and
+/// cancelled reviews are errors saying so.
+pub async fn follow_review(
+    creds: &Credentials,
+    id: &str,
+    opts: &AccessOptions,
+) -> anyhow::Result<Review> {
+    let view = get_request(creds, id)
+        .await
+        .with_context(|| format!("cannot read review request {id}"))?;
+    let view = match (view.state, opts.wait) {
+        (RequestState::Pending, Wait::No) => return Ok(Review::Pending(view)),
+        (RequestState::Pending, wait) => match wait_for_decision(creds, view, wait, opts).await? {
+            Waited::Decided(view) => view,
+            Waited::StillPending(view) => return Ok(Review::Pending(view)),
+            Waited::Interrupted => return Ok(Review::Interrupted),
+        },
+        _ => view,
+    };
+    match view.state {
+        RequestState::Approved => Ok(Review::Approved(view)),
+        RequestState::Pending => Ok(Review::Pending(view)),
+        _ => Err(anyhow::anyhow!("{}", closed_message(&view, now_unix()))),
+    }
+}
+
 /// Why a request that is neither pending nor approved gives no access.
 pub fn closed_message(view: &AccessRequestView, now: u64) -> String {
+    if view.kind == RequestKind::Statement {
+        return closed_review_message(view, now);
+    }
     let id = &view.id;
     let last = |decision: &str| {
         view.approvals
@@ -262,6 +307,42 @@ pub fn closed_message(view: &AccessRequestView, now: u64) -> String {
         },
         RequestState::Pending => format!("access request {id} is still pending"),
         RequestState::Approved => format!("access request {id} is approved"),
+    }
+}
+
+/// Why a statement review that is neither pending nor approved lets nothing run.
+fn closed_review_message(view: &AccessRequestView, now: u64) -> String {
+    let id = &view.id;
+    let by = view
+        .approvals
+        .iter()
+        .rev()
+        .find(|a| a.decision == "deny")
+        .map(|a| {
+            let comment = a
+                .comment
+                .as_deref()
+                .map(|c| format!(": {}", render::clean(c)))
+                .unwrap_or_default();
+            format!(" by {}{comment}", render::clean(&a.approver))
+        })
+        .unwrap_or_default();
+    match view.state {
+        RequestState::Denied => format!("review request {id} was denied{by}; the statement did not run"),
+        RequestState::Cancelled => format!("review request {id} was cancelled; the statement did not run"),
+        RequestState::Revoked => format!("the approval of review request {id} was revoked"),
+        RequestState::Expired => match view.grant_ends_at {
+            Some(end) => format!(
+                "the approval of review request {id} ran out {} before the statement ran",
+                crate::commands::describe_time(end, now)
+            ),
+            None => format!(
+                "review request {id} expired: nobody decided in time (deadline {})",
+                crate::commands::describe_time(view.expires_at, now)
+            ),
+        },
+        RequestState::Pending => format!("review request {id} is still pending"),
+        RequestState::Approved => format!("review request {id} is approved"),
     }
 }
 
@@ -314,6 +395,19 @@ pub fn report_pending(view: &AccessRequestView, command: &str) -> std::io::Resul
 
 /// What to do about a pending request.
 pub fn pending_advice(view: &AccessRequestView, command: &str) -> String {
+    if view.kind == RequestKind::Statement {
+        return format!(
+            "The statement is held for review: request {id} on {conn} is pending ({progress} \
+             approvals from {who}).\n\
+             Once it is approved, run `{command}` again (the statement may run once), or add \
+             --wait to wait for the decision and run it; `hoopctl requests show {id}` shows \
+             where it stands.",
+            id = view.id,
+            conn = render::clean(&view.connection),
+            progress = approvals_progress(view),
+            who = render::clean(&view.approvers.describe()),
+        );
+    }
     format!(
         "Access request {id} for {conn} is pending ({progress} approvals from {who}).\n\
          Once it is approved, run `{command}` again, or pass --request {id} to wait for it; \
@@ -390,7 +484,8 @@ pub fn pick_reusable(
     now: u64,
 ) -> Option<AccessRequestView> {
     requests.into_iter().find(|r| {
-        r.connection == name
+        r.kind == RequestKind::Access
+            && r.connection == name
             && match r.state {
                 RequestState::Approved => r
                     .grant_ends_at
@@ -557,6 +652,12 @@ pub fn approved_line(view: &AccessRequestView, now: u64) -> String {
         .grant_ends_at
         .map(|end| format!(", ends {}", crate::commands::describe_time(end, now)))
         .unwrap_or_default();
+    if view.kind == RequestKind::Statement {
+        return format!(
+            "Approved{by}: the statement may run once on {}{until}.",
+            render::clean(&view.connection)
+        );
+    }
     format!(
         "Approved{by}: access to {}{until}.",
         render::clean(&view.connection)
@@ -682,6 +783,8 @@ mod tests {
             created_at: 1_000,
             expires_at: 2_000,
             grant_ends_at: None,
+            kind: RequestKind::Access,
+            statement: None,
         }
     }
 
@@ -732,6 +835,11 @@ mod tests {
         // Past its deadline a pending request is dead.
         assert_eq!(pick(all, None, None, 2_000), None);
         assert_eq!(pick(vec![denied], None, None, 0), None);
+        // An approved statement review is one run of one statement, never access.
+        let mut review = view("s", "pg", RequestState::Approved);
+        review.kind = RequestKind::Statement;
+        review.grant_ends_at = Some(1_500);
+        assert_eq!(pick(vec![review], None, None, 1_200), None);
     }
 
     #[test]

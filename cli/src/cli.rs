@@ -246,9 +246,10 @@ hoopctl deny 3f2a9c1e-... --reason 'use the read replica instead'")]
     /// Read, check, apply and test the access policy
     #[command(
         long_about = "The access policy: which identities may use which connections, whether \
-they need a justification or an approval, and who approves (reference: docs/policy.md).\n\n\
-`get` prints the policy in force; `diff` validates a file and shows what applying it would \
-change; `apply` does that, asks to confirm (on a terminal; --yes for scripts) and makes it \
+they need a justification or an approval, and who approves (reference: docs/policy.md). \
+A policy is one TOML file or a directory of *.toml files.\n\n\
+`get` prints the policy in force; `diff` validates a file or directory and shows what \
+applying it would change; `apply` does that, asks to confirm (on a terminal; --yes for scripts) and makes it \
 the policy in force (policy admins only; every change is audited with who and the diff); \
 `test` shows how the policy decides for an identity, changing nothing.",
         after_help = "Examples:\n  \
@@ -257,6 +258,7 @@ hoopctl policy get -o json | jq .policy.rules\n  \
 hoopctl policy diff -f policy.toml\n  \
 hoopctl policy apply -f policy.toml\n  \
 hoopctl policy apply -f policy.toml --yes          from a script or CI job\n  \
+hoopctl policy apply -f policy.d --yes             a directory of *.toml files\n  \
 hoopctl policy test --user alice --group engineering --connection pg-prod\n  \
 hoopctl policy test --user ci-deploy --workload --connection pg-prod -f policy.toml"
     )]
@@ -271,6 +273,38 @@ hoopctl completions fish > ~/.config/fish/completions/hoopctl.fish\n  \
 hoopctl completions powershell >> $PROFILE"
     )]
     Completions(CompletionsArgs),
+    /// The tamper-evident audit log: list, export, verify (admins and auditors)
+    #[command(
+        long_about = "The broker's audit log: every login refusal, session, access request and \
+decision, statement and policy change is one record carrying the SHA-256 of the one before, \
+and the broker signs a checkpoint (Ed25519) every N records and at shutdown, so a record \
+modified, deleted, inserted or reordered in storage is found (reference: docs/audit.md). \
+Policy admins and members of the `auditor` group only.\n\n\
+`list` shows records (the newest --limit, oldest first); `export` writes the whole log as \
+JSON Lines with hashes, checkpoints and the public keys; `verify` checks the chain and the \
+signatures: of an export file offline with --file, or of a fresh export from the broker.",
+        after_help = "Examples:\n  \
+hoopctl audit list --since 2h\n  \
+hoopctl audit list --user alice --kind statement -o json | jq '.records[].detail.sql'\n  \
+hoopctl audit export -o audit.jsonl\n  \
+hoopctl audit verify --file audit.jsonl --key 3f9a0c1d2e4b5a67     offline, pinning the key\n  \
+hoopctl audit verify\n\n\
+Exit status (verify): 0 intact (prints the count and the last checkpoint), 4 not intact (names \
+the first record modified, deleted, inserted or reordered), 1 other errors."
+    )]
+    Audit(AuditArgs),
+    /// Recorded sessions: replay an SSH shell session in the terminal
+    #[command(
+        long_about = "Recorded sessions. SSH shells are recorded by the broker as asciicast v2 \
+(output with timing, terminal size, resizes); exec commands with exit codes and sftp transfers \
+with byte counts are listed in the session's index. Readable by the session's own user, the \
+policy's admins and members of the `auditors` group.",
+        after_help = "Examples:\n  \
+hoopctl sessions replay 5f0c...            play the first shell at recorded speed\n  \
+hoopctl sessions replay 5f0c... --speed 4 --max-idle 2\n  \
+hoopctl sessions replay 5f0c... --index    what the session did, as JSON"
+    )]
+    Sessions(SessionsArgs),
 }
 
 /// `hoopctl login`.
@@ -354,9 +388,11 @@ pub struct ExecArgs {
     /// Output format for results
     #[arg(short, long, value_enum, default_value_t = OutputFormat::Table)]
     pub output: OutputFormat,
-    /// How long to wait for an approval when the connection requires one, e.g. 10m
+    /// How long to wait for an approval when the connection requires one, or for the
+    /// review of a statement a guardrail holds (then it runs), e.g. 10m; alone: up to 24h
     /// [default: do not wait: exit with status 3 and the request id]
-    #[arg(long, value_name = "DUR", value_parser = parse_wait)]
+    #[arg(long, value_name = "DUR", value_parser = parse_wait, num_args = 0..=1,
+          default_missing_value = "24h")]
     pub wait: Option<std::time::Duration>,
     /// Do not wait for an approval (the default; says so explicitly in scripts)
     #[arg(long, conflicts_with = "wait")]
@@ -502,27 +538,41 @@ pub struct PolicyArgs {
 /// `hoopctl policy ...`.
 #[derive(Debug, Clone, Subcommand)]
 pub enum PolicyCommand {
-    /// Print the policy in force
-    #[command(after_help = "Examples:\n  \
-hoopctl policy get > policy.toml\n  \
-hoopctl policy get -o json | jq '{version, applied_by}'")]
-    Get(PolicyGetArgs),
-    /// Validate a policy file and show what applying it would change (changes nothing)
-    #[command(after_help = "Examples:\n  \
-hoopctl policy diff -f policy.toml\n\n\
-Exit status: 0 the file is valid (with or without changes), 1 it is not (every problem is \
-printed as FILE:LINE:COLUMN: message).")]
-    Diff(PolicyFileArgs),
-    /// Make a policy file the policy in force (policy admins only)
+    /// Print the policy in force, or write its files into a directory
     #[command(
-        long_about = "Make a policy file the policy in force (policy admins only).\n\n\
-hoopctl validates the file and shows the diff against the policy in force first; an invalid \
-file changes nothing. On a terminal it then asks to confirm; elsewhere it refuses unless \
---yes is given. The apply succeeds only if nobody changed the policy since the diff was \
-made, so a review cannot be overtaken by another admin's change.",
+        long_about = "Print the policy in force. A policy kept as a directory prints each file \
+under a `# file: NAME` line; --out-dir DIR writes the files back into DIR instead (a one-file \
+policy as policy.toml), refusing to overwrite existing files unless --force is given.",
+        after_help = "Examples:\n  \
+hoopctl policy get > policy.toml\n  \
+hoopctl policy get --out-dir policy.d\n  \
+hoopctl policy get -o json | jq '{version, applied_by}'"
+    )]
+    Get(PolicyGetArgs),
+    /// Validate a policy file or directory and show what applying it would change (changes nothing)
+    #[command(
+        long_about = "Validate a policy file or directory and show what applying it would \
+change (changes nothing). A directory's *.toml files, in name order, are one document; its \
+diff is shown file by file.",
+        after_help = "Examples:\n  \
+hoopctl policy diff -f policy.toml\n  \
+hoopctl policy diff -f policy.d\n\n\
+Exit status: 0 the document is valid (with or without changes), 1 it is not (every problem is \
+printed as FILE:LINE:COLUMN: message)."
+    )]
+    Diff(PolicyFileArgs),
+    /// Make a policy file or directory the policy in force (policy admins only)
+    #[command(
+        long_about = "Make a policy file or directory the policy in force (policy admins only).\n\n\
+A directory's *.toml files (sorted by name; other files are ignored) are one document: \
+groups and admins are merged, rules run in file order, and a rule name may not appear in two \
+files. hoopctl validates the document and shows the diff against the policy in force first; \
+an invalid document changes nothing. On a terminal it then asks to confirm; elsewhere it \
+refuses unless --yes is given. The apply succeeds only if nobody changed the policy since \
+the diff was made, so a review cannot be overtaken by another admin's change.",
         after_help = "Examples:\n  \
 hoopctl policy apply -f policy.toml\n  \
-hoopctl policy apply -f policy.toml --yes"
+hoopctl policy apply -f policy.d --yes"
     )]
     Apply(PolicyApplyArgs),
     /// Show how the policy decides for an identity and connection (changes nothing)
@@ -549,21 +599,27 @@ pub struct PolicyGetArgs {
     /// Output format
     #[arg(short, long, value_enum, default_value_t = PolicyFormat::Toml)]
     pub output: PolicyFormat,
+    /// Write the policy's files into DIR (created if missing) instead of printing it
+    #[arg(long, value_name = "DIR", value_hint = clap::ValueHint::DirPath, conflicts_with = "output")]
+    pub out_dir: Option<PathBuf>,
+    /// With --out-dir: overwrite files that already exist
+    #[arg(long, requires = "out_dir")]
+    pub force: bool,
 }
 
 /// `hoopctl policy diff`.
 #[derive(Debug, Clone, Args)]
 pub struct PolicyFileArgs {
-    /// Policy document (TOML)
-    #[arg(short, long, value_name = "FILE")]
+    /// Policy document: a TOML file, or a directory whose *.toml files (in name order) make it up
+    #[arg(short, long, value_name = "PATH", value_hint = clap::ValueHint::AnyPath)]
     pub file: PathBuf,
 }
 
 /// `hoopctl policy apply`.
 #[derive(Debug, Clone, Args)]
 pub struct PolicyApplyArgs {
-    /// Policy document (TOML)
-    #[arg(short, long, value_name = "FILE")]
+    /// Policy document: a TOML file, or a directory whose *.toml files (in name order) make it up
+    #[arg(short, long, value_name = "PATH", value_hint = clap::ValueHint::AnyPath)]
     pub file: PathBuf,
     /// Apply without asking (required when not on a terminal)
     #[arg(short, long)]
@@ -588,12 +644,110 @@ pub struct PolicyTestArgs {
     /// A statement to judge as well (guardrails)
     #[arg(long, value_name = "SQL")]
     pub sql: Option<String>,
-    /// Test this policy file instead of the policy in force
-    #[arg(short, long, value_name = "FILE")]
+    /// Test this policy file (or directory of *.toml files) instead of the policy in force
+    #[arg(short, long, value_name = "PATH", value_hint = clap::ValueHint::AnyPath)]
     pub file: Option<PathBuf>,
     /// Output format
     #[arg(short, long, value_enum, default_value_t = OutputFormat::Table)]
     pub output: OutputFormat,
+}
+
+/// `hoopctl audit`.
+#[derive(Debug, Clone, Args)]
+pub struct AuditArgs {
+    /// What to do
+    #[command(subcommand)]
+    pub command: AuditCommand,
+}
+
+/// `hoopctl sessions`.
+#[derive(Debug, Clone, Args)]
+pub struct SessionsArgs {
+    /// What to do
+    #[command(subcommand)]
+    pub command: SessionsCommand,
+}
+
+/// `hoopctl sessions ...`.
+#[derive(Debug, Clone, Subcommand)]
+pub enum SessionsCommand {
+    /// Play a recorded SSH shell session at recorded speed
+    Replay(ReplayArgs),
+}
+
+/// `hoopctl sessions replay`.
+#[derive(Debug, Clone, Args)]
+pub struct ReplayArgs {
+    /// Session id (printed by `hoopctl connect`; also in the audit log)
+    #[arg(value_name = "ID")]
+    pub id: String,
+    /// Playback speed factor (2 = twice as fast)
+    #[arg(long, value_name = "X", default_value_t = 1.0)]
+    pub speed: f64,
+    /// Cut pauses longer than this many seconds
+    #[arg(long, value_name = "SECS")]
+    pub max_idle: Option<f64>,
+    /// Which shell of the session (0 = the first)
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub part: usize,
+    /// Print the session's recording index (shells, commands, transfers) as JSON instead
+    #[arg(long)]
+    pub index: bool,
+}
+
+/// `hoopctl audit ...`.
+#[derive(Debug, Clone, Subcommand)]
+pub enum AuditCommand {
+    /// List audit records (the newest --limit, oldest first)
+    #[command(visible_alias = "ls")]
+    List(AuditListArgs),
+    /// Write the whole log as JSON Lines: records with hashes, checkpoints, public keys
+    Export(AuditExportArgs),
+    /// Verify the hash chain and the signed checkpoints (an export file, or the broker's log)
+    Verify(AuditVerifyArgs),
+}
+
+/// `hoopctl audit list`.
+#[derive(Debug, Clone, Args)]
+pub struct AuditListArgs {
+    /// Records since this time: RFC 3339 (2025-01-31T08:00:00Z) or a duration ago (2h, 7d)
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// Records of this user
+    #[arg(long, value_name = "USER")]
+    pub user: Option<String>,
+    /// Records on this connection
+    #[arg(long, value_name = "NAME")]
+    pub connection: Option<String>,
+    /// Records of this kind, or of its sub-kinds (`statement` matches `statement.blocked`)
+    #[arg(long, value_name = "KIND")]
+    pub kind: Option<String>,
+    /// At most this many records (the newest)
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    pub limit: u32,
+    /// Output format
+    #[arg(short, long, value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
+}
+
+/// `hoopctl audit export`.
+#[derive(Debug, Clone, Args)]
+pub struct AuditExportArgs {
+    /// Write to this file instead of stdout
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+/// `hoopctl audit verify`.
+#[derive(Debug, Clone, Args)]
+pub struct AuditVerifyArgs {
+    /// Verify this export file offline instead of fetching one from the broker
+    #[arg(short, long, value_name = "EXPORT")]
+    pub file: Option<PathBuf>,
+    /// Accept checkpoints only from this key id (repeatable; see `hoopctl audit verify` output
+    /// or GET /v1/audit/keys)
+    #[arg(long = "key", value_name = "KEYID")]
+    pub keys: Vec<String>,
 }
 
 /// `hoopctl completions`.
@@ -826,9 +980,27 @@ mod tests {
         assert!(matches!(
             p.command,
             PolicyCommand::Get(PolicyGetArgs {
-                output: PolicyFormat::Json
+                output: PolicyFormat::Json,
+                out_dir: None,
+                force: false,
             })
         ));
+        let Command::Policy(p) = parse(&["policy", "get", "--out-dir", "policy.d", "--force"])
+            .unwrap()
+            .command
+        else {
+            panic!()
+        };
+        let PolicyCommand::Get(g) = p.command else {
+            panic!()
+        };
+        assert_eq!(
+            (g.out_dir.as_deref(), g.force),
+            (Some(Path::new("policy.d")), true)
+        );
+        // --force only means something with --out-dir; -o does not mix with it.
+        assert!(parse(&["policy", "get", "--force"]).is_err());
+        assert!(parse(&["policy", "get", "--out-dir", "d", "-o", "json"]).is_err());
         let Command::Policy(p) = parse(&["policy", "apply", "-f", "p.toml", "--yes"])
             .unwrap()
             .command

@@ -33,6 +33,7 @@ mod commands;
 mod config;
 mod pg_refusal;
 mod render;
+mod ssh;
 mod tunnel;
 
 use std::process::ExitCode;
@@ -57,7 +58,10 @@ fn main() -> ExitCode {
     // process-wide makes that choice explicit (an error means it already is).
     let _ = rustls::crypto::ring::default_provider().install_default();
 
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    // One thread: hoopctl's work is a relay or two and some HTTP calls, and
+    // on a busy machine every wake-up handed to another worker thread is a
+    // context switch in the data path (measured in bench/pg.sh).
+    let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
@@ -102,6 +106,8 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Deny(args) => commands::approve::deny(&ctx, args).await,
         Command::Policy(args) => commands::policy::run(&ctx, args).await,
         Command::Completions(args) => commands::completions::run(args),
+        Command::Audit(args) => commands::audit::run(&ctx, args).await,
+        Command::Sessions(args) => commands::sessions::run(&ctx, args).await,
     }
 }
 

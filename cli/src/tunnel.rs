@@ -114,6 +114,8 @@ pub struct TunnelTarget {
     pub connection: String,
     /// Protocol spoken through the tunnel.
     pub kind: ConnectionKind,
+    /// For ssh: the one-time public key sent in every hello (`crate::ssh`).
+    pub ssh_public_key: Option<String>,
 }
 
 /// Opens one tunnel and completes the hello exchange.
@@ -160,6 +162,7 @@ async fn open_untimed(
         version: PROTOCOL_VERSION,
         client: USER_AGENT.to_owned(),
         local_peer: local_peer.map(|p| p.to_string()),
+        ssh_public_key: target.ssh_public_key.clone(),
     };
     let handshake = |e: FrameError| TunnelError::Handshake(e.to_string());
     write_frame(&mut stream, &hello).await.map_err(handshake)?;
@@ -235,6 +238,9 @@ async fn relay(mut local: TcpStream, peer: SocketAddr, target: &TunnelTarget) {
                         tracing::debug!("could not tell the local client: {e}");
                     }
                 }
+                // An SSH client cannot be told anything before the key
+                // exchange; the message above on stderr is what the user reads.
+                ConnectionKind::Ssh => {}
             }
         }
     }
@@ -408,6 +414,7 @@ mod tests {
             session_id: session.into(),
             connection: "pg".into(),
             kind: ConnectionKind::Postgres,
+            ssh_public_key: None,
         });
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -539,6 +546,7 @@ mod tests {
             session_id: "ok".into(),
             connection: "pg".into(),
             kind: ConnectionKind::Postgres,
+            ssh_public_key: None,
         });
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let local = listener.local_addr().unwrap();

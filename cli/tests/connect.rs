@@ -48,6 +48,7 @@ async fn open(State(seen): State<Arc<Seen>>, Json(req): Json<OpenSessionRequest>
         tunnel_secret: Secret::new("one-time-secret"),
         client_user: "alice".into(),
         expires_at: 4_000_000_000,
+        ssh_host_key: None,
     };
     (StatusCode::CREATED, Json(body)).into_response()
 }

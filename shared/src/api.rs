@@ -134,12 +134,15 @@ pub struct WhoAmI {
 pub enum ConnectionKind {
     /// PostgreSQL, proxied message by message.
     Postgres,
+    /// SSH: the broker is an SSH server to the client and a client to the target.
+    Ssh,
 }
 
 impl std::fmt::Display for ConnectionKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             ConnectionKind::Postgres => "postgres",
+            ConnectionKind::Ssh => "ssh",
         })
     }
 }
@@ -202,6 +205,11 @@ pub struct OpenSessionResponse {
     pub client_user: String,
     /// When the session's grant ends, Unix seconds.
     pub expires_at: u64,
+    /// For an `ssh` connection: the broker's own SSH host key (one OpenSSH
+    /// public key line), which hoopctl pins in a temporary known_hosts file
+    /// for the user's `ssh`. Absent for other protocols.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssh_host_key: Option<String>,
 }
 
 #[cfg(test)]
@@ -229,6 +237,11 @@ pub struct PolicyInfo {
     pub applied_at: u64,
     /// The validated policy.
     pub policy: crate::policy::Policy,
+    /// For a policy kept as a directory: its files in name order (`text`
+    /// then holds them each under a `# file: NAME` line). Empty for a policy
+    /// that is one file.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<crate::policy::PolicyFile>,
 }
 
 /// `POST /v1/policy/check`: validate a document and diff it against the
@@ -238,9 +251,14 @@ pub struct PolicyInfo {
 pub struct PolicyCheckRequest {
     /// The document.
     pub text: String,
-    /// File name to use in messages (e.g. `policy.toml`).
+    /// File name to use in messages (e.g. `policy.toml`); with `files`, the
+    /// directory (messages then name `DIR/NAME`).
     #[serde(default)]
     pub file: Option<String>,
+    /// A document kept as a directory: its `*.toml` files (any order; the
+    /// broker sorts them by name). When set, `text` must be empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<crate::policy::PolicyFile>,
 }
 
 /// Answer to `POST /v1/policy/check`.
@@ -266,6 +284,10 @@ pub struct ApplyPolicyRequest {
     /// Apply only if this is still the version in force (from a check).
     #[serde(default)]
     pub expected_version: Option<u64>,
+    /// A document kept as a directory, as in [`PolicyCheckRequest::files`];
+    /// it is stored as one policy version.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<crate::policy::PolicyFile>,
 }
 
 /// Answer to `PUT /v1/policy`.
@@ -297,6 +319,10 @@ pub struct PolicyTestRequest {
     /// SQL to judge as well (guardrails; answered once statement rules exist).
     #[serde(default)]
     pub sql: Option<String>,
+    /// A document kept as a directory to test instead of the policy in
+    /// force (instead of `text`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<crate::policy::PolicyFile>,
 }
 
 /// `POST /v1/requests`: ask for access that the policy grants only with approval.
@@ -386,9 +412,17 @@ pub struct AccessRequestView {
     pub created_at: u64,
     /// When a pending request expires, Unix seconds.
     pub expires_at: u64,
-    /// When the grant ends (approved requests), Unix seconds.
+    /// When the grant ends (approved requests), Unix seconds. For a
+    /// statement review: the end of the window in which the approved
+    /// statement may run (once).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub grant_ends_at: Option<u64>,
+    /// Access to a connection, or one statement held for review.
+    #[serde(default)]
+    pub kind: RequestKind,
+    /// For a statement review: the statement and what became of it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub statement: Option<StatementReview>,
 }
 
 /// `GET /v1/requests` (yours) and `GET /v1/approvals` (those you may decide).
@@ -405,4 +439,35 @@ pub struct DecisionRequest {
     /// Comment (approve) or reason (deny, revoke; required for deny).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub comment: Option<String>,
+}
+
+/// What an access request asks for.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum RequestKind {
+    /// A grant of access to a connection for a while.
+    #[default]
+    Access,
+    /// One run of one statement a guardrail `review` rule held.
+    Statement,
+}
+
+/// The statement of a statement review (`kind = "statement"`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct StatementReview {
+    /// The SQL exactly as the client sent it.
+    pub sql: String,
+    /// What an approval covers: PostgreSQL's fingerprint of the statement
+    /// (`pg_query`) joined with a digest of its normalized text, constants
+    /// included, so whitespace, comments and keyword case do not matter but
+    /// every value does (`docs/guardrails.md`).
+    pub fingerprint: String,
+    /// The guardrail set and rule that held it (`orders-review/orders-writes`).
+    pub guardrail: String,
+    /// The session it arrived in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
+    /// When the approved statement ran (its one run), Unix seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub used_at: Option<u64>,
 }

@@ -14,6 +14,7 @@
 //!   command can write the broker URL and CA certificate where hoopctl finds them.
 
 pub mod api;
+pub mod audit;
 pub mod client_config;
 pub mod names;
 pub mod policy;

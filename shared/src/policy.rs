@@ -270,31 +270,38 @@ pub struct PolicyErrors(pub Vec<String>);
 // Parsing and validation.
 // ---------------------------------------------------------------------------
 
+/// Problems found so far, each at a byte offset in one of the files.
 struct Problems<'a> {
-    file: &'a str,
-    text: &'a str,
-    found: Vec<(usize, String)>,
+    /// `(label, text)` of every file, in document order.
+    sources: &'a [(&'a str, &'a str)],
+    /// The file the plain `at`/`span` refer to.
+    file: usize,
+    found: Vec<(usize, usize, String)>,
 }
 
 impl Problems<'_> {
     fn at(&mut self, offset: usize, message: impl Into<String>) {
-        self.found.push((offset, message.into()));
+        self.found.push((self.file, offset, message.into()));
     }
     fn span<T>(&mut self, value: &Spanned<T>, message: impl Into<String>) {
         self.at(value.span().start, message);
+    }
+    /// `FILE:LINE:COLUMN` of `offset` in file number `file`.
+    fn position(&self, file: usize, offset: usize) -> String {
+        let (label, text) = self.sources.get(file).copied().unwrap_or(("?", ""));
+        let (line, col) = position(text, offset);
+        format!("{label}:{line}:{col}")
     }
     fn finish(mut self) -> Result<(), PolicyErrors> {
         if self.found.is_empty() {
             return Ok(());
         }
-        self.found.sort_by_key(|(offset, _)| *offset);
+        self.found.sort_by_key(|(file, offset, _)| (*file, *offset));
+        let found = std::mem::take(&mut self.found);
         Err(PolicyErrors(
-            self.found
+            found
                 .into_iter()
-                .map(|(offset, m)| {
-                    let (line, col) = position(self.text, offset);
-                    format!("{}:{line}:{col}: {m}", self.file)
-                })
+                .map(|(file, offset, m)| format!("{}: {m}", self.position(file, offset)))
                 .collect(),
         ))
     }
@@ -391,26 +398,65 @@ fn parse_days(p: &mut Problems<'_>, v: &Spanned<String>) -> Option<Vec<u8>> {
 impl PolicyDocument {
     /// Parses and validates `text`; `file` names it in messages.
     pub fn parse(file: &str, text: &str, known: &KnownNames) -> Result<Policy, PolicyErrors> {
-        let doc: PolicyDocument = toml::from_str(text).map_err(|e| {
-            let at = e.span().map_or_else(
-                || file.to_owned(),
-                |s| {
-                    let (line, col) = position(text, s.start);
-                    format!("{file}:{line}:{col}")
-                },
-            );
-            PolicyErrors(vec![format!("{at}: {}", e.message().trim())])
-        })?;
-        doc.validate(file, text, known)
+        Self::parse_many(&[(file, text)], known)
     }
 
-    fn validate(&self, file: &str, text: &str, known: &KnownNames) -> Result<Policy, PolicyErrors> {
-        let mut p = Problems {
-            file,
-            text,
-            found: Vec::new(),
-        };
-        if let Some(v) = &self.version
+    /// Parses and validates a policy written as several files, given as
+    /// `(label, text)` in document order (a directory's files sorted by
+    /// name). The files are one document: `groups` and `admins` are the union
+    /// of every file's, `rules` are the first file's, then the second's, and
+    /// so on, and every check (names, duplicates, overlaps, `overrides`)
+    /// runs across files. Each problem is reported as `LABEL:LINE:COLUMN`
+    /// against the file it is in. `version` may appear in any file (it says
+    /// which format that file is written in); no other setting is singular.
+    pub fn parse_many(
+        sources: &[(&str, &str)],
+        known: &KnownNames,
+    ) -> Result<Policy, PolicyErrors> {
+        if sources.is_empty() {
+            return Err(PolicyErrors(vec![
+                "the policy has no files; it needs at least one".to_owned(),
+            ]));
+        }
+        let mut docs = Vec::with_capacity(sources.len());
+        let mut errors = Vec::new();
+        for (file, text) in sources {
+            match toml::from_str::<PolicyDocument>(text) {
+                Ok(doc) => docs.push(doc),
+                Err(e) => {
+                    let at = e.span().map_or_else(
+                        || (*file).to_owned(),
+                        |s| {
+                            let (line, col) = position(text, s.start);
+                            format!("{file}:{line}:{col}")
+                        },
+                    );
+                    errors.push(format!("{at}: {}", e.message().trim()));
+                }
+            }
+        }
+        if !errors.is_empty() {
+            // A file that does not parse stops validation: its rules are
+            // unknown, so cross-file checks would only mislead.
+            return Err(PolicyErrors(errors));
+        }
+        validate(&docs, sources, known)
+    }
+}
+
+fn validate(
+    docs: &[PolicyDocument],
+    sources: &[(&str, &str)],
+    known: &KnownNames,
+) -> Result<Policy, PolicyErrors> {
+    let mut p = Problems {
+        sources,
+        file: 0,
+        found: Vec::new(),
+    };
+    for (i, doc) in docs.iter().enumerate() {
+        p.file = i;
+        if let Some(v) = &doc.version
             && *v.get_ref() != POLICY_VERSION
         {
             p.span(
@@ -421,64 +467,101 @@ impl PolicyDocument {
                 ),
             );
         }
-        let mut groups: BTreeSet<String> = known.groups.clone();
-        for g in &self.groups {
+    }
+    let mut groups: BTreeSet<String> = known.groups.clone();
+    // The declared groups and admins in document order; a name an
+    // earlier file already listed is not repeated.
+    let mut declared = Vec::new();
+    let mut admins = Vec::new();
+    for (i, doc) in docs.iter().enumerate() {
+        p.file = i;
+        let earlier: BTreeSet<String> = declared.iter().cloned().collect();
+        for g in &doc.groups {
             if g.get_ref().trim().is_empty() {
                 p.span(g, "a group name must not be empty");
             }
             groups.insert(g.get_ref().clone());
+            if !earlier.contains(g.get_ref()) {
+                declared.push(g.get_ref().clone());
+            }
         }
-        let known_groups = |p: &mut Problems<'_>, list: &[Spanned<String>], what: &str| {
-            for g in list {
-                if !groups.contains(g.get_ref()) {
-                    p.span(
-                        g,
-                        format!(
-                            "unknown group {:?} in {what}; declare it in `groups = [...]` at the top \
-                             (known: {})",
-                            g.get_ref(),
-                            list_or_none(&groups)
-                        ),
-                    );
-                }
-            }
-        };
-        known_groups(&mut p, &self.admins, "admins");
-
-        let mut names = BTreeSet::new();
-        let mut rules = Vec::new();
-        for rule in &self.rules {
-            let r = rule.get_ref();
-            let name = r.name.get_ref();
-            if !is_name(name) {
-                p.span(&r.name, format!("rule name {name:?} {NAME_RULE}"));
-            } else if !names.insert(name.clone()) {
-                p.span(&r.name, format!("rule {name:?} is defined twice"));
-            }
-            if r.connections.is_empty() {
+        let earlier: BTreeSet<String> = admins.iter().cloned().collect();
+        admins.extend(
+            doc.admins
+                .iter()
+                .map(|g| g.get_ref().clone())
+                .filter(|g| !earlier.contains(g)),
+        );
+    }
+    let known_groups = |p: &mut Problems<'_>, list: &[Spanned<String>], what: &str| {
+        for g in list {
+            if !groups.contains(g.get_ref()) {
                 p.span(
-                    rule,
+                    g,
                     format!(
-                        "rule {name:?}: `connections` must name at least one connection (or \"*\")"
+                        "unknown group {:?} in {what}; declare it in `groups = [...]` at the top \
+                             (known: {})",
+                        g.get_ref(),
+                        list_or_none(&groups)
                     ),
                 );
             }
-            for c in &r.connections {
-                if c.get_ref() != "*" && !known.connections.contains(c.get_ref()) {
-                    p.span(
-                        c,
-                        format!(
-                            "rule {name:?}: unknown connection {:?} (known: {})",
-                            c.get_ref(),
-                            list_or_none(&known.connections)
-                        ),
-                    );
-                }
+        }
+    };
+    for (i, doc) in docs.iter().enumerate() {
+        p.file = i;
+        known_groups(&mut p, &doc.admins, "admins");
+    }
+
+    // Every rule with the number of the file it is in, in document order.
+    let rule_docs: Vec<(usize, &Spanned<RuleDoc>)> = docs
+        .iter()
+        .enumerate()
+        .flat_map(|(i, doc)| doc.rules.iter().map(move |r| (i, r)))
+        .collect();
+    // Where each rule name was first defined: (file, offset).
+    let mut names: std::collections::BTreeMap<String, (usize, usize)> =
+        std::collections::BTreeMap::new();
+    let mut rules = Vec::new();
+    for &(file, rule) in &rule_docs {
+        p.file = file;
+        let r = rule.get_ref();
+        let name = r.name.get_ref();
+        if !is_name(name) {
+            p.span(&r.name, format!("rule name {name:?} {NAME_RULE}"));
+        } else if let Some(&(first_file, first_offset)) = names.get(name) {
+            let first = p.position(first_file, first_offset);
+            p.span(
+                &r.name,
+                format!("rule {name:?} is defined twice: first at {first}"),
+            );
+        } else {
+            names.insert(name.clone(), (file, r.name.span().start));
+        }
+        if r.connections.is_empty() {
+            p.span(
+                rule,
+                format!(
+                    "rule {name:?}: `connections` must name at least one connection (or \"*\")"
+                ),
+            );
+        }
+        for c in &r.connections {
+            if c.get_ref() != "*" && !known.connections.contains(c.get_ref()) {
+                p.span(
+                    c,
+                    format!(
+                        "rule {name:?}: unknown connection {:?} (known: {})",
+                        c.get_ref(),
+                        list_or_none(&known.connections)
+                    ),
+                );
             }
-            known_groups(&mut p, &r.groups, &format!("rule {name:?}"));
-            for s in &r.services {
-                if !known.services.contains(s.get_ref()) {
-                    p.span(
+        }
+        known_groups(&mut p, &r.groups, &format!("rule {name:?}"));
+        for s in &r.services {
+            if !known.services.contains(s.get_ref()) {
+                p.span(
                         s,
                         format!(
                             "rule {name:?}: unknown workload service {:?} (known from [[identity.workload.rules]]: {})",
@@ -486,246 +569,262 @@ impl PolicyDocument {
                             list_or_none(&known.services)
                         ),
                     );
-                }
             }
-            for u in &r.users {
-                if u.get_ref().trim().is_empty() {
-                    p.span(u, "a user name must not be empty");
-                }
+        }
+        for u in &r.users {
+            if u.get_ref().trim().is_empty() {
+                p.span(u, "a user name must not be empty");
             }
-            if r.groups.is_empty() && r.users.is_empty() && r.services.is_empty() {
-                p.span(
-                    &r.name,
-                    format!("rule {name:?} matches nobody: add groups, users or services"),
-                );
-            }
-            let access = *r.access.get_ref();
-            let mut approvers = Approvers::default();
-            let mut approvals = 0;
-            if access == Access::Approval {
-                match &r.approvers {
-                    None => p.span(
-                        &r.access,
-                        format!("rule {name:?}: access = \"approval\" needs `approvers`"),
-                    ),
-                    Some(a) => {
-                        known_groups(
-                            &mut p,
-                            &a.get_ref().groups,
-                            &format!("rule {name:?} approvers"),
-                        );
-                        approvers = Approvers {
-                            groups: a
-                                .get_ref()
-                                .groups
-                                .iter()
-                                .map(|g| g.get_ref().clone())
-                                .collect(),
-                            users: a
-                                .get_ref()
-                                .users
-                                .iter()
-                                .map(|u| u.get_ref().clone())
-                                .collect(),
-                        };
-                        if approvers.groups.is_empty() && approvers.users.is_empty() {
-                            p.span(a, format!("rule {name:?}: approvers names nobody"));
-                        }
-                    }
-                }
-                approvals = r.approvals.as_ref().map_or(1, |a| *a.get_ref());
-                if approvals == 0
-                    && let Some(a) = &r.approvals
-                {
-                    p.span(a, format!("rule {name:?}: approvals must be at least 1"));
-                }
-            } else {
-                if let Some(a) = &r.approvers {
-                    p.span(
-                        a,
-                        format!("rule {name:?}: approvers only apply to access = \"approval\""),
+        }
+        if r.groups.is_empty() && r.users.is_empty() && r.services.is_empty() {
+            p.span(
+                &r.name,
+                format!("rule {name:?} matches nobody: add groups, users or services"),
+            );
+        }
+        let access = *r.access.get_ref();
+        let mut approvers = Approvers::default();
+        let mut approvals = 0;
+        if access == Access::Approval {
+            match &r.approvers {
+                None => p.span(
+                    &r.access,
+                    format!("rule {name:?}: access = \"approval\" needs `approvers`"),
+                ),
+                Some(a) => {
+                    known_groups(
+                        &mut p,
+                        &a.get_ref().groups,
+                        &format!("rule {name:?} approvers"),
                     );
-                }
-                if let Some(a) = &r.approvals {
-                    p.span(
-                        a,
-                        format!("rule {name:?}: approvals only apply to access = \"approval\""),
-                    );
-                }
-            }
-            if access == Access::Deny {
-                for (v, what) in [
-                    (&r.default_duration, "default_duration"),
-                    (&r.max_duration, "max_duration"),
-                ] {
-                    if let Some(v) = v {
-                        p.span(
-                            v,
-                            format!("rule {name:?}: {what} does not apply to access = \"deny\""),
-                        );
+                    approvers = Approvers {
+                        groups: a
+                            .get_ref()
+                            .groups
+                            .iter()
+                            .map(|g| g.get_ref().clone())
+                            .collect(),
+                        users: a
+                            .get_ref()
+                            .users
+                            .iter()
+                            .map(|u| u.get_ref().clone())
+                            .collect(),
+                    };
+                    if approvers.groups.is_empty() && approvers.users.is_empty() {
+                        p.span(a, format!("rule {name:?}: approvers names nobody"));
                     }
                 }
             }
-            let max = parse_duration(&mut p, &r.max_duration, "max_duration")
-                .unwrap_or(DEFAULT_MAX_DURATION);
-            let default = parse_duration(&mut p, &r.default_duration, "default_duration")
-                .unwrap_or_else(|| match access {
-                    Access::Approval => DEFAULT_APPROVAL_DURATION.min(max),
-                    _ => max,
-                });
-            if default > max
-                && let Some(v) = &r.default_duration
+            approvals = r.approvals.as_ref().map_or(1, |a| *a.get_ref());
+            if approvals == 0
+                && let Some(a) = &r.approvals
             {
+                p.span(a, format!("rule {name:?}: approvals must be at least 1"));
+            }
+        } else {
+            if let Some(a) = &r.approvers {
                 p.span(
-                    v,
-                    format!("rule {name:?}: default_duration is longer than max_duration"),
+                    a,
+                    format!("rule {name:?}: approvers only apply to access = \"approval\""),
                 );
             }
-            let mut windows = Vec::new();
-            for w in &r.windows {
-                let wd = w.get_ref();
-                let days = parse_days(&mut p, &wd.days);
-                let from = parse_minute(&mut p, &wd.from);
-                let to = parse_minute(&mut p, &wd.to);
-                let tz_ok = jiff::tz::TimeZone::get(wd.timezone.get_ref()).is_ok();
-                if !tz_ok {
+            if let Some(a) = &r.approvals {
+                p.span(
+                    a,
+                    format!("rule {name:?}: approvals only apply to access = \"approval\""),
+                );
+            }
+        }
+        if access == Access::Deny {
+            for (v, what) in [
+                (&r.default_duration, "default_duration"),
+                (&r.max_duration, "max_duration"),
+            ] {
+                if let Some(v) = v {
                     p.span(
+                        v,
+                        format!("rule {name:?}: {what} does not apply to access = \"deny\""),
+                    );
+                }
+            }
+        }
+        let max =
+            parse_duration(&mut p, &r.max_duration, "max_duration").unwrap_or(DEFAULT_MAX_DURATION);
+        let default = parse_duration(&mut p, &r.default_duration, "default_duration")
+            .unwrap_or_else(|| match access {
+                Access::Approval => DEFAULT_APPROVAL_DURATION.min(max),
+                _ => max,
+            });
+        if default > max
+            && let Some(v) = &r.default_duration
+        {
+            p.span(
+                v,
+                format!("rule {name:?}: default_duration is longer than max_duration"),
+            );
+        }
+        let mut windows = Vec::new();
+        for w in &r.windows {
+            let wd = w.get_ref();
+            let days = parse_days(&mut p, &wd.days);
+            let from = parse_minute(&mut p, &wd.from);
+            let to = parse_minute(&mut p, &wd.to);
+            let tz_ok = jiff::tz::TimeZone::get(wd.timezone.get_ref()).is_ok();
+            if !tz_ok {
+                p.span(
                         &wd.timezone,
                         format!("{:?} is not a time zone; expected an IANA name such as \"Europe/Berlin\" or \"UTC\"", wd.timezone.get_ref()),
                     );
-                }
-                if let (Some(days), Some(from), Some(to)) = (days, from, to) {
-                    if from == to {
-                        p.span(&wd.to, "a window must not start and end at the same time");
-                    }
-                    windows.push(Window {
-                        days,
-                        from_minute: from,
-                        to_minute: to,
-                        timezone: wd.timezone.get_ref().clone(),
-                        text: format!(
-                            "{} {}-{} {}",
-                            wd.days.get_ref(),
-                            wd.from.get_ref(),
-                            wd.to.get_ref(),
-                            wd.timezone.get_ref()
-                        ),
-                    });
-                }
             }
-            for (list, set, what) in [
-                (&r.guardrails, &known.guardrails, "guardrail rule set"),
-                (&r.masking, &known.masking, "masking rule set"),
-            ] {
-                for v in list {
-                    if !set.contains(v.get_ref()) {
-                        p.span(
-                            v,
-                            format!(
-                                "rule {name:?}: unknown {what} {:?} (known: {})",
-                                v.get_ref(),
-                                list_or_none(set)
-                            ),
-                        );
-                    }
+            if let (Some(days), Some(from), Some(to)) = (days, from, to) {
+                if from == to {
+                    p.span(&wd.to, "a window must not start and end at the same time");
                 }
+                windows.push(Window {
+                    days,
+                    from_minute: from,
+                    to_minute: to,
+                    timezone: wd.timezone.get_ref().clone(),
+                    text: format!(
+                        "{} {}-{} {}",
+                        wd.days.get_ref(),
+                        wd.from.get_ref(),
+                        wd.to.get_ref(),
+                        wd.timezone.get_ref()
+                    ),
+                });
             }
-            rules.push(Rule {
-                name: name.clone(),
-                connections: r.connections.iter().map(|c| c.get_ref().clone()).collect(),
-                groups: r.groups.iter().map(|g| g.get_ref().clone()).collect(),
-                users: r.users.iter().map(|u| u.get_ref().clone()).collect(),
-                services: r.services.iter().map(|s| s.get_ref().clone()).collect(),
-                access,
-                justification: r.justification.as_ref().is_some_and(|j| *j.get_ref()),
-                approvers,
-                approvals,
-                default_duration_secs: default.as_secs(),
-                max_duration_secs: max.as_secs(),
-                windows,
-                guardrails: r.guardrails.iter().map(|g| g.get_ref().clone()).collect(),
-                masking: r.masking.iter().map(|m| m.get_ref().clone()).collect(),
-            });
         }
-        self.check_overlaps(&mut p, &rules, known);
-        p.finish()?;
-        Ok(Policy {
-            groups: self.groups.iter().map(|g| g.get_ref().clone()).collect(),
-            admins: self.admins.iter().map(|g| g.get_ref().clone()).collect(),
-            rules,
-        })
-    }
-
-    /// Two rules that can match the same identity on the same connection and
-    /// decide differently: the order silently picks the outcome. That is
-    /// refused unless the earlier rule says `overrides = ["later"]`.
-    fn check_overlaps(&self, p: &mut Problems<'_>, rules: &[Rule], known: &KnownNames) {
-        let expand = |r: &Rule| -> BTreeSet<String> {
-            if r.connections.iter().any(|c| c == "*") {
-                known.connections.clone()
-            } else {
-                r.connections.iter().cloned().collect()
-            }
-        };
-        for (i, (a, a_doc)) in rules.iter().zip(&self.rules).enumerate() {
-            let declared: BTreeSet<&str> = a_doc
-                .get_ref()
-                .overrides
-                .iter()
-                .map(|o| o.get_ref().as_str())
-                .collect();
-            for o in &a_doc.get_ref().overrides {
-                let later = rules.iter().skip(i + 1).any(|r| &r.name == o.get_ref());
-                if !later {
+        for (list, set, what) in [
+            (&r.guardrails, &known.guardrails, "guardrail rule set"),
+            (&r.masking, &known.masking, "masking rule set"),
+        ] {
+            for v in list {
+                if !set.contains(v.get_ref()) {
                     p.span(
-                        o,
+                        v,
                         format!(
-                            "rule {:?}: overrides names {:?}, which is not a later rule",
-                            a.name,
-                            o.get_ref()
+                            "rule {name:?}: unknown {what} {:?} (known: {})",
+                            v.get_ref(),
+                            list_or_none(set)
                         ),
                     );
                 }
             }
-            for (b, _) in rules.iter().zip(&self.rules).skip(i + 1) {
-                let same_outcome = a.access == b.access
-                    && a.approvers == b.approvers
-                    && a.approvals == b.approvals
-                    && a.justification == b.justification
-                    && a.max_duration_secs == b.max_duration_secs
-                    && a.default_duration_secs == b.default_duration_secs
-                    && a.guardrails == b.guardrails
-                    && a.masking == b.masking;
-                if same_outcome || declared.contains(b.name.as_str()) {
-                    continue;
-                }
-                let connections: Vec<_> = expand(a).intersection(&expand(b)).cloned().collect();
-                let mut shared: Vec<String> = Vec::new();
-                shared.extend(
-                    a.groups
-                        .iter()
-                        .filter(|g| b.groups.contains(g))
-                        .map(|g| format!("group {g}")),
-                );
-                shared.extend(
-                    a.users
-                        .iter()
-                        .filter(|u| b.users.contains(u))
-                        .map(|u| format!("user {u}")),
-                );
-                shared.extend(
-                    a.services
-                        .iter()
-                        .filter(|s| b.services.contains(s))
-                        .map(|s| format!("service {s}")),
-                );
-                if connections.is_empty() || shared.is_empty() {
-                    continue;
-                }
+        }
+        rules.push(Rule {
+            name: name.clone(),
+            connections: r.connections.iter().map(|c| c.get_ref().clone()).collect(),
+            groups: r.groups.iter().map(|g| g.get_ref().clone()).collect(),
+            users: r.users.iter().map(|u| u.get_ref().clone()).collect(),
+            services: r.services.iter().map(|s| s.get_ref().clone()).collect(),
+            access,
+            justification: r.justification.as_ref().is_some_and(|j| *j.get_ref()),
+            approvers,
+            approvals,
+            default_duration_secs: default.as_secs(),
+            max_duration_secs: max.as_secs(),
+            windows,
+            guardrails: r.guardrails.iter().map(|g| g.get_ref().clone()).collect(),
+            masking: r.masking.iter().map(|m| m.get_ref().clone()).collect(),
+        });
+    }
+    check_overlaps(&mut p, &rules, &rule_docs, known);
+    p.finish()?;
+    Ok(Policy {
+        groups: declared,
+        admins,
+        rules,
+    })
+}
+
+/// Two rules that can match the same identity on the same connection and
+/// decide differently: the order silently picks the outcome. That is refused
+/// unless the earlier rule says `overrides = ["later"]`. Rules are in
+/// document order across files, so this holds across files too.
+fn check_overlaps(
+    p: &mut Problems<'_>,
+    rules: &[Rule],
+    rule_docs: &[(usize, &Spanned<RuleDoc>)],
+    known: &KnownNames,
+) {
+    let expand = |r: &Rule| -> BTreeSet<String> {
+        if r.connections.iter().any(|c| c == "*") {
+            known.connections.clone()
+        } else {
+            r.connections.iter().cloned().collect()
+        }
+    };
+    for (i, (a, &(a_file, a_doc))) in rules.iter().zip(rule_docs).enumerate() {
+        p.file = a_file;
+        let declared: BTreeSet<&str> = a_doc
+            .get_ref()
+            .overrides
+            .iter()
+            .map(|o| o.get_ref().as_str())
+            .collect();
+        for o in &a_doc.get_ref().overrides {
+            let later = rules.iter().skip(i + 1).any(|r| &r.name == o.get_ref());
+            if !later {
                 p.span(
+                    o,
+                    format!(
+                        "rule {:?}: overrides names {:?}, which is not a later rule",
+                        a.name,
+                        o.get_ref()
+                    ),
+                );
+            }
+        }
+        for (b, &(b_file, b_doc)) in rules.iter().zip(rule_docs).skip(i + 1) {
+            let same_outcome = a.access == b.access
+                && a.approvers == b.approvers
+                && a.approvals == b.approvals
+                && a.justification == b.justification
+                && a.max_duration_secs == b.max_duration_secs
+                && a.default_duration_secs == b.default_duration_secs
+                && a.guardrails == b.guardrails
+                && a.masking == b.masking;
+            if same_outcome || declared.contains(b.name.as_str()) {
+                continue;
+            }
+            let connections: Vec<_> = expand(a).intersection(&expand(b)).cloned().collect();
+            let mut shared: Vec<String> = Vec::new();
+            shared.extend(
+                a.groups
+                    .iter()
+                    .filter(|g| b.groups.contains(g))
+                    .map(|g| format!("group {g}")),
+            );
+            shared.extend(
+                a.users
+                    .iter()
+                    .filter(|u| b.users.contains(u))
+                    .map(|u| format!("user {u}")),
+            );
+            shared.extend(
+                a.services
+                    .iter()
+                    .filter(|s| b.services.contains(s))
+                    .map(|s| format!("service {s}")),
+            );
+            if connections.is_empty() || shared.is_empty() {
+                continue;
+            }
+            // Across files, say where the other rule is.
+            let elsewhere = if b_file == a_file {
+                String::new()
+            } else {
+                format!(
+                    " (at {})",
+                    p.position(b_file, b_doc.get_ref().name.span().start)
+                )
+            };
+            p.span(
                     &a_doc.get_ref().name,
                     format!(
-                        "rules {:?} and {:?} both match {} on {} and decide differently, so their order \
+                        "rules {:?} and {:?}{elsewhere} both match {} on {} and decide differently, so their order \
                          decides; narrow one of them, or add overrides = [{:?}] to {:?} if that is intended",
                         a.name,
                         b.name,
@@ -735,7 +834,6 @@ impl PolicyDocument {
                         a.name
                     ),
                 );
-            }
         }
     }
 }
@@ -746,6 +844,271 @@ fn list_or_none(set: &BTreeSet<String>) -> String {
     } else {
         set.iter().cloned().collect::<Vec<_>>().join(", ")
     }
+}
+
+// ---------------------------------------------------------------------------
+// A policy written as several files (a directory).
+// ---------------------------------------------------------------------------
+
+/// Largest policy document accepted, all files together (bytes).
+pub const MAX_POLICY_LEN: usize = 1024 * 1024;
+/// Most files a policy directory may hold.
+pub const MAX_POLICY_FILES: usize = 256;
+/// The name a one-file policy takes when it is written into a directory
+/// (`hoopctl policy get --out-dir`) or compared file by file with one.
+pub const SINGLE_FILE_NAME: &str = "policy.toml";
+/// What [`check_file_name`] accepts, for messages.
+pub const FILE_NAME_RULE: &str = "a policy file name is 1-100 characters of A-Z, a-z, 0-9, \
+     '-', '_' and '.', does not start with '.', and ends with \".toml\"";
+
+/// One file of a policy kept as a directory.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyFile {
+    /// File name without any directory, e.g. `10-base.toml`.
+    pub name: String,
+    /// The file's text.
+    pub text: String,
+}
+
+/// A policy document as written: one file, or the `*.toml` files of a
+/// directory in name order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PolicySource {
+    /// One TOML document.
+    Single(String),
+    /// Several files, sorted by name (see [`PolicySource::files`]).
+    Files(Vec<PolicyFile>),
+}
+
+/// Refuses names that could escape a directory, hide, or read ambiguously
+/// in a `# file: NAME` header: the names come from the broker or a request
+/// and `hoopctl policy get --out-dir` writes files under them.
+pub fn check_file_name(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= 100
+        && !name.starts_with('.')
+        && name.len() > ".toml".len()
+        && name.ends_with(".toml")
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{name:?} is not a policy file name: {FILE_NAME_RULE}"
+        ))
+    }
+}
+
+impl PolicySource {
+    /// Several files as one document: names checked, sorted by name (byte
+    /// order, as `LC_ALL=C ls` lists them), no name twice, at most
+    /// [`MAX_POLICY_FILES`] files and [`MAX_POLICY_LEN`] bytes together.
+    pub fn files(mut files: Vec<PolicyFile>) -> Result<PolicySource, PolicyErrors> {
+        let mut errors: Vec<String> = files
+            .iter()
+            .filter_map(|f| check_file_name(&f.name).err())
+            .collect();
+        if files.is_empty() {
+            errors.push("the policy has no files; it needs at least one".to_owned());
+        }
+        if files.len() > MAX_POLICY_FILES {
+            errors.push(format!(
+                "the policy has {} files; at most {MAX_POLICY_FILES} are accepted",
+                files.len()
+            ));
+        }
+        files.sort_by(|a, b| a.name.cmp(&b.name));
+        for pair in files.windows(2) {
+            if let [a, b] = pair
+                && a.name == b.name
+            {
+                errors.push(format!("the file {:?} is given twice", a.name));
+            }
+        }
+        let source = PolicySource::Files(files);
+        if source.len() > MAX_POLICY_LEN {
+            errors.push(format!(
+                "the document is larger than {} KiB",
+                MAX_POLICY_LEN / 1024
+            ));
+        }
+        if errors.is_empty() {
+            Ok(source)
+        } else {
+            Err(PolicyErrors(errors))
+        }
+    }
+
+    /// Parses and validates the document. `label` names it in messages: a
+    /// single file's label as is (default `policy.toml`), files as
+    /// `LABEL/NAME` (just `NAME` without a label).
+    pub fn parse(&self, label: Option<&str>, known: &KnownNames) -> Result<Policy, PolicyErrors> {
+        match self {
+            PolicySource::Single(text) => {
+                PolicyDocument::parse(label.unwrap_or(SINGLE_FILE_NAME), text, known)
+            }
+            PolicySource::Files(files) => {
+                let labels: Vec<String> = files
+                    .iter()
+                    .map(|f| match label {
+                        Some(dir) => format!("{}/{}", dir.trim_end_matches('/'), f.name),
+                        None => f.name.clone(),
+                    })
+                    .collect();
+                let sources: Vec<(&str, &str)> = labels
+                    .iter()
+                    .zip(files)
+                    .map(|(l, f)| (l.as_str(), f.text.as_str()))
+                    .collect();
+                PolicyDocument::parse_many(&sources, known)
+            }
+        }
+    }
+
+    /// The files as `(name, text)`; a single document is one file named
+    /// [`SINGLE_FILE_NAME`].
+    pub fn named_files(&self) -> Vec<(&str, &str)> {
+        match self {
+            PolicySource::Single(text) => vec![(SINGLE_FILE_NAME, text.as_str())],
+            PolicySource::Files(files) => files
+                .iter()
+                .map(|f| (f.name.as_str(), f.text.as_str()))
+                .collect(),
+        }
+    }
+
+    /// Bytes of text, all files together.
+    pub fn len(&self) -> usize {
+        match self {
+            PolicySource::Single(text) => text.len(),
+            PolicySource::Files(files) => files.iter().map(|f| f.text.len()).sum(),
+        }
+    }
+
+    /// True when there is no text at all.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The document as `hoopctl policy get` prints it: a single file as
+    /// is; files each under a `# file: NAME` line (a TOML comment), each
+    /// ending in a newline.
+    pub fn display_text(&self) -> String {
+        match self {
+            PolicySource::Single(text) => text.clone(),
+            PolicySource::Files(files) => {
+                let mut out = String::new();
+                for f in files {
+                    out.push_str(&format!("# file: {}\n", f.name));
+                    out.push_str(&f.text);
+                    if !f.text.is_empty() && !f.text.ends_with('\n') {
+                        out.push('\n');
+                    }
+                }
+                out
+            }
+        }
+    }
+}
+
+/// Why a policy directory could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyDirError {
+    /// Listing the directory or reading a file failed.
+    #[error("cannot read {}: {source}", path.display())]
+    Io {
+        /// The directory or file.
+        path: std::path::PathBuf,
+        /// What failed.
+        source: std::io::Error,
+    },
+    /// No `*.toml` file in the directory.
+    #[error(
+        "{} holds no *.toml files; a policy directory needs at least one (other files are ignored)",
+        dir.display()
+    )]
+    Empty {
+        /// The directory.
+        dir: std::path::PathBuf,
+    },
+    /// A `*.toml` file whose name is not accepted, or too many or too large files.
+    #[error("{}: {message}", dir.display())]
+    Invalid {
+        /// The directory.
+        dir: std::path::PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// Reads a policy directory: every regular file (or link to one) whose name
+/// ends in `.toml`, sorted by name. Hidden files (`.name`) and everything
+/// else are ignored; subdirectories are not read. The result is checked as
+/// [`PolicySource::files`] checks.
+pub fn read_dir(dir: &std::path::Path) -> Result<PolicySource, PolicyDirError> {
+    use std::io::Read as _;
+    let io = |path: &std::path::Path| {
+        let path = path.to_path_buf();
+        move |source| PolicyDirError::Io { path, source }
+    };
+    let invalid = |message: String| PolicyDirError::Invalid {
+        dir: dir.to_path_buf(),
+        message,
+    };
+    let mut files = Vec::new();
+    let mut total: u64 = 0;
+    for entry in std::fs::read_dir(dir).map_err(io(dir))? {
+        let entry = entry.map_err(io(dir))?;
+        let path = entry.path();
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else {
+            if name.to_string_lossy().ends_with(".toml") {
+                return Err(invalid(format!(
+                    "{:?} is not a policy file name: not UTF-8",
+                    name
+                )));
+            }
+            continue;
+        };
+        if name.starts_with('.') || !name.ends_with(".toml") {
+            continue;
+        }
+        // Follows links, so a link to a file counts as the file.
+        if !std::fs::metadata(&path).map_err(io(&path))?.is_file() {
+            continue;
+        }
+        check_file_name(name).map_err(invalid)?;
+        if files.len() >= MAX_POLICY_FILES {
+            return Err(invalid(format!(
+                "more than {MAX_POLICY_FILES} *.toml files; a policy directory holds at most that many"
+            )));
+        }
+        let mut text = String::new();
+        let left = (MAX_POLICY_LEN as u64).saturating_sub(total);
+        std::fs::File::open(&path)
+            .and_then(|f| f.take(left + 1).read_to_string(&mut text))
+            .map_err(io(&path))?;
+        total += text.len() as u64;
+        if total > MAX_POLICY_LEN as u64 {
+            return Err(invalid(format!(
+                "the *.toml files together are larger than {} KiB",
+                MAX_POLICY_LEN / 1024
+            )));
+        }
+        files.push(PolicyFile {
+            name: name.to_owned(),
+            text,
+        });
+    }
+    if files.is_empty() {
+        return Err(PolicyDirError::Empty {
+            dir: dir.to_path_buf(),
+        });
+    }
+    PolicySource::files(files).map_err(|e| invalid(e.0.join("; ")))
 }
 
 // ---------------------------------------------------------------------------
@@ -1225,6 +1588,213 @@ max_duration = "10m"
         );
     }
 
+    fn files(list: &[(&str, &str)]) -> PolicySource {
+        PolicySource::files(
+            list.iter()
+                .map(|(name, text)| PolicyFile {
+                    name: (*name).into(),
+                    text: (*text).into(),
+                })
+                .collect(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn files_merge_in_name_order_into_one_policy() {
+        let base = "groups = [\"engineering\", \"sre\"]\nadmins = [\"sre\"]\n\n\
+                    [[rules]]\nname = \"sre-all\"\nconnections = [\"*\"]\ngroups = [\"sre\"]\naccess = \"allow\"\n";
+        // The second file uses a group only the first declares, and adds its own.
+        let team = "version = 1\ngroups = [\"contractors\", \"sre\"]\nadmins = [\"contractors\"]\n\n\
+                    [[rules]]\nname = \"engineering-staging\"\nconnections = [\"pg-staging\"]\n\
+                    groups = [\"engineering\"]\naccess = \"allow\"\n";
+        // Given in any order, the files are read in name order.
+        let source = files(&[("20-team.toml", team), ("10-base.toml", base)]);
+        assert_eq!(
+            source.named_files().iter().map(|f| f.0).collect::<Vec<_>>(),
+            ["10-base.toml", "20-team.toml"]
+        );
+        let p = source.parse(Some("policy.d"), &known()).unwrap();
+        assert_eq!(p.groups, ["engineering", "sre", "contractors"]);
+        assert_eq!(p.admins, ["sre", "contractors"]);
+        assert_eq!(
+            p.rules.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(),
+            ["sre-all", "engineering-staging"]
+        );
+        let d = p.evaluate(
+            &person("alice", &["engineering"]),
+            "pg-staging",
+            at("2026-11-28T11:00:00Z"),
+        );
+        assert_eq!(d.rule.as_deref(), Some("engineering-staging"));
+        // What `policy get` prints: each file under its header.
+        assert_eq!(
+            source.display_text(),
+            format!("# file: 10-base.toml\n{base}# file: 20-team.toml\n{team}")
+        );
+        // One file parses exactly as `parse` does.
+        assert_eq!(
+            PolicySource::Single(GOOD.into()).parse(None, &known()),
+            PolicyDocument::parse("policy.toml", GOOD, &known())
+        );
+    }
+
+    #[test]
+    fn errors_name_the_file_they_are_in() {
+        let good = "groups = [\"engineering\", \"sre\"]\n";
+        let bad_key = "groups = [\"x\"]\n\n[[rules]]\nname = \"r\"\nconections = []\n";
+        let broken = "groups = [\n";
+        let errs = files(&[("a.toml", good), ("b.toml", bad_key), ("c.toml", broken)])
+            .parse(Some("dir/"), &known())
+            .unwrap_err()
+            .0;
+        // Every file that does not parse is reported, each against itself.
+        assert_eq!(errs.len(), 2, "{errs:#?}");
+        assert!(
+            errs[0].starts_with("dir/b.toml:5:1: unknown field `conections`"),
+            "{errs:#?}"
+        );
+        assert!(errs[1].starts_with("dir/c.toml:"), "{errs:#?}");
+
+        // Validation problems too, sorted by file and position.
+        let a = "groups = [\"engineering\"]\nadmins = [\"sre\"]\n";
+        let b = "\n[[rules]]\nname = \"r\"\nconnections = [\"pg-prdo\"]\ngroups = [\"engineering\"]\naccess = \"allow\"\n";
+        let errs = files(&[("b.toml", b), ("a.toml", a)])
+            .parse(None, &known())
+            .unwrap_err()
+            .0;
+        assert_eq!(errs.len(), 2, "{errs:#?}");
+        assert!(
+            errs[0].starts_with("a.toml:2:11: unknown group \"sre\" in admins"),
+            "{errs:#?}"
+        );
+        assert!(
+            errs[1].starts_with("b.toml:4:16: rule \"r\": unknown connection \"pg-prdo\""),
+            "{errs:#?}"
+        );
+    }
+
+    #[test]
+    fn a_rule_name_defined_in_two_files_names_both() {
+        let rule = |access: &str| {
+            format!(
+                "groups = [\"engineering\"]\n\n[[rules]]\nname = \"eng\"\nconnections = [\"pg-prod\"]\n\
+                 groups = [\"engineering\"]\naccess = \"{access}\"\n"
+            )
+        };
+        let (a, b) = (rule("allow"), format!("# team file\n{}", rule("allow")));
+        let errs = files(&[("10-base.toml", &a), ("20-team.toml", &b)])
+            .parse(Some("policy.d"), &known())
+            .unwrap_err()
+            .0;
+        assert_eq!(
+            errs,
+            [
+                "policy.d/20-team.toml:5:8: rule \"eng\" is defined twice: first at policy.d/10-base.toml:4:8"
+            ]
+        );
+    }
+
+    #[test]
+    fn overlaps_and_overrides_work_across_files() {
+        let a = "groups = [\"engineering\"]\n\n[[rules]]\nname = \"eng-prod\"\nconnections = [\"pg-prod\"]\n\
+                 groups = [\"engineering\"]\naccess = \"deny\"\n";
+        let b = "[[rules]]\nname = \"eng-all\"\nconnections = [\"*\"]\ngroups = [\"engineering\"]\naccess = \"allow\"\n";
+        let errs = files(&[("a.toml", a), ("b.toml", b)])
+            .parse(None, &known())
+            .unwrap_err()
+            .0;
+        assert_eq!(errs.len(), 1, "{errs:#?}");
+        assert!(
+            errs[0].starts_with(
+                "a.toml:4:8: rules \"eng-prod\" and \"eng-all\" (at b.toml:2:8) both match group engineering on pg-prod"
+            ),
+            "{errs:#?}"
+        );
+        // The earlier file's rule may override the later file's.
+        let a2 = a.replace(
+            "access = \"deny\"",
+            "access = \"deny\"\noverrides = [\"eng-all\"]",
+        );
+        let p = files(&[("a.toml", &a2), ("b.toml", b)])
+            .parse(None, &known())
+            .unwrap();
+        assert_eq!(p.rules.len(), 2);
+        // But a later file's rule cannot override an earlier one: order is file order.
+        let b2 = b.replace(
+            "access = \"allow\"",
+            "access = \"allow\"\noverrides = [\"eng-prod\"]",
+        );
+        let errs = files(&[("a.toml", a), ("b.toml", &b2)])
+            .parse(None, &known())
+            .unwrap_err()
+            .0;
+        assert!(
+            errs.iter()
+                .any(|e| e.starts_with("b.toml:6:14:") && e.contains("not a later rule")),
+            "{errs:#?}"
+        );
+    }
+
+    #[test]
+    fn file_lists_are_checked_before_parsing() {
+        let bad = |list: Vec<(&str, &str)>| {
+            PolicySource::files(
+                list.into_iter()
+                    .map(|(n, t)| PolicyFile {
+                        name: n.into(),
+                        text: t.into(),
+                    })
+                    .collect(),
+            )
+            .unwrap_err()
+            .0
+            .join("\n")
+        };
+        assert!(bad(vec![]).contains("no files"));
+        for name in [
+            "../x.toml",
+            "a/b.toml",
+            ".hidden.toml",
+            "x.yaml",
+            ".toml",
+            "a b.toml",
+        ] {
+            assert!(
+                bad(vec![(name, "")]).contains("is not a policy file name"),
+                "{name}"
+            );
+        }
+        assert!(bad(vec![("a.toml", ""), ("a.toml", "")]).contains("given twice"));
+        let big = "#".repeat(MAX_POLICY_LEN / 2 + 1);
+        assert!(bad(vec![("a.toml", &big), ("b.toml", &big)]).contains("larger than"));
+        assert!(check_file_name("10-Base_v2.toml").is_ok());
+    }
+
+    #[test]
+    fn a_directory_is_its_toml_files_in_name_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = read_dir(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("holds no *.toml files"), "{e}");
+        std::fs::write(dir.path().join("20-b.toml"), "b").unwrap();
+        std::fs::write(dir.path().join("10-a.toml"), "a").unwrap();
+        std::fs::write(dir.path().join("README.md"), "ignored").unwrap();
+        std::fs::write(dir.path().join(".10-a.toml.swp"), "ignored").unwrap();
+        std::fs::write(dir.path().join(".#lock.toml"), "ignored").unwrap();
+        std::fs::create_dir(dir.path().join("sub.toml")).unwrap();
+        let source = read_dir(dir.path()).unwrap();
+        assert_eq!(
+            source.named_files(),
+            [("10-a.toml", "a"), ("20-b.toml", "b")]
+        );
+        std::fs::write(dir.path().join("bad name.toml"), "").unwrap();
+        let e = read_dir(dir.path()).unwrap_err().to_string();
+        assert!(
+            e.contains("\"bad name.toml\" is not a policy file name"),
+            "{e}"
+        );
+    }
+
     #[test]
     fn overnight_windows_wrap_past_midnight() {
         let w = Window {
@@ -1237,5 +1807,16 @@ max_duration = "10m"
         assert!(w.contains(at("2026-11-27T23:00:00Z"))); // Friday 23:00
         assert!(w.contains(at("2026-11-28T01:00:00Z"))); // Saturday 01:00 (Friday's night)
         assert!(!w.contains(at("2026-11-28T23:00:00Z"))); // Saturday 23:00
+    }
+
+    #[test]
+    fn scratch_docs_example() {
+        let a = std::fs::read_to_string("/tmp/pd/a.toml").unwrap();
+        let b = std::fs::read_to_string("/tmp/pd/b.toml").unwrap();
+        let p = PolicyDocument::parse_many(&[("a", &a), ("b", &b)], &known()).unwrap();
+        assert_eq!(p.rules.len(), 3);
+        let dup = b.replace("engineering-prod-jit", "sre-all");
+        let e = PolicyDocument::parse_many(&[("policy.d/10-base.toml", &a), ("policy.d/20-engineering.toml", &dup)], &known()).unwrap_err();
+        panic!("{e}");
     }
 }

@@ -13,7 +13,11 @@
 //!    other [`HANDSHAKE_TIMEOUT`] to send its frame.
 //! 3. After `ServerHello::Ready`, the stream carries the target protocol's
 //!    bytes unchanged (for Postgres: the client's startup message onwards),
-//!    and the broker speaks that protocol to the client.
+//!    and the broker speaks that protocol to the client. For `ssh`, the
+//!    hello carries hoopctl's one-time public key
+//!    ([`ClientHello::ssh_public_key`]) and the broker connects to the target
+//!    (checking its pinned host key) before it answers `Ready`; a target it
+//!    cannot reach or trust is a [`RefusalCode::Upstream`] refusal.
 
 use std::time::Duration;
 
@@ -47,6 +51,13 @@ pub struct ClientHello {
     /// for the audit trail (e.g. `127.0.0.1:51234`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub local_peer: Option<String>,
+    /// For an `ssh` connection: the public half of the one-time key pair
+    /// hoopctl made for this session (one OpenSSH line, `ssh-ed25519 ...`).
+    /// The broker's SSH server on this stream accepts that key and nothing
+    /// else, so whoever reaches hoopctl's local port without the private
+    /// half gets nowhere. Absent for other protocols.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssh_public_key: Option<String>,
 }
 
 /// broker → hoopctl, answer to the [`ClientHello`].
@@ -87,6 +98,20 @@ pub enum RefusalCode {
     SessionEnded,
     /// The broker is shutting down.
     ShuttingDown,
+    /// The target could not be reached, refused the broker's credential, or
+    /// failed verification (an SSH host key that is not the pinned one).
+    Upstream,
+    /// The hello lacks what this connection's protocol needs (an SSH
+    /// connection without `ssh_public_key`).
+    MissingCredential,
+}
+
+/// A fresh random seed for hoopctl's one-time Ed25519 SSH key (zeroed on drop).
+pub fn one_time_key_seed() -> zeroize::Zeroizing<[u8; 32]> {
+    use rand::RngCore as _;
+    let mut seed = zeroize::Zeroizing::new([0u8; 32]);
+    rand::rng().fill_bytes(&mut *seed);
+    seed
 }
 
 /// Errors reading or writing a handshake frame.
@@ -164,6 +189,7 @@ mod tests {
             version: PROTOCOL_VERSION,
             client: "hoopctl/test".into(),
             local_peer: Some("127.0.0.1:5".into()),
+            ssh_public_key: None,
         };
         write_frame(&mut a, &hello).await.unwrap();
         a.write_all(b"\x00\x00\x00\x08").await.unwrap();

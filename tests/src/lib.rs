@@ -850,3 +850,105 @@ approvals = 1
 default_duration = "15m"
 max_duration = "1h"
 "#;
+
+/// A command-less `hoopctl connect` serving a local port, stopped on drop.
+pub struct Tunnel {
+    /// The hoopctl process.
+    pub child: Child,
+    /// `127.0.0.1:PORT`.
+    pub addr: String,
+    /// The one-time secret (PGPASSWORD) it printed.
+    pub secret: String,
+}
+
+impl Tunnel {
+    /// A libpq-style connection string for tokio-postgres.
+    pub fn conninfo(&self) -> String {
+        let (host, port) = self.addr.split_once(':').unwrap();
+        format!(
+            "host={host} port={port} user=app dbname=demo password={} sslmode=disable",
+            self.secret
+        )
+    }
+}
+
+impl Drop for Tunnel {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `hoopctl connect CONNECTION` without a command and reads the
+/// address and secret it prints.
+pub fn open_tunnel(user: &User, connection: &str) -> Tunnel {
+    use std::io::BufRead as _;
+    let mut child = user
+        .hoopctl()
+        .args(["connect", connection, "--reason", "e2e test"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    let addr = first
+        .strip_prefix("Listening on ")
+        .unwrap_or_else(|| panic!("first line names the address: {first}"))
+        .to_owned();
+    let mut secret = None;
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if let Some(v) = line.trim().strip_prefix("export PGPASSWORD=") {
+            secret = Some(v.trim_matches('\'').to_owned());
+        }
+        if line.trim() == "psql" {
+            break;
+        }
+    }
+    Tunnel {
+        child,
+        addr,
+        secret: secret.expect("a PGPASSWORD line"),
+    }
+}
+
+impl BrokerProcess {
+    /// Stops the broker (SIGKILL when `kill`, else SIGTERM and a wait) and
+    /// starts it again with the same config file, data dir and port, so
+    /// logins and the CA path stay valid. Connection passwords must come from
+    /// files (`password_file`): the first start's environment is not kept.
+    pub fn restart(&mut self, kill: bool) {
+        if kill {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        } else {
+            terminate(&mut self.child);
+        }
+        let config = self.data_dir.parent().unwrap().join("broker.toml");
+        let port = self.url.rsplit(':').next().unwrap().to_owned();
+        let text = std::fs::read_to_string(&config).unwrap().replace(
+            "listen = \"127.0.0.1:0\"",
+            &format!("listen = \"127.0.0.1:{port}\""),
+        );
+        std::fs::write(&config, text).unwrap();
+        let mut child = Command::new(bin("hoop-broker"))
+            .arg("serve")
+            .arg("--config")
+            .arg(&config)
+            .env("HOOP_LOG", "debug")
+            .env_remove("HOOP_CONFIG_DIR")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let url = wait_for_line(&mut child, &self.log_file, "hoop-broker listening on ")
+            .unwrap_or_else(|| panic!("broker did not restart:\n{}", self.log()));
+        assert_eq!(url, self.url, "restarted on the same port");
+        self.child = child;
+    }
+}
+
+/// A real OpenSSH sshd for the SSH tests.
+pub mod sshd;

@@ -2,7 +2,6 @@
 //! PostgreSQL) behave as they do directly: Ctrl-C cancels, the extended
 //! protocol and COPY work, and a tunnel without a command serves any client.
 
-use std::io::BufRead as _;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -80,7 +79,7 @@ fn extended_protocol_and_copy_work_through_the_tunnel() {
     let pgbench = pgbench.to_string_lossy().into_owned();
     let r = alice.run(&["connect", "demo-pg", "--", &pgbench, "-i", "-q", "-s", "1"]);
     r.assert_ok();
-    for mode in ["extended", "prepared"] {
+    for mode in ["simple", "extended", "prepared"] {
         let r = alice.run(&[
             "connect", "demo-pg", "--", &pgbench, "-M", mode, "-t", "25", "-c", "2",
         ]);
@@ -139,33 +138,8 @@ fn extended_protocol_and_copy_work_through_the_tunnel() {
 #[test]
 fn connect_without_a_command_serves_clients_until_interrupted() {
     let (_db, _broker, alice) = logged_in("alice");
-    let mut child = alice
-        .hoopctl()
-        .args(["connect", "demo-pg", "--reason", "e2e test"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    let addr = lines
-        .next()
-        .unwrap()
-        .unwrap()
-        .strip_prefix("Listening on ")
-        .expect("first line names the address")
-        .to_owned();
-    let mut secret = None;
-    for line in lines.by_ref() {
-        let line = line.unwrap();
-        if let Some(v) = line.trim().strip_prefix("export PGPASSWORD=") {
-            secret = Some(v.trim_matches('\'').to_owned());
-        }
-        if line.trim() == "psql" {
-            break;
-        }
-    }
-    let secret = secret.expect("a PGPASSWORD line");
-    let (host, port) = addr.split_once(':').unwrap();
+    let mut tunnel = open_tunnel(&alice, "demo-pg");
+    let (host, port) = tunnel.addr.split_once(':').unwrap();
     for _ in 0..2 {
         let out = std::process::Command::new("psql")
             .args([
@@ -180,7 +154,7 @@ fn connect_without_a_command_serves_clients_until_interrupted() {
                 "-tAc",
                 "select current_user",
             ])
-            .env("PGPASSWORD", &secret)
+            .env("PGPASSWORD", &tunnel.secret)
             .output()
             .unwrap();
         assert_eq!(
@@ -190,17 +164,17 @@ fn connect_without_a_command_serves_clients_until_interrupted() {
         );
     }
     nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::unistd::Pid::from_raw(tunnel.child.id() as i32),
         nix::sys::signal::Signal::SIGINT,
     )
     .unwrap();
-    let status = wait_deadline(&mut child, Duration::from_secs(20));
+    let status = wait_deadline(&mut tunnel.child, Duration::from_secs(20));
     assert!(
         status.success(),
         "Ctrl-C ends a command-less tunnel cleanly: {status:?}"
     );
     assert!(
-        std::net::TcpStream::connect(&addr).is_err(),
+        std::net::TcpStream::connect(&tunnel.addr).is_err(),
         "the local port is closed"
     );
 }

@@ -8,6 +8,7 @@
 //! | POST | `/v1/sessions` | bearer | open a session: policy check, one-time tunnel secret |
 //! | DELETE | `/v1/sessions/{id}` | bearer | close your session |
 //! | GET | `/v1/sessions/{id}/tunnel` | bearer | `hoop-tunnel/1` upgrade ([`crate::tunnel`]) |
+//! | GET | `/v1/sessions/{id}/recording` | bearer, own/admin/auditors | an SSH session's recording (asciicast, or `?index`) |
 //! | GET, POST | `/v1/requests` | bearer | your access requests; ask for access that needs approval |
 //! | GET | `/v1/requests/{id}` | bearer | one request (yours, or one you may decide) |
 //! | POST | `/v1/requests/{id}/approve`, `/deny`, `/cancel`, `/revoke` | bearer | decide, withdraw, end a grant |
@@ -16,14 +17,18 @@
 //! | POST | `/v1/policy/check` | bearer | validate a document and diff it, changing nothing |
 //! | PUT | `/v1/policy` | bearer, admin | apply a document (compare-and-swap, audited with the diff) |
 //! | POST | `/v1/policy/test` | bearer | the decision for an identity, and the rule that made it |
+//! | GET | `/v1/audit`, `/v1/audit/export` | bearer, admin or auditor | the hash-chained audit log ([`audit`]) |
+//! | GET | `/v1/audit/keys` | none | the public keys that sign audit checkpoints |
 //! | * | `/idp/...` | none | the built-in development identity provider, when configured |
 //! | GET, POST | `/approvals/...` | session cookie | the approvers' web page ([`crate::web`]) |
 //!
 //! Errors are always [`hoop_shared::api::ApiErrorBody`] JSON.
 
+mod audit;
 mod auth;
 mod error;
 mod policy;
+mod recordings;
 pub(crate) mod requests;
 
 use std::sync::Arc;
@@ -60,6 +65,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/sessions", post(open_session))
         .route("/v1/sessions/{id}", delete(close_session))
         .route("/v1/sessions/{id}/tunnel", get(crate::tunnel::upgrade))
+        .route("/v1/sessions/{id}/recording", get(recordings::get))
         .route("/v1/requests", get(requests::mine).post(requests::create))
         .route("/v1/requests/{id}", get(requests::show))
         .route("/v1/requests/{id}/approve", post(requests::approve))
@@ -70,6 +76,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/policy", get(policy::get).put(policy::apply))
         .route("/v1/policy/check", post(policy::check))
         .route("/v1/policy/test", post(policy::test))
+        .merge(audit::routes())
         .fallback(not_found)
         .with_state(state.clone())
         .merge(crate::web::router(state))
@@ -111,8 +118,9 @@ fn summary(c: &ConnectionConfig) -> ConnectionSummary {
         name: c.name.clone(),
         kind: match c.kind {
             ConnectionType::Postgres => hoop_shared::api::ConnectionKind::Postgres,
+            ConnectionType::Ssh => hoop_shared::api::ConnectionKind::Ssh,
         },
-        database: Some(c.database.clone()),
+        database: (c.kind == ConnectionType::Postgres).then(|| c.database.clone()),
         description: c.description.clone(),
     }
 }
@@ -313,6 +321,8 @@ async fn open_session(
             tunnel_secret: secret,
             client_user: conn.user.clone(),
             expires_at: row.expires_at,
+            ssh_host_key: (conn.kind == ConnectionType::Ssh)
+                .then(|| state.ssh.host_key_line().to_owned()),
         }),
     ))
 }

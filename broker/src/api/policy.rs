@@ -3,6 +3,8 @@
 //! Apply is compare-and-swap on the store's version, so two admins applying
 //! at once cannot silently overwrite each other, and every apply is an audit
 //! event carrying who and the diff. A rejected document changes nothing.
+//! A document is one file (`text`) or a directory's files (`files`); either
+//! way it becomes one policy version (see [`crate::policy`]).
 
 use std::sync::Arc;
 
@@ -13,29 +15,44 @@ use hoop_shared::api::{
     ApplyPolicyRequest, ApplyPolicyResponse, ErrorCode, PolicyCheckRequest, PolicyCheckResponse,
     PolicyInfo, PolicyTestRequest,
 };
-use hoop_shared::policy::{Decision, Policy, PolicyDocument, Subject};
+use hoop_shared::policy::{Decision, MAX_POLICY_LEN, Policy, PolicyFile, PolicySource, Subject};
 
 use super::{ApiFailure, ApiJson, Caller};
 use crate::app::{AppState, now_unix};
-use crate::policy::{ActivePolicy, diff, known_names, subject};
+use crate::policy::{ActivePolicy, diff_sources, encode, known_names, subject};
 use crate::store::Event;
 
-/// Largest policy document accepted.
-const MAX_POLICY_LEN: usize = 1024 * 1024;
-
-fn parse(state: &AppState, file: Option<&str>, text: &str) -> Result<Policy, Vec<String>> {
-    if text.len() > MAX_POLICY_LEN {
-        return Err(vec![format!(
-            "the document is larger than {} KiB",
-            MAX_POLICY_LEN / 1024
-        )]);
+/// The document a request carries: its `text`, or its `files` (a directory).
+fn source(text: String, files: Vec<PolicyFile>) -> Result<PolicySource, Vec<String>> {
+    if files.is_empty() {
+        if text.len() > MAX_POLICY_LEN {
+            return Err(vec![format!(
+                "the document is larger than {} KiB",
+                MAX_POLICY_LEN / 1024
+            )]);
+        }
+        return Ok(PolicySource::Single(text));
     }
-    PolicyDocument::parse(
-        file.unwrap_or("policy.toml"),
-        text,
-        &known_names(&state.config),
-    )
-    .map_err(|e| e.0)
+    if !text.is_empty() {
+        return Err(vec![
+            "the request carries both `text` and `files`; send one document".to_owned(),
+        ]);
+    }
+    PolicySource::files(files).map_err(|e| e.0)
+}
+
+/// Reads and validates a request's document; `file` labels it in messages.
+fn parse(
+    state: &AppState,
+    file: Option<&str>,
+    text: String,
+    files: Vec<PolicyFile>,
+) -> Result<(PolicySource, Policy), Vec<String>> {
+    let source = source(text, files)?;
+    let policy = source
+        .parse(file, &known_names(&state.config))
+        .map_err(|e| e.0)?;
+    Ok((source, policy))
 }
 
 fn invalid(errors: Vec<String>) -> ApiFailure {
@@ -52,10 +69,14 @@ pub async fn get(State(state): State<Arc<AppState>>, Caller(_who): Caller) -> Js
     let active = state.policy.current();
     Json(PolicyInfo {
         version: active.version,
-        text: active.text.clone(),
+        text: active.source.display_text(),
         applied_by: active.applied_by.clone(),
         applied_at: active.applied_at,
         policy: active.policy.clone(),
+        files: match &active.source {
+            PolicySource::Single(_) => Vec::new(),
+            PolicySource::Files(files) => files.clone(),
+        },
     })
 }
 
@@ -66,17 +87,22 @@ pub async fn check(
     ApiJson(req): ApiJson<PolicyCheckRequest>,
 ) -> Json<PolicyCheckResponse> {
     let active = state.policy.current();
-    let errors = parse(&state, req.file.as_deref(), &req.text)
-        .err()
-        .unwrap_or_default();
+    let label = req.file.as_deref();
+    let (errors, diff) = match source(req.text, req.files) {
+        Err(errors) => (errors, String::new()),
+        Ok(new) => {
+            let errors = new
+                .parse(label, &known_names(&state.config))
+                .err()
+                .map(|e| e.0)
+                .unwrap_or_default();
+            let diff = diff_sources(&active.source, active.version, &new, label.unwrap_or("new"));
+            (errors, diff)
+        }
+    };
     Json(PolicyCheckResponse {
         errors,
-        diff: diff(
-            &active.text,
-            &req.text,
-            &format!("active (version {})", active.version),
-            req.file.as_deref().unwrap_or("new"),
-        ),
+        diff,
         active_version: active.version,
     })
 }
@@ -110,12 +136,13 @@ pub async fn apply(
             format!("{} may not change the policy: {admins}", who.user),
         ));
     }
-    let policy = parse(&state, req.file.as_deref(), &req.text).map_err(invalid)?;
-    let changes = diff(
-        &active.text,
-        &req.text,
-        &format!("active (version {})", active.version),
-        req.file.as_deref().unwrap_or("new"),
+    let label = req.file.as_deref();
+    let (source, policy) = parse(&state, label, req.text, req.files).map_err(invalid)?;
+    let changes = diff_sources(
+        &active.source,
+        active.version,
+        &source,
+        label.unwrap_or("new"),
     );
     if changes.is_empty() {
         return Ok(Json(ApplyPolicyResponse {
@@ -131,13 +158,13 @@ pub async fn apply(
     let at = now_unix();
     let version = state
         .store
-        .apply_policy(Some(active.version), req.text.clone(), who.user.clone(), at)
+        .apply_policy(Some(active.version), encode(&source), who.user.clone(), at)
         .await
         .map_err(|e| ApiFailure::internal("store the policy", &e))?
         .ok_or_else(|| conflict(active.version, active.version + 1))?;
     state.policy.replace(ActivePolicy {
         version,
-        text: req.text,
+        source,
         policy,
         applied_by: who.user.clone(),
         applied_at: at,
@@ -176,9 +203,13 @@ pub async fn test(
     Caller(_who): Caller,
     ApiJson(req): ApiJson<PolicyTestRequest>,
 ) -> Result<Json<Decision>, ApiFailure> {
-    let policy = match &req.text {
-        Some(text) => parse(&state, None, text).map_err(invalid)?,
-        None => state.policy.current().policy.clone(),
+    let policy = match (req.text, req.files) {
+        (None, files) if files.is_empty() => state.policy.current().policy.clone(),
+        (text, files) => {
+            parse(&state, None, text.unwrap_or_default(), files)
+                .map_err(invalid)?
+                .1
+        }
     };
     if state.config.connection(&req.connection).is_none() {
         return Err(ApiFailure::new(

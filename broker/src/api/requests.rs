@@ -7,6 +7,11 @@
 //! refused, each approver counts once, decided, cancelled and expired
 //! requests refuse further decisions, and concurrent approvals cannot grant
 //! twice (the store serializes decisions). Every step is an audit event.
+//!
+//! Statement reviews (`kind = "statement"`, made by [`crate::review`] when a
+//! guardrail `review` rule holds a statement) are rows of the same table and
+//! go through exactly these endpoints: listed, shown, approved, denied,
+//! cancelled and announced like access requests.
 
 use std::sync::Arc;
 
@@ -15,7 +20,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use hoop_shared::api::{
     AccessRequestList, AccessRequestView, ApprovalView, CreateAccessRequest, DecisionRequest,
-    ErrorCode, RequestState,
+    ErrorCode, RequestKind, RequestState, StatementReview,
 };
 use hoop_shared::policy::{Approvers, Outcome};
 
@@ -24,7 +29,7 @@ use crate::app::{AppState, now_unix};
 use crate::auth::Identity;
 use crate::notify::NotifyEvent;
 use crate::policy::subject;
-use crate::store::{DecideError, Event, RequestRow};
+use crate::store::{DecideError, Event, KIND_ACCESS, KIND_STATEMENT, RequestRow};
 
 /// Longest justification or comment accepted.
 const MAX_TEXT_LEN: usize = 1000;
@@ -76,6 +81,18 @@ pub fn view(row: &RequestRow, now: u64) -> AccessRequestView {
         created_at: row.created_at,
         expires_at: row.expires_at,
         grant_ends_at: row.grant_ends_at,
+        kind: if row.kind == KIND_STATEMENT {
+            RequestKind::Statement
+        } else {
+            RequestKind::Access
+        },
+        statement: (row.kind == KIND_STATEMENT).then(|| StatementReview {
+            sql: row.statement.clone().unwrap_or_default(),
+            fingerprint: row.fingerprint.clone().unwrap_or_default(),
+            guardrail: row.rule.clone(),
+            session_id: row.session_id.clone(),
+            used_at: row.consumed_at,
+        }),
     }
 }
 
@@ -226,6 +243,11 @@ pub async fn create(
         decided_at: None,
         grant_ends_at: None,
         approvals: Vec::new(),
+        kind: KIND_ACCESS.into(),
+        statement: None,
+        fingerprint: None,
+        session_id: None,
+        consumed_at: None,
     };
     state
         .store

@@ -46,6 +46,41 @@ default_duration = "15m"
 max_duration = "1h"
 "#;
 
+/// The masking set of the demo connections (docs/masking.md): customer
+/// emails keep their domain, card numbers keep their last 4 digits wherever
+/// they appear (found by a Luhn-checked detector, not by column).
+pub const DEV_MASKING: &str = r#"[[masking_sets]]
+name = "pii"
+description = "Customer emails keep their domain; card numbers keep their last 4 digits, wherever they appear"
+
+[[masking_sets.rule]]
+name = "emails"
+columns = ["customers.email"]
+style = "keep-domain"
+
+[[masking_sets.rule]]
+name = "cards"
+detect = ["card"]
+style = "keep-last"
+keep = 4
+"#;
+
+/// The review set of `demo-pg` (docs/guardrails.md): a `DELETE` or
+/// `UPDATE` of `orders` (with a `WHERE`; without one `no-destructive`
+/// blocks it) is held until someone in `sre` approves it, then runs once.
+pub const DEV_REVIEW: &str = r#"
+[[guardrail_sets]]
+name = "orders-review"
+description = "Changes to orders need a second pair of eyes"
+
+[[guardrail_sets.rule]]
+name = "orders-writes"
+kinds = ["delete", "update"]
+relations = ["orders"]
+action = "review"
+approvers = { groups = ["sre"] }
+"#;
+
 /// Default listen address of `hoop-broker dev`.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8443";
 
@@ -187,14 +222,17 @@ pub async fn run(opts: DevOptions, shutdown: CancellationToken) -> anyhow::Resul
          host = {host}\nport = {port}\ndatabase = {db}\nuser = {user}\n\
          password_file = {pwfile}\n\
          allow_groups = [\"engineering\", \"sre\"]\n\
-         guardrails = [\"no-destructive\"]\n\
+         guardrails = [\"no-destructive\", \"orders-review\"]\n\
+         masking = [\"pii\"]\n\
          description = \"Demo PostgreSQL started by hoop-broker dev\"\n\n\
          [[connections]]\n\
          name = \"demo-pg-jit\"\ntype = \"postgres\"\n\
          host = {host}\nport = {port}\ndatabase = {db}\nuser = {user}\n\
          password_file = {pwfile}\n\
          guardrails = [\"no-destructive\"]\n\
-         description = \"The demo database, with just-in-time access: a reason and one approval from sre\"\n",
+         masking = [\"pii\"]\n\
+         description = \"The demo database, with just-in-time access: a reason and one approval from sre\"\n\n\
+         {masking_sets}{review_sets}",
         path = config_path.display(),
         listen = toml_str(&opts.listen),
         data = toml_str(&data_dir.to_string_lossy()),
@@ -204,6 +242,8 @@ pub async fn run(opts: DevOptions, shutdown: CancellationToken) -> anyhow::Resul
         db = toml_str(&target.database),
         user = toml_str(&target.user),
         pwfile = toml_str(&data_dir.join("demo-pg.password").to_string_lossy()),
+        masking_sets = DEV_MASKING,
+        review_sets = DEV_REVIEW,
     );
     client_config::write_private_file(&data_dir, "broker.toml", config_text.as_bytes())?;
     let config = Config::parse(&config_path, &config_text)?;
@@ -229,6 +269,10 @@ pub async fn run(opts: DevOptions, shutdown: CancellationToken) -> anyhow::Resul
         "  demo-pg-jit the same database, with just-in-time access (reason + 1 approval from sre)"
     );
     println!("  dev users   alice (engineering), bob (sre), carol (admins: may change the policy)");
+    println!(
+        "  masking     customers.email keeps its domain, card numbers their last 4 digits \
+         (hoopctl connect demo-pg -- psql -c 'select * from customers')"
+    );
     println!("  data dir    {}", data_dir.display());
     println!(
         "  hoopctl     configured in {}{}",

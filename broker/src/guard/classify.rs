@@ -135,8 +135,20 @@ fn classify_with(
     let mut out = Vec::with_capacity(stmts.len());
     for raw in stmts {
         let mut st = Statement::default();
-        if let Some(node) = raw.get("stmt") {
-            walk(node, &mut st, true);
+        match raw.get("stmt") {
+            Some(node) if is_setting_pin(node) => {
+                st.ops.push(Op {
+                    kinds: vec![Kind::Select],
+                    what: "SELECT".to_owned(),
+                    targets: Vec::new(),
+                });
+                st.relations.push(Relation {
+                    schema: None,
+                    name: "pg_settings".to_owned(),
+                });
+            }
+            Some(node) => walk(node, &mut st, true),
+            None => {}
         }
         if st.ops.is_empty() {
             st.ops.push(Op {
@@ -827,4 +839,89 @@ fn is_false(arg: Option<&Value>) -> bool {
         return i.get("ival").and_then(Value::as_i64).unwrap_or(0) == 0;
     }
     false
+}
+
+/// Settings pg_dump pins by name from `pg_settings` (so that it works on
+/// servers that lack them): restricting which relation kinds a session may
+/// use only ever makes it safer.
+const PINNED_SETTINGS: &[&str] = &["restrict_nonsystem_relation_kind"];
+
+/// pg_dump (15+, with backpatched security releases) runs
+/// `SELECT set_config(name, 'view, foreign-table', false) FROM pg_settings
+/// WHERE name = 'restrict_nonsystem_relation_kind'`: the setting's name is
+/// a column, not a literal, so the `set_config` guard could not see which
+/// setting changes. The `WHERE` pins the column to a literal from
+/// [`PINNED_SETTINGS`], so it can: this exact shape (one target, one
+/// `pg_settings` in FROM, `name = '<pinned>'`, a literal value and a boolean
+/// literal, nothing else anywhere in the statement) is an ordinary read. Any
+/// other non-literal `set_config` stays a dangerous call. (pg_dump sets
+/// `search_path` to '' first, so `pg_settings` and `=` are the catalog's.)
+fn is_setting_pin(stmt: &Value) -> bool {
+    setting_pin(stmt).unwrap_or(false)
+}
+
+fn setting_pin(stmt: &Value) -> Option<bool> {
+    let sel = node_of(stmt, "SelectStmt")?;
+    let [target] = sel.get("target_list")?.as_array()?.as_slice() else {
+        return None;
+    };
+    let [from] = sel.get("from_clause")?.as_array()?.as_slice() else {
+        return None;
+    };
+    let rt = node_of(target, "ResTarget")?;
+    let call = node_of(rt.get("val")?, "FuncCall")?;
+    let name = name_list(call.get("funcname")?.as_array()?);
+    let [column, value, local] = call.get("args")?.as_array()?.as_slice() else {
+        return None;
+    };
+    let rel = node_of(from, "RangeVar")?;
+    let cond = node_of(sel.get("where_clause")?, "AExpr")?;
+    let pinned = string_const(cond.get("rexpr")?)?;
+    Some(
+        only(sel, &["target_list", "from_clause", "where_clause"])
+            && only(rt, &["val"])
+            && only(call, &["funcname", "args"])
+            && (name == ["set_config"] || name == ["pg_catalog", "set_config"])
+            && is_column(column, "name")
+            && string_const(value).is_some()
+            && node_of(local, "AConst")
+                .and_then(|c| c.get("val")?.get("Boolval"))
+                .is_some()
+            && only(rel, &[])
+            && str_field(rel, "relname") == "pg_settings"
+            && matches!(str_field(rel, "schemaname"), "" | "pg_catalog")
+            && only(cond, &["lexpr", "rexpr", "name"])
+            && cond.get("kind").and_then(Value::as_i64) == Some(1)
+            && cond
+                .get("name")
+                .and_then(Value::as_array)
+                .is_some_and(|n| name_list(n) == ["="])
+            && is_column(cond.get("lexpr")?, "name")
+            && PINNED_SETTINGS.contains(&pinned),
+    )
+}
+
+/// The body of a `kind` node (`{"node": {"Kind": {...}}}` or `{"Kind": {...}}`).
+fn node_of<'a>(v: &'a Value, kind: &str) -> Option<&'a Map<String, Value>> {
+    v.get("node").unwrap_or(v).get(kind)?.as_object()
+}
+
+/// A bare column reference `name` (no table, no star).
+fn is_column(v: &Value, name: &str) -> bool {
+    node_of(v, "ColumnRef")
+        .and_then(|c| c.get("fields")?.as_array())
+        .is_some_and(|f| name_list(f) == [name] && f.len() == 1)
+}
+
+/// Every field of `m` other than `keep` holds no node (null, empty list,
+/// or a scalar such as a location, a flag or an enum number).
+fn only(m: &Map<String, Value>, keep: &[&str]) -> bool {
+    m.iter().all(|(k, v)| {
+        keep.contains(&k.as_str())
+            || match v {
+                Value::Object(_) => false,
+                Value::Array(a) => a.is_empty(),
+                _ => true,
+            }
+    })
 }

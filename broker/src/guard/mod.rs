@@ -29,6 +29,7 @@
 pub mod cache;
 pub mod classify;
 pub mod rules;
+pub mod shell;
 
 #[cfg(test)]
 mod tests;
@@ -36,7 +37,7 @@ mod tests;
 use std::sync::Arc;
 
 pub use classify::{EncodingChange, Op, Relation, Statement, Unparsable, classify};
-pub use rules::{Action, Kind, NO_DESTRUCTIVE, Registry, Rule, RuleSet};
+pub use rules::{Action, Kind, NO_DESTRUCTIVE, Registry, ReviewApprovers, Rule, RuleSet};
 
 use crate::config::UnparsableAction;
 use cache::VerdictCache;
@@ -90,6 +91,8 @@ pub struct Denial {
     pub sqlstate: &'static str,
     /// The full message for the client.
     pub message: String,
+    /// `Review` only: the deciding rule's own approvers and approval count.
+    pub review: Option<(Option<ReviewApprovers>, Option<u32>)>,
 }
 
 /// One connection's guardrails: its rule sets, compiled, and the decision cache.
@@ -157,6 +160,7 @@ impl Guardrails {
             rule: "client-encoding".to_owned(),
             what: "SET client_encoding".to_owned(),
             sqlstate: SQLSTATE_BLOCKED,
+            review: None,
             message: format!(
                 "hoop: blocked: connection \"{}\" checks statements with guardrails, which \
                  read SQL text as the server does only in an encoding where ASCII bytes are \
@@ -213,6 +217,7 @@ impl Guardrails {
                 rule: "unparsable".to_owned(),
                 what: "statement the SQL parser cannot read".to_owned(),
                 sqlstate: SQLSTATE_UNPARSABLE,
+                review: None,
                 message: format!(
                     "hoop: blocked: connection \"{}\" refuses statements its guardrails cannot \
                      parse ({e})",
@@ -248,9 +253,10 @@ impl Guardrails {
         }
         let (rule, what) = worst?;
         let message = match rule.rule.action {
+            // The relay hook adds the review request (see `crate::review`).
             Action::Review => format!(
                 "hoop: {what} on connection \"{}\" is held for review by guardrail \"{}\" rule \
-                 \"{}\" (held for review — not yet available)",
+                 \"{}\"",
                 self.connection, rule.set, rule.rule.name
             ),
             _ => format!(
@@ -266,7 +272,100 @@ impl Guardrails {
             what,
             sqlstate: SQLSTATE_BLOCKED,
             message,
+            review: (rule.rule.action == Action::Review)
+                .then(|| (rule.rule.approvers.clone(), rule.rule.approvals)),
         })
+    }
+}
+
+/// Most distinct guardrail set lists [`GuardBook`] keeps compiled.
+const BOOK_CAPACITY: usize = 256;
+
+/// The guardrails of every session: a connection's own sets, plus the sets
+/// of the policy rule that granted the session, compiled once per distinct
+/// list and shared by every session with that list (and so is the decision
+/// cache).
+#[derive(Debug, Default)]
+pub struct GuardBook {
+    registry: Registry,
+    /// Connection → (its sets, on_unparsable).
+    connections: std::collections::HashMap<String, (Vec<String>, UnparsableAction)>,
+    /// Compiled guardrails by (connection, set list).
+    built: std::sync::Mutex<std::collections::HashMap<(String, Vec<String>), Arc<Guardrails>>>,
+}
+
+impl GuardBook {
+    /// A book resolving set names in `registry`, for these connections.
+    pub fn new<'a>(
+        registry: Registry,
+        connections: impl IntoIterator<Item = &'a crate::config::ConnectionConfig>,
+    ) -> GuardBook {
+        GuardBook {
+            registry,
+            connections: connections
+                .into_iter()
+                .map(|c| (c.name.clone(), (c.guardrails.clone(), c.on_unparsable)))
+                .collect(),
+            built: std::sync::Mutex::default(),
+        }
+    }
+
+    /// A book holding already compiled guardrails (tests, tools): sessions
+    /// get exactly these, plus any policy sets from the built-in registry.
+    pub fn prebuilt(guardrails: std::collections::HashMap<String, Arc<Guardrails>>) -> GuardBook {
+        let mut connections = std::collections::HashMap::new();
+        let mut built = std::collections::HashMap::new();
+        for (name, g) in guardrails {
+            connections.insert(name.clone(), (g.set_names.clone(), g.on_unparsable));
+            built.insert((name, g.set_names.clone()), g);
+        }
+        GuardBook {
+            registry: Registry::builtin(),
+            connections,
+            built: std::sync::Mutex::new(built),
+        }
+    }
+
+    /// The guardrails for a session on `connection` granted with the policy
+    /// sets `policy_sets`: the connection's sets first, then the policy's
+    /// (each once). `None` when both are empty. An unknown set name is an
+    /// error (config and policy are validated against the same names, so it
+    /// means a race with a change): the caller refuses the session.
+    pub fn for_session(
+        &self,
+        connection: &str,
+        policy_sets: &[String],
+    ) -> Result<Option<Arc<Guardrails>>, GuardError> {
+        let (mut names, on_unparsable) = self
+            .connections
+            .get(connection)
+            .cloned()
+            .unwrap_or_default();
+        for s in policy_sets {
+            if !names.contains(s) {
+                names.push(s.clone());
+            }
+        }
+        if names.is_empty() {
+            return Ok(None);
+        }
+        let key = (connection.to_owned(), names);
+        if let Some(g) = self
+            .built
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+        {
+            return Ok(Some(g.clone()));
+        }
+        let sets = self.registry.resolve(&key.1)?;
+        let g = Arc::new(Guardrails::new(connection, &sets, on_unparsable));
+        let mut built = self.built.lock().unwrap_or_else(|p| p.into_inner());
+        if built.len() >= BOOK_CAPACITY {
+            // Only reached with churning policies; compiling is cheap.
+            built.clear();
+        }
+        Ok(Some(built.entry(key).or_insert(g).clone()))
     }
 }
 

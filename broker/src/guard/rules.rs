@@ -145,7 +145,8 @@ impl fmt::Display for Kind {
 pub enum Action {
     /// Forward it.
     Allow,
-    /// Hold it for a human (for now: refused with "held for review — not yet available").
+    /// Hold it for a human: not forwarded; a review request is made, and once
+    /// approved the same statement may run once (see `crate::review`).
     Review,
     /// Refuse it with an error naming the rule.
     Block,
@@ -185,6 +186,36 @@ pub struct Rule {
     /// Free text for people reading the rule set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// `review` only: who decides on a held statement. Without it, the
+    /// approvers of the policy rule that grants the connection decide (an
+    /// `access = "approval"` rule), else the policy admins.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approvers: Option<ReviewApprovers>,
+    /// `review` only: distinct approvals needed (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approvals: Option<u32>,
+}
+
+/// Who decides on statements a `review` rule holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReviewApprovers {
+    /// Members of these groups may approve.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
+    /// These users may approve.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub users: Vec<String>,
+}
+
+impl ReviewApprovers {
+    /// As the approval machinery stores them.
+    pub fn to_policy(&self) -> hoop_shared::policy::Approvers {
+        hoop_shared::policy::Approvers {
+            groups: self.groups.clone(),
+            users: self.users.clone(),
+        }
+    }
 }
 
 /// A named, ordered list of rules: the first rule that matches a part of a
@@ -248,6 +279,8 @@ pub fn builtin_sets() -> Vec<RuleSet> {
         functions: Vec::new(),
         action,
         description: Some(description.to_owned()),
+        approvers: None,
+        approvals: None,
     };
     vec![RuleSet {
         name: NO_DESTRUCTIVE.to_owned(),
@@ -309,6 +342,8 @@ pub fn builtin_sets() -> Vec<RuleSet> {
                      servers, or run SQL from strings"
                         .to_owned(),
                 ),
+                approvers: None,
+                approvals: None,
             },
         ],
     }]
@@ -370,6 +405,21 @@ impl RuleSet {
                      write two rules",
                     r.name
                 ));
+            }
+            if r.action != Action::Review && (r.approvers.is_some() || r.approvals.is_some()) {
+                return bad(format!(
+                    "rule {:?}: approvers and approvals only apply to action = \"review\"",
+                    r.name
+                ));
+            }
+            if let Some(a) = &r.approvers
+                && a.groups.is_empty()
+                && a.users.is_empty()
+            {
+                return bad(format!("rule {:?}: approvers names nobody", r.name));
+            }
+            if r.approvals == Some(0) {
+                return bad(format!("rule {:?}: approvals must be at least 1", r.name));
             }
             if let Some(p) = r.relations.iter().chain(&r.functions).find(|p| {
                 p.trim().is_empty() || p.split('.').any(str::is_empty) || p.split('.').count() > 2
@@ -565,6 +615,8 @@ mod tests {
             kinds = ["delete", "update"]
             relations = ["public.orders"]
             action = "review"
+            approvers = { groups = ["sre"] }
+            approvals = 2
             [[rule]]
             name = "no-sleep"
             functions = ["pg_sleep"]
@@ -573,6 +625,11 @@ mod tests {
         )
         .unwrap();
         assert_eq!(set.rules.len(), 2);
+        assert_eq!(set.rules[0].approvals, Some(2));
+        assert_eq!(
+            set.rules[0].approvers.as_ref().map(|a| a.groups.clone()),
+            Some(vec!["sre".to_owned()])
+        );
         assert_eq!(set.rules[0].kinds, vec![Kind::Delete, Kind::Update]);
         // Round trip: the policy document can embed a set as data.
         let again: RuleSet = toml::from_str(&toml::to_string(&set).unwrap()).unwrap();
@@ -586,6 +643,9 @@ mod tests {
             "name = \"x\"\n[[rule]]\nname = \"r\"\nkinds = [\"drop\"]\nfunctions = [\"f\"]\naction = \"block\"",
             "name = \"x\"\n[[rule]]\nname = \"r\"\nrelations = [\"a.b.c\"]\naction = \"block\"",
             "name = \"x\"\n[[rule]]\nname = \"r\"\naction = \"block\"\n[[rule]]\nname = \"r\"\naction = \"allow\"",
+            "name = \"x\"\n[[rule]]\nname = \"r\"\naction = \"block\"\napprovals = 1",
+            "name = \"x\"\n[[rule]]\nname = \"r\"\naction = \"review\"\napprovals = 0",
+            "name = \"x\"\n[[rule]]\nname = \"r\"\naction = \"review\"\napprovers = {}",
         ] {
             assert!(RuleSet::from_toml(bad).is_err(), "{bad}");
         }

@@ -132,6 +132,22 @@ pub const MUST_BLOCK: &[&str] = &[
     "SET client_encoding = 'SJIS'",
     "SET NAMES 'BIG5'",
     "SELECT set_config('client_encoding', 'GBK', false)",
+    // set_config with a setting name the guard cannot pin to a safe literal.
+    "SELECT set_config(name, 'evil', false) FROM pg_settings WHERE name = 'search_path'",
+    "SELECT set_config(name, 'x', false) FROM pg_settings WHERE name LIKE 'restrict%'",
+    "SELECT set_config(name, 'x', false) FROM pg_settings",
+    "SELECT set_config(name, 'x', false) FROM pg_settings \
+     WHERE name = 'restrict_nonsystem_relation_kind' OR true",
+    "SELECT set_config(name, current_setting('x'), false) FROM pg_settings \
+     WHERE name = 'restrict_nonsystem_relation_kind'",
+    "SELECT set_config(name, 'v', false), set_config('search_path', 'evil', false) \
+     FROM pg_settings WHERE name = 'restrict_nonsystem_relation_kind'",
+    "SELECT set_config(name, 'v', false) FROM pg_settings, orders \
+     WHERE name = 'restrict_nonsystem_relation_kind'",
+    "WITH d AS (DELETE FROM orders RETURNING 1) SELECT set_config(name, 'v', false) \
+     FROM pg_settings WHERE name = 'restrict_nonsystem_relation_kind'",
+    "SELECT set_config(lower(name), 'v', false) FROM pg_settings \
+     WHERE name = 'restrict_nonsystem_relation_kind'",
     // Text the parser rejects is refused (on_unparsable = block).
     "DROPP TABLE orders",
     "DROP\u{a0}TABLE orders",
@@ -144,6 +160,11 @@ pub const MUST_PASS: &[&str] = &[
     // pg_dump and pg_restore pin the search path to nothing.
     "SELECT pg_catalog.set_config('search_path', '', false)",
     "SELECT set_config('search_path', 'pg_catalog', false)",
+    // pg_dump 15+ restricts relation kinds by a name it reads from pg_settings.
+    "SELECT set_config(name, 'view, foreign-table', false) FROM pg_settings \
+     WHERE name = 'restrict_nonsystem_relation_kind'",
+    "select pg_catalog.set_config(name, '', true) from pg_catalog.pg_settings \
+     where name = 'restrict_nonsystem_relation_kind'",
     "",
     ";",
     "SELECT 1",
@@ -326,7 +347,7 @@ fn review_rules_match_target_relations() {
     assert_eq!(
         d.message,
         "hoop: DELETE on connection \"demo-pg\" is held for review by guardrail \
-         \"orders-review\" rule \"orders-writes\" (held for review — not yet available)"
+         \"orders-review\" rule \"orders-writes\""
     );
     // Also inside a CTE, and qualified.
     assert_eq!(

@@ -104,7 +104,41 @@ fn ssn_plausible(area: &str, group: &str, serial: &str) -> bool {
     area != "000" && area != "666" && !area.starts_with('9') && group != "00" && serial != "0000"
 }
 
+/// True when `text` holds at least `n` ASCII digits (stops counting at `n`).
+fn has_digits(text: &str, n: usize) -> bool {
+    let mut seen = 0;
+    for b in text.bytes() {
+        if b.is_ascii_digit() {
+            seen += 1;
+            if seen >= n {
+                return true;
+            }
+        }
+    }
+    false
+}
+
 impl Detector {
+    /// A cheap test that is false only when [`Detector::find`] cannot match
+    /// (digit counts, an `@`): most values of a result skip the regex.
+    #[inline]
+    pub fn may_match(&self, text: &str) -> bool {
+        match self {
+            Detector::Regex(_) => true,
+            Detector::Builtin(DetectorKind::Card) => has_digits(text, 13),
+            Detector::Builtin(DetectorKind::Email) => text.as_bytes().contains(&b'@'),
+            Detector::Builtin(DetectorKind::UsSsn) => {
+                text.as_bytes().contains(&b'-') && has_digits(text, 9)
+            }
+            Detector::Builtin(DetectorKind::Iban) => {
+                text.len() >= 15
+                    && text.bytes().any(|b| b.is_ascii_uppercase())
+                    && has_digits(text, 2)
+            }
+            Detector::Builtin(DetectorKind::Phone) => has_digits(text, 7),
+        }
+    }
+
     /// Byte ranges of the sensitive matches in `text`.
     pub fn find(&self, text: &str) -> Vec<Range<usize>> {
         match self {
@@ -211,6 +245,34 @@ mod tests {
             found(DetectorKind::Phone, "(555) 123-4567"),
             ["(555) 123-4567"]
         );
+    }
+
+    #[test]
+    fn the_prefilter_never_rejects_a_match() {
+        let samples = [
+            "4111 1111 1111 1111",
+            "a@b.co",
+            "123-45-6789",
+            "DE89 3704 0044 0532 0130 00",
+            "+49 30 1234567",
+            "(555) 123-4567",
+        ];
+        for kind in [
+            DetectorKind::Card,
+            DetectorKind::Email,
+            DetectorKind::UsSsn,
+            DetectorKind::Iban,
+            DetectorKind::Phone,
+        ] {
+            let d = Detector::Builtin(kind);
+            for s in samples {
+                if !d.find(s).is_empty() {
+                    assert!(d.may_match(s), "{d:?} {s}");
+                }
+            }
+        }
+        assert!(!Detector::Builtin(DetectorKind::Card).may_match("order 12345"));
+        assert!(!Detector::Builtin(DetectorKind::Email).may_match("no at sign"));
     }
 
     #[test]

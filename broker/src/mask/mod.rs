@@ -128,8 +128,25 @@ pub struct ColumnRef {
     pub schema: Option<String>,
     /// Source table.
     pub table: Option<String>,
+    /// The source column's own name (`attname`), when known; differs from
+    /// `name` when the query gave it an alias.
+    pub column: Option<String>,
     /// The column's name as the client sees it (its alias, if any).
     pub name: String,
+}
+
+impl ColumnRef {
+    /// `schema.table.column` when the source is known, else the name the
+    /// client sees (for recordings).
+    pub fn label(&self) -> String {
+        match (&self.schema, &self.table) {
+            (Some(s), Some(t)) => {
+                format!("{s}.{t}.{}", self.column.as_deref().unwrap_or(&self.name))
+            }
+            (None, Some(t)) => format!("{t}.{}", self.column.as_deref().unwrap_or(&self.name)),
+            _ => self.name.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -228,46 +245,15 @@ impl MaskSet {
         self.rules.iter().any(|r| r.columns.is_empty())
     }
 
-    /// The masked form of `value` in `column`, or `None` when no rule applies.
+    /// The masked form of `value` in `column`, or `None` when no rule applies
+    /// (the same decision the relay makes, see [`Masker`]).
     pub fn mask(&self, column: &ColumnRef, value: &str) -> Option<Masked> {
-        for rule in &self.rules {
-            let column_ok = rule.columns.is_empty() || column_matches(&rule.columns, column);
-            if !column_ok {
-                continue;
-            }
-            if rule.detectors.is_empty() {
-                return Some(Masked {
-                    value: self.apply_style(rule, value),
-                    by: format!("{}/{}", self.name, rule.name),
-                });
-            }
-            let mut ranges: Vec<std::ops::Range<usize>> =
-                rule.detectors.iter().flat_map(|d| d.find(value)).collect();
-            if ranges.is_empty() {
-                continue;
-            }
-            ranges.sort_by_key(|r| (r.start, std::cmp::Reverse(r.end)));
-            let mut out = String::with_capacity(value.len());
-            let mut at = 0;
-            for r in ranges {
-                if r.start < at {
-                    continue; // overlaps a range already masked
-                }
-                let (Some(before), Some(hit)) = (value.get(at..r.start), value.get(r.clone()))
-                else {
-                    continue;
-                };
-                out.push_str(before);
-                out.push_str(&self.apply_style(rule, hit));
-                at = r.end;
-            }
-            out.push_str(value.get(at..).unwrap_or_default());
-            return Some(Masked {
-                value: out,
-                by: format!("{}/{}", self.name, rule.name),
-            });
-        }
-        None
+        let masker = Masker::new(vec![std::sync::Arc::new(self.clone())]);
+        let plan = masker.plan(column)?;
+        plan.apply(value).map(|value| Masked {
+            value,
+            by: plan.by.clone(),
+        })
     }
 
     fn apply_style(&self, rule: &MaskRule, s: &str) -> String {
@@ -292,6 +278,183 @@ impl MaskSet {
             }
         }
     }
+
+    /// `value` with every match of `rule`'s detectors masked, or `None`
+    /// when nothing matched.
+    fn mask_matches(&self, rule: &MaskRule, value: &str) -> Option<String> {
+        let mut ranges: Vec<std::ops::Range<usize>> = rule
+            .detectors
+            .iter()
+            .filter(|d| d.may_match(value))
+            .flat_map(|d| d.find(value))
+            .collect();
+        if ranges.is_empty() {
+            return None;
+        }
+        ranges.sort_by_key(|r| (r.start, std::cmp::Reverse(r.end)));
+        let mut out = String::with_capacity(value.len());
+        let mut at = 0;
+        for r in ranges {
+            if r.start < at {
+                continue; // overlaps a range already masked
+            }
+            let (Some(before), Some(hit)) = (value.get(at..r.start), value.get(r.clone())) else {
+                continue;
+            };
+            out.push_str(before);
+            out.push_str(&self.apply_style(rule, hit));
+            at = r.end;
+        }
+        out.push_str(value.get(at..).unwrap_or_default());
+        Some(out)
+    }
+}
+
+/// The masking sets of one session (the connection's and the policy's),
+/// applied together.
+///
+/// How several rules meet on one value: a rule *with columns and without
+/// detectors* replaces the whole value, and the first such rule (sets in
+/// order, rules in order) decides the style; no other rule runs on that
+/// value. Otherwise every applicable detector rule masks its matches in
+/// turn, each on the output of the one before, so a note holding both a
+/// ticket id and a card number loses both.
+#[derive(Debug, Clone, Default)]
+pub struct Masker {
+    sets: Vec<std::sync::Arc<MaskSet>>,
+}
+
+/// What happens to the values of one result column: the rules that apply
+/// to it, worked out once per result description.
+#[derive(Debug, Clone)]
+pub struct ColumnPlan {
+    /// A whole-value rule: (set index, rule index).
+    whole: Option<(usize, usize)>,
+    /// Detector rules, in order.
+    detect: Vec<(usize, usize)>,
+    sets: Vec<std::sync::Arc<MaskSet>>,
+    /// `set/rule` of the deciding (or first) rule, for logs.
+    pub by: String,
+}
+
+impl Masker {
+    /// The sets, in the order they apply.
+    pub fn new(sets: Vec<std::sync::Arc<MaskSet>>) -> Masker {
+        Masker { sets }
+    }
+
+    /// True when there are no sets at all.
+    pub fn is_empty(&self) -> bool {
+        self.sets.is_empty()
+    }
+
+    /// Whether any rule names columns (then results must be mapped to their
+    /// source columns; with detectors only, every value is simply scanned).
+    pub fn has_column_rules(&self) -> bool {
+        self.sets
+            .iter()
+            .any(|s| s.rules.iter().any(|r| !r.columns.is_empty()))
+    }
+
+    /// Whether any column pattern names a table (`table.column` or
+    /// `schema.table.column`), so it needs the catalog to be decided.
+    pub fn has_table_patterns(&self) -> bool {
+        self.sets.iter().any(|s| {
+            s.rules
+                .iter()
+                .any(|r| r.columns.iter().any(|p| p.as_str().contains('.')))
+        })
+    }
+
+    /// Whether the column part of some pattern could match a column named
+    /// `name` in an unknown table (used to fail closed when the catalog
+    /// cannot be read).
+    pub fn might_cover_name(&self, name: &str) -> bool {
+        self.sets.iter().any(|s| {
+            s.rules.iter().any(|r| {
+                r.columns.iter().any(|p| {
+                    let last = p.as_str().rsplit('.').next().unwrap_or_default();
+                    ClaimPattern::parse(last).is_ok_and(|lp| lp.matches(name))
+                        || last.chars().all(|c| c == '*')
+                })
+            })
+        })
+    }
+
+    /// The plan for `column`, or `None` when no rule can touch its values.
+    pub fn plan(&self, column: &ColumnRef) -> Option<ColumnPlan> {
+        let mut whole = None;
+        let mut detect = Vec::new();
+        let mut by = None;
+        for (si, set) in self.sets.iter().enumerate() {
+            for (ri, rule) in set.rules.iter().enumerate() {
+                let applies = rule.columns.is_empty() || column_matches(&rule.columns, column);
+                if !applies {
+                    continue;
+                }
+                if rule.detectors.is_empty() {
+                    if whole.is_none() {
+                        whole = Some((si, ri));
+                        by = Some(format!("{}/{}", set.name, rule.name));
+                    }
+                } else {
+                    detect.push((si, ri));
+                    by.get_or_insert_with(|| format!("{}/{}", set.name, rule.name));
+                }
+            }
+        }
+        if whole.is_some() {
+            detect.clear();
+        }
+        let by = by?;
+        Some(ColumnPlan {
+            whole,
+            detect,
+            sets: self.sets.clone(),
+            by,
+        })
+    }
+}
+
+impl ColumnPlan {
+    /// True when a rule replaces the whole value (the column is *covered*),
+    /// as opposed to detectors looking inside it.
+    pub fn is_whole_value(&self) -> bool {
+        self.whole.is_some()
+    }
+
+    /// The masked form of `value`, or `None` when it stays as it is.
+    pub fn apply(&self, value: &str) -> Option<String> {
+        let rule = |(si, ri): (usize, usize)| {
+            let set = self.sets.get(si)?;
+            Some((set, set.rules.get(ri)?))
+        };
+        if let Some(at) = self.whole {
+            let (set, r) = rule(at)?;
+            return Some(set.apply_style(r, value));
+        }
+        let mut current: Option<String> = None;
+        for &at in &self.detect {
+            let Some((set, r)) = rule(at) else { continue };
+            let input = current.as_deref().unwrap_or(value);
+            if let Some(masked) = set.mask_matches(r, input) {
+                current = Some(masked);
+            }
+        }
+        current
+    }
+
+    /// Whether some detector might match `value` (false: it passes as is).
+    #[inline]
+    pub fn may_touch(&self, value: &str) -> bool {
+        self.whole.is_some()
+            || self.detect.iter().any(|&(si, ri)| {
+                self.sets
+                    .get(si)
+                    .and_then(|s| s.rules.get(ri))
+                    .is_some_and(|r| r.detectors.iter().any(|d| d.may_match(value)))
+            })
+    }
 }
 
 /// Every letter and digit except the last `keep` become `*`.
@@ -311,19 +474,20 @@ fn keep_last(s: &str, keep: usize) -> String {
         .collect()
 }
 
+/// Pattern `column` matches the name the client sees or the source
+/// column's own name; `table.column` and `schema.table.column` need the
+/// source, resolved through the catalog.
 fn column_matches(patterns: &[ClaimPattern], column: &ColumnRef) -> bool {
-    let table_col = column
-        .table
-        .as_ref()
-        .map(|t| format!("{t}.{}", column.name));
+    let source = column.column.as_deref().unwrap_or(&column.name);
+    let table_col = column.table.as_ref().map(|t| format!("{t}.{source}"));
     let full = match (&column.schema, &column.table) {
-        (Some(s), Some(t)) => Some(format!("{s}.{t}.{}", column.name)),
+        (Some(s), Some(t)) => Some(format!("{s}.{t}.{source}")),
         _ => None,
     };
     patterns.iter().any(|p| {
         let dots = p.as_str().matches('.').count();
         match dots {
-            0 => p.matches(&column.name),
+            0 => p.matches(&column.name) || p.matches(source),
             1 => table_col.as_deref().is_some_and(|tc| p.matches(tc)),
             _ => full.as_deref().is_some_and(|f| p.matches(f)),
         }
@@ -365,6 +529,7 @@ style = "full"
         ColumnRef {
             schema: table.map(|_| "public".into()),
             table: table.map(Into::into),
+            column: None,
             name: name.into(),
         }
     }
@@ -448,6 +613,38 @@ style = "full"
                 .to_string()
                 .contains("unknown field `column`")
         );
+    }
+
+    #[test]
+    fn aliases_whole_value_rules_and_detector_chains() {
+        let s = set();
+        // An alias does not hide the source column.
+        let aliased = ColumnRef {
+            schema: Some("public".into()),
+            table: Some("customers".into()),
+            column: Some("email".into()),
+            name: "contact".into(),
+        };
+        assert_eq!(
+            s.mask(&aliased, "ada@example.com").unwrap().value,
+            "****@example.com"
+        );
+        assert_eq!(aliased.label(), "public.customers.email");
+        // Ticket regex and card detector both apply to a note.
+        let m = s
+            .mask(&col(None, "notes"), "TKT-9 paid 4111111111111111")
+            .unwrap();
+        assert_eq!(m.value, "**** paid ************1111");
+        // A whole-value rule decides alone, on the original value.
+        let masker = Masker::new(vec![std::sync::Arc::new(s)]);
+        let plan = masker.plan(&col(Some("customers"), "email")).unwrap();
+        assert!(plan.is_whole_value());
+        assert!(masker.has_column_rules() && masker.has_table_patterns());
+        assert!(masker.might_cover_name("email") && !masker.might_cover_name("city"));
+        let plain = masker.plan(&col(Some("orders"), "status")).unwrap();
+        assert!(!plain.is_whole_value());
+        assert!(!plain.may_touch("paid"));
+        assert_eq!(plain.apply("paid"), None);
     }
 
     #[test]

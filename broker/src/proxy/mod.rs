@@ -1,2 +1,3 @@
 //! Protocol-aware proxies.
 pub mod postgres;
+pub mod ssh;

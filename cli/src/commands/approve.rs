@@ -55,6 +55,24 @@ async fn list(ctx: &Context, output: OutputFormat) -> anyhow::Result<u8> {
 pub fn approved_summary(view: &AccessRequestView, now: u64) -> String {
     let who = render::clean(&view.requester);
     let conn = render::clean(&view.connection);
+    if let Some(st) = &view.statement {
+        let sql = render::clean_short(&st.sql, 200);
+        return match view.state {
+            RequestState::Approved => format!(
+                "Approved review request {}: {who} may run this statement once on {conn}{}: {sql}",
+                view.id,
+                view.grant_ends_at
+                    .map(|end| format!(" until {}", super::describe_time(end, now)))
+                    .unwrap_or_default(),
+            ),
+            RequestState::Pending => format!(
+                "Approved review request {} ({} approvals; more needed before {who} may run it).",
+                view.id,
+                approvals_progress(view),
+            ),
+            state => format!("Review request {} is {state}.", view.id),
+        };
+    }
     match view.state {
         RequestState::Approved => {
             let until = view
@@ -113,7 +131,28 @@ mod tests {
             created_at: 0,
             expires_at: 0,
             grant_ends_at: (state == RequestState::Approved).then_some(900),
+            kind: Default::default(),
+            statement: None,
         }
+    }
+
+    #[test]
+    fn approving_a_review_names_the_statement() {
+        let mut v = view(RequestState::Approved, 1, 1);
+        v.kind = hoop_shared::api::RequestKind::Statement;
+        v.statement = Some(hoop_shared::api::StatementReview {
+            sql: "DELETE FROM orders WHERE id = 1".into(),
+            fingerprint: "f".into(),
+            guardrail: "orders-review/orders-writes".into(),
+            session_id: None,
+            used_at: None,
+        });
+        let text = approved_summary(&v, 0);
+        assert!(
+            text.starts_with("Approved review request r1: alice may run this statement once on pg-prod"),
+            "{text}"
+        );
+        assert!(text.ends_with(": DELETE FROM orders WHERE id = 1"), "{text}");
     }
 
     #[test]

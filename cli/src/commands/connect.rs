@@ -69,6 +69,7 @@ pub fn tunnel_target(creds: &Arc<Credentials>, session: &OpenSessionResponse) ->
         session_id: session.session_id.clone(),
         connection: session.connection.name.clone(),
         kind: session.connection.kind,
+        ssh_public_key: None,
     })
 }
 
@@ -81,6 +82,9 @@ pub async fn serve_session(
     port: u16,
     command: &[OsString],
 ) -> anyhow::Result<u8> {
+    if session.connection.kind == ConnectionKind::Ssh {
+        return crate::ssh::serve_session(creds, session, port, command).await;
+    }
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, port))
         .await
         .with_context(|| {
@@ -130,12 +134,6 @@ async fn run_child(
     rest: &[OsString],
     server: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<u8> {
-    // Take over SIGINT *before* the child exists, so no Ctrl-C can kill
-    // hoopctl (and with it the tunnel) while the child lives.
-    let mut sigint = signal(SignalKind::interrupt())?;
-    let mut sigterm = signal(SignalKind::terminate())?;
-    let mut sighup = signal(SignalKind::hangup())?;
-
     let mut cmd = tokio::process::Command::new(program);
     cmd.args(rest);
     match session.connection.kind {
@@ -145,7 +143,24 @@ async fn run_child(
             }
             cmd.envs(postgres_env(session, local));
         }
+        ConnectionKind::Ssh => {}
     }
+    run_command(program, cmd, server).await
+}
+
+/// Runs `cmd` while `server` tunnels, with the signal handling described
+/// in this module's header; returns the exit code to pass on.
+pub async fn run_command(
+    program: &std::ffi::OsStr,
+    mut cmd: tokio::process::Command,
+    server: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<u8> {
+    // Take over SIGINT *before* the child exists, so no Ctrl-C can kill
+    // hoopctl (and with it the tunnel) while the child lives.
+    let mut sigint = signal(SignalKind::interrupt())?;
+    let mut sigterm = signal(SignalKind::terminate())?;
+    let mut sighup = signal(SignalKind::hangup())?;
+
     let mut child = match cmd.spawn() {
         Ok(child) => child,
         Err(e) => {
@@ -158,7 +173,7 @@ async fn run_child(
             return Ok(code);
         }
     };
-    tracing::debug!(pid = child.id(), %local, "child started");
+    tracing::debug!(pid = child.id(), "child started");
 
     tokio::pin!(server);
     let status = loop {
@@ -194,7 +209,7 @@ pub fn exit_code(status: ExitStatus) -> u8 {
     }
 }
 
-async fn wait_for_shutdown(server: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
+pub async fn wait_for_shutdown(server: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sigint = signal(SignalKind::interrupt())?;
     tokio::select! {
@@ -249,6 +264,8 @@ pub fn instructions(session: &OpenSessionResponse, local: SocketAddr, now: u64) 
                  tunnel and dies with it."
             );
         }
+        // Printed by `crate::ssh`, which knows the one-time key's files.
+        ConnectionKind::Ssh => {}
     }
     let _ = writeln!(s, "Press Ctrl-C to close the tunnel.");
     s
@@ -302,6 +319,7 @@ mod tests {
             tunnel_secret: Secret::new("one-time"),
             client_user: "alice".into(),
             expires_at: 0,
+            ssh_host_key: None,
         }
     }
 

@@ -9,11 +9,27 @@
 //!
 //! `-- CMD` path: exactly `connect NAME -- CMD` (same code, `connect::serve_session`).
 //!
+//! SSH connections: `hoopctl exec NAME -- 'COMMAND'` runs COMMAND on the
+//! target through hoopctl's own SSH client (`crate::ssh::run_remote`; no
+//! `ssh` binary needed) and exits with its exit status.
+//!
 //! Results: `tokio-postgres`' simple query stream gives, per statement, the
 //! column names, the rows as text (or NULL) and the row count of the command
 //! tag, but not the tag's verb (`INSERT`, `CREATE TABLE`); so the output has
-//! `rows_affected` and no verb. Exit codes: see [`EXIT_STATEMENT_FAILED`],
-//! [`EXIT_USAGE`], [`EXIT_APPROVAL_PENDING`].
+//! `rows_affected` and no verb.
+//!
+//! Query review: when a guardrail holds an input for review, the broker's
+//! error names the review request (DETAIL `hoop review request: ID`). With
+//! `--wait [DUR]` exec follows it like an access request (spinner, Ctrl-C
+//! choices) and, once approved, sends the same input again in the same
+//! session: the approval covers that one run. Without `--wait`, or when the
+//! wait runs out, it prints the id on stdout and exits with
+//! [`EXIT_APPROVAL_PENDING`].
+//!
+//! Exit codes: 0 all ran; [`EXIT_STATEMENT_FAILED`] (1) a statement failed,
+//! or the review was denied, cancelled or expired; [`EXIT_USAGE`] (2);
+//! [`EXIT_APPROVAL_PENDING`] (3) an access request or a statement review is
+//! still pending (its id on stdout); 130 Ctrl-C while waiting.
 
 #![deny(
     clippy::unwrap_used,
@@ -44,8 +60,9 @@ use crate::tunnel;
 pub const EXIT_STATEMENT_FAILED: u8 = 1;
 /// Exit status of a usage error (no SQL given, unreadable -f file).
 pub const EXIT_USAGE: u8 = 2;
-/// Exit status when the connection needs an approval that did not arrive
-/// (no `--wait`, or not within it); the request id is on stdout.
+/// Exit status when the connection needs an approval, or a statement is held
+/// for review, and no decision arrived (no `--wait`, or not within it); the
+/// request id is on stdout.
 pub const EXIT_APPROVAL_PENDING: u8 = access::EXIT_APPROVAL_PENDING;
 
 /// Largest SQL input read from a file or stdin.
@@ -109,8 +126,18 @@ pub async fn run(ctx: &Context, args: &ExecArgs) -> anyhow::Result<u8> {
         Access::Interrupted => return Ok(access::EXIT_INTERRUPTED),
     };
     let result = match scripts {
+        // ssh: the command runs on the target (`crate::ssh`), no local child.
+        _ if session.connection.kind == ConnectionKind::Ssh => {
+            crate::ssh::run_remote(&creds, &session, &args.command).await
+        }
         None => connect::serve_session(&creds, &session, 0, &args.command).await,
-        Some(scripts) => run_sql(&creds, &session, &scripts, args.output).await,
+        Some(scripts) => {
+            let follow = Follow {
+                opts: &opts,
+                command: format!("hoopctl exec {}", args.name),
+            };
+            run_sql(&creds, &session, &scripts, args.output, &follow).await
+        }
     };
     connect::close_session(&creds, &session.session_id).await;
     result
@@ -217,14 +244,70 @@ pub struct ExecReport {
     pub error: Option<SqlError>,
 }
 
+/// How to follow a statement a guardrail held for review.
+struct Follow<'a> {
+    /// `--wait` (or not), and whether a spinner may show.
+    opts: &'a AccessOptions,
+    /// The command to run again, for the advice when it stays pending.
+    command: String,
+}
+
+/// What became of an input held for review.
+enum Held {
+    /// Approved: it ran again with this result.
+    Ran(Vec<StatementResult>, Option<SqlError>),
+    /// Still pending (or interrupted): exit with this status.
+    Exit(u8),
+}
+
+/// The review request a refusal names (`DETAIL: hoop review request: ID`).
+pub fn review_request(e: &SqlError) -> Option<&str> {
+    e.detail
+        .as_deref()?
+        .strip_prefix(REVIEW_DETAIL_PREFIX)
+        .map(str::trim)
+        .filter(|id| !id.is_empty())
+}
+
+/// The DETAIL prefix the broker puts before the review request id.
+pub const REVIEW_DETAIL_PREFIX: &str = "hoop review request: ";
+
+/// The input was held for review `id`: waits for the decision as `--wait`
+/// says and, once approved, runs it again (the approval covers one run).
+async fn follow_held(
+    creds: &Credentials,
+    client: &tokio_postgres::Client,
+    script: &Script,
+    id: &str,
+    follow: &Follow<'_>,
+) -> anyhow::Result<Held> {
+    eprintln!(
+        "The statement in {} is held for review: request {id}.",
+        script.label
+    );
+    match access::follow_review(creds, id, follow.opts).await? {
+        access::Review::Approved(view) => {
+            tracing::debug!(review = %view.id, "approved; running the statement again");
+            let (done, error) = run_script(client, script).await;
+            Ok(Held::Ran(done, error))
+        }
+        access::Review::Pending(view) => {
+            access::report_pending(&view, &follow.command)?;
+            Ok(Held::Exit(EXIT_APPROVAL_PENDING))
+        }
+        access::Review::Interrupted => Ok(Held::Exit(access::EXIT_INTERRUPTED)),
+    }
+}
+
 async fn run_sql(
     creds: &Arc<Credentials>,
     session: &OpenSessionResponse,
     scripts: &[Script],
     output: OutputFormat,
+    follow: &Follow<'_>,
 ) -> anyhow::Result<u8> {
-    match session.connection.kind {
-        ConnectionKind::Postgres => {}
+    if session.connection.kind != ConnectionKind::Postgres {
+        anyhow::bail!("{} is not a database connection", session.connection.name);
     }
     let started = Instant::now();
     let target = connect::tunnel_target(creds, session);
@@ -270,7 +353,30 @@ async fn run_sql(
     };
     let mut out = std::io::stdout().lock();
     for script in scripts {
-        let (done, error) = run_script(&client, script).await;
+        let (mut done, mut error) = run_script(&client, script).await;
+        if let Some(id) = error.as_ref().and_then(review_request).map(str::to_owned) {
+            // What completed before the held statement is shown first.
+            if output == OutputFormat::Table {
+                for st in &done {
+                    out.write_all(format_table(st).as_bytes())?;
+                }
+                out.flush()?;
+            }
+            report.statements.append(&mut done);
+            match follow_held(creds, &client, script, &id, follow).await {
+                Ok(Held::Ran(again, again_error)) => (done, error) = (again, again_error),
+                Ok(Held::Exit(code)) => {
+                    drop(client);
+                    let _ = tokio::time::timeout(Duration::from_secs(5), conn_task).await;
+                    return Ok(code);
+                }
+                Err(e) => {
+                    drop(client);
+                    let _ = tokio::time::timeout(Duration::from_secs(5), conn_task).await;
+                    return Err(e);
+                }
+            }
+        }
         if output == OutputFormat::Table {
             for st in &done {
                 out.write_all(format_table(st).as_bytes())?;

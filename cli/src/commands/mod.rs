@@ -4,6 +4,7 @@
 //! `hoopctl connections -o json | jq` stays clean.
 
 pub mod approve;
+pub mod audit;
 pub mod completions;
 pub mod connect;
 pub mod connections;
@@ -12,6 +13,7 @@ pub mod login;
 pub mod logout;
 pub mod policy;
 pub mod requests;
+pub mod sessions;
 pub mod whoami;
 
 use std::sync::Arc;

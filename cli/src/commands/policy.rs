@@ -1,19 +1,28 @@
 //! `hoopctl policy get|diff|apply|test`: the access policy as code.
 //!
-//! `apply` is check-then-swap: `POST /v1/policy/check` validates the file
+//! `apply` is check-then-swap: `POST /v1/policy/check` validates the document
 //! and diffs it against the policy in force (version N); the person (or
 //! `--yes`) confirms that diff; `PUT /v1/policy` with `expected_version = N`
 //! applies it only if nobody changed the policy in between, so what was
 //! reviewed is exactly what lands. An invalid document changes nothing.
+//!
+//! A document is one TOML file or a directory: `-f DIR` sends the `*.toml`
+//! files in it (sorted by name, other files ignored) as one document, which
+//! the broker validates across files, diffs file by file and stores as one
+//! policy version. `policy get --out-dir DIR` writes such a policy back as
+//! files.
 
 use std::io::{IsTerminal as _, Read as _, Write as _};
 use std::path::Path;
 
 use anyhow::Context as _;
 use hoop_shared::api::{
-    ApplyPolicyRequest, ErrorCode, PolicyCheckRequest, PolicyCheckResponse, PolicyTestRequest,
+    ApplyPolicyRequest, ErrorCode, PolicyCheckRequest, PolicyCheckResponse, PolicyInfo,
+    PolicyTestRequest,
 };
-use hoop_shared::policy::{Decision, Outcome};
+use hoop_shared::policy::{
+    Decision, MAX_POLICY_LEN, Outcome, PolicyFile, PolicySource, check_file_name,
+};
 
 use super::{Context, describe_time};
 use crate::api::ApiError;
@@ -24,8 +33,8 @@ use crate::cli::{
 };
 use crate::render;
 
-/// Largest policy file read (the broker's limit is the same).
-const MAX_POLICY_FILE: u64 = 1024 * 1024;
+/// Largest policy file read (the broker's limit for a whole document).
+const MAX_POLICY_FILE: u64 = MAX_POLICY_LEN as u64;
 
 /// Runs `hoopctl policy`.
 pub async fn run(ctx: &Context, args: &PolicyArgs) -> anyhow::Result<u8> {
@@ -34,6 +43,15 @@ pub async fn run(ctx: &Context, args: &PolicyArgs) -> anyhow::Result<u8> {
         PolicyCommand::Diff(a) => diff(ctx, a).await,
         PolicyCommand::Apply(a) => apply(ctx, a).await,
         PolicyCommand::Test(a) => test(ctx, a).await,
+    }
+}
+
+/// The policy in force as a document: its files, or its one text.
+fn source_of(info: &PolicyInfo) -> PolicySource {
+    if info.files.is_empty() {
+        PolicySource::Single(info.text.clone())
+    } else {
+        PolicySource::Files(info.files.clone())
     }
 }
 
@@ -47,6 +65,9 @@ async fn get(ctx: &Context, args: &PolicyGetArgs) -> anyhow::Result<u8> {
         })
         .await
         .context("cannot read the policy")?;
+    if let Some(dir) = &args.out_dir {
+        return write_out(dir, &info, args.force);
+    }
     let mut out = std::io::stdout();
     match args.output {
         PolicyFormat::Json => {
@@ -55,20 +76,104 @@ async fn get(ctx: &Context, args: &PolicyGetArgs) -> anyhow::Result<u8> {
         }
         PolicyFormat::Toml => {
             // stdout is the document alone, so `policy get > policy.toml`
-            // round-trips; where it came from goes to stderr.
+            // round-trips (a directory's files each follow a `# file: NAME`
+            // line; `--out-dir` writes them back); where it came from goes
+            // to stderr.
+            let source = source_of(&info);
+            let files = match &source {
+                PolicySource::Single(_) => String::new(),
+                PolicySource::Files(f) => format!(" ({} files)", f.len()),
+            };
             eprintln!(
-                "# policy version {}, applied by {} {}",
+                "# policy version {}{files}, applied by {} {}",
                 info.version,
                 render::clean(&info.applied_by),
                 describe_time(info.applied_at, now_unix())
             );
-            out.write_all(info.text.as_bytes())?;
-            if !info.text.ends_with('\n') {
+            let text = source.display_text();
+            out.write_all(text.as_bytes())?;
+            if !text.is_empty() && !text.ends_with('\n') {
                 writeln!(out)?;
             }
         }
     }
     out.flush()?;
+    Ok(0)
+}
+
+/// `policy get --out-dir DIR`: writes the policy's files into `dir` (a
+/// one-file policy as `policy.toml`). Every file is checked before any is
+/// written, so a refusal leaves the directory as it was.
+fn write_out(dir: &Path, info: &PolicyInfo, force: bool) -> anyhow::Result<u8> {
+    let source = source_of(info);
+    let files = source.named_files();
+    // The names come from the broker: never let one leave the directory.
+    for (name, _) in &files {
+        check_file_name(name).map_err(|e| anyhow::anyhow!("the broker sent {e}"))?;
+    }
+    if dir.exists() && !dir.is_dir() {
+        anyhow::bail!("{} exists and is not a directory", dir.display());
+    }
+    let existing: Vec<String> = files
+        .iter()
+        .filter(|(name, _)| dir.join(name).symlink_metadata().is_ok())
+        .map(|(name, _)| dir.join(name).display().to_string())
+        .collect();
+    if !existing.is_empty() && !force {
+        anyhow::bail!(
+            "not overwriting {}; nothing was written. Pass --force to overwrite, or choose \
+             another directory",
+            existing.join(", ")
+        );
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    for (name, text) in &files {
+        let path = dir.join(name);
+        let mut open = std::fs::OpenOptions::new();
+        open.write(true);
+        if force {
+            open.create(true).truncate(true);
+        } else {
+            // Refuses a file that appeared since the check above.
+            open.create_new(true);
+        }
+        open.open(&path)
+            .and_then(|mut f| f.write_all(text.as_bytes()))
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    // Other *.toml files would become part of the policy on the next
+    // `policy apply -f DIR`: say so.
+    let strays: Vec<String> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter_map(|e| e.file_name().to_str().map(str::to_owned))
+                .filter(|n| {
+                    n.ends_with(".toml")
+                        && !n.starts_with('.')
+                        && !files.iter().any(|(name, _)| name == n)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let names: Vec<&str> = files.iter().map(|(name, _)| *name).collect();
+    println!(
+        "Wrote policy version {} to {}: {}.",
+        info.version,
+        dir.display(),
+        names.join(", ")
+    );
+    if !strays.is_empty() {
+        eprintln!(
+            "note: {} also holds {}, which {} not part of the policy in force; \
+             `hoopctl policy apply -f {}` would include {}.",
+            dir.display(),
+            render::clean(&strays.join(", ")),
+            if strays.len() == 1 { "is" } else { "are" },
+            dir.display(),
+            if strays.len() == 1 { "it" } else { "them" }
+        );
+    }
     Ok(0)
 }
 
@@ -88,15 +193,34 @@ fn read_policy(path: &Path) -> anyhow::Result<String> {
     Ok(text)
 }
 
+/// Reads `-f PATH`: one file, or a directory's `*.toml` files in name order.
+fn read_document(path: &Path) -> anyhow::Result<PolicySource> {
+    if path.is_dir() {
+        Ok(hoop_shared::policy::read_dir(path)?)
+    } else {
+        Ok(PolicySource::Single(read_policy(path)?))
+    }
+}
+
+/// A document as the API carries it: `(text, files)`.
+fn request_parts(source: PolicySource) -> (String, Vec<PolicyFile>) {
+    match source {
+        PolicySource::Single(text) => (text, Vec::new()),
+        PolicySource::Files(files) => (String::new(), files),
+    }
+}
+
 async fn check(
     creds: &Credentials,
     path: &Path,
-    text: &str,
+    source: &PolicySource,
 ) -> anyhow::Result<PolicyCheckResponse> {
     let api = creds.api().clone();
+    let (text, files) = request_parts(source.clone());
     let body = PolicyCheckRequest {
-        text: text.to_owned(),
+        text,
         file: Some(path.display().to_string()),
+        files,
     };
     let body = &body;
     creds
@@ -136,9 +260,9 @@ fn print_problems(path: &Path, errors: &[String]) {
 }
 
 async fn diff(ctx: &Context, args: &PolicyFileArgs) -> anyhow::Result<u8> {
-    let text = read_policy(&args.file)?;
+    let source = read_document(&args.file)?;
     let creds = ctx.credentials()?;
-    let checked = check(&creds, &args.file, &text).await?;
+    let checked = check(&creds, &args.file, &source).await?;
     if checked.diff.is_empty() {
         eprintln!(
             "No changes: {} matches the policy in force (version {}).",
@@ -158,9 +282,9 @@ async fn diff(ctx: &Context, args: &PolicyFileArgs) -> anyhow::Result<u8> {
 
 async fn apply(ctx: &Context, args: &PolicyApplyArgs) -> anyhow::Result<u8> {
     let path = &args.file;
-    let text = read_policy(path)?;
+    let source = read_document(path)?;
     let creds = ctx.credentials()?;
-    let checked = check(&creds, path, &text).await?;
+    let checked = check(&creds, path, &source).await?;
     if !checked.errors.is_empty() {
         print_problems(path, &checked.errors);
         return Ok(1);
@@ -205,10 +329,12 @@ async fn apply(ctx: &Context, args: &PolicyApplyArgs) -> anyhow::Result<u8> {
     }
 
     let api = creds.api().clone();
+    let (text, files) = request_parts(source);
     let body = ApplyPolicyRequest {
         text,
         file: Some(path.display().to_string()),
         expected_version: Some(checked.active_version),
+        files,
     };
     let body = &body;
     let applied = creds
@@ -252,7 +378,13 @@ async fn apply(ctx: &Context, args: &PolicyApplyArgs) -> anyhow::Result<u8> {
 }
 
 async fn test(ctx: &Context, args: &PolicyTestArgs) -> anyhow::Result<u8> {
-    let text = args.file.as_deref().map(read_policy).transpose()?;
+    let (text, files) = match args.file.as_deref().map(read_document).transpose()? {
+        Some(source) => {
+            let (text, files) = request_parts(source);
+            (Some(text), files)
+        }
+        None => (None, Vec::new()),
+    };
     let creds = ctx.credentials()?;
     let api = creds.api().clone();
     let body = PolicyTestRequest {
@@ -262,6 +394,7 @@ async fn test(ctx: &Context, args: &PolicyTestArgs) -> anyhow::Result<u8> {
         connection: args.connection.clone(),
         text,
         sql: args.sql.clone(),
+        files,
     };
     let body = &body;
     let decision = creds
@@ -436,5 +569,67 @@ mod tests {
             read_policy(&tmp.path().join("nope.toml")).unwrap_err()
         );
         assert!(e.contains("cannot read") && e.contains("nope.toml"), "{e}");
+    }
+
+    fn info(files: &[(&str, &str)]) -> PolicyInfo {
+        PolicyInfo {
+            version: 7,
+            text: String::new(),
+            applied_by: "carol".into(),
+            applied_at: 0,
+            policy: hoop_shared::policy::Policy {
+                groups: vec![],
+                admins: vec![],
+                rules: vec![],
+            },
+            files: files
+                .iter()
+                .map(|(n, t)| PolicyFile {
+                    name: (*n).into(),
+                    text: (*t).into(),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn out_dir_writes_the_files_and_overwrites_only_with_force() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("policy.d");
+        let two = info(&[("10-base.toml", "a = 1\n"), ("20-team.toml", "b = 2\n")]);
+        write_out(&dir, &two, false).unwrap();
+        assert_eq!(
+            read_document(&dir).unwrap().named_files(),
+            [("10-base.toml", "a = 1\n"), ("20-team.toml", "b = 2\n")]
+        );
+        // One file that exists refuses the whole write: nothing changes.
+        std::fs::remove_file(dir.join("10-base.toml")).unwrap();
+        let changed = info(&[("10-base.toml", "a = 9\n"), ("20-team.toml", "b = 9\n")]);
+        let e = format!("{:#}", write_out(&dir, &changed, false).unwrap_err());
+        assert!(e.contains("20-team.toml") && e.contains("--force"), "{e}");
+        assert!(!dir.join("10-base.toml").exists());
+        assert_eq!(
+            std::fs::read_to_string(dir.join("20-team.toml")).unwrap(),
+            "b = 2\n"
+        );
+        write_out(&dir, &changed, true).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(dir.join("20-team.toml")).unwrap(),
+            "b = 9\n"
+        );
+        // A one-file policy becomes policy.toml.
+        let mut single = info(&[]);
+        single.text = "groups = []\n".into();
+        let one = tmp.path().join("one");
+        write_out(&one, &single, false).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(one.join("policy.toml")).unwrap(),
+            "groups = []\n"
+        );
+        // A name that would leave the directory is refused, whoever sent it.
+        let evil = info(&[("../evil.toml", "")]);
+        let e = format!("{:#}", write_out(&dir, &evil, true).unwrap_err());
+        assert!(e.contains("not a policy file name"), "{e}");
+        assert!(!tmp.path().join("evil.toml").exists());
     }
 }

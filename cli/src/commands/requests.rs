@@ -7,7 +7,7 @@ use std::io::Write as _;
 
 use anyhow::Context as _;
 use hoop_shared::api::{
-    AccessRequestList, AccessRequestView, DecisionRequest, ErrorCode, RequestState,
+    AccessRequestList, AccessRequestView, DecisionRequest, ErrorCode, RequestKind, RequestState,
 };
 
 use super::{Context, describe_time};
@@ -214,11 +214,25 @@ pub fn age(view: &AccessRequestView, now: u64) -> String {
     render::short_duration(now.saturating_sub(view.created_at))
 }
 
+/// Longest statement shown in a table cell (`requests show` shows all of it).
+const SQL_WIDTH: usize = 60;
+
 fn reason_cell(view: &AccessRequestView) -> String {
+    if let Some(st) = &view.statement {
+        return format!("SQL: {}", render::clean_short(&st.sql, SQL_WIDTH));
+    }
     view.reason
         .as_deref()
         .map(|r| render::clean_short(r, REASON_WIDTH))
         .unwrap_or_else(|| "-".into())
+}
+
+/// How long the request asks for: a grant's length, or `1 run` for a statement.
+fn duration_cell(view: &AccessRequestView) -> String {
+    match view.kind {
+        RequestKind::Statement => "1 run".to_owned(),
+        RequestKind::Access => render::short_duration(view.duration_secs),
+    }
 }
 
 /// `hoopctl requests`: ID CONNECTION STATE DURATION APPROVALS AGE REASON.
@@ -231,7 +245,7 @@ pub fn my_requests_table(list: &AccessRequestList, now: u64) -> String {
                 render::clean(&r.id),
                 render::clean(&r.connection),
                 state_cell(r, now),
-                render::short_duration(r.duration_secs),
+                duration_cell(r),
                 approvals_progress(r),
                 age(r, now),
                 reason_cell(r),
@@ -262,7 +276,7 @@ pub fn approvals_table(list: &AccessRequestList, now: u64) -> String {
                 render::clean(&r.id),
                 render::clean(&r.requester),
                 render::clean(&r.connection),
-                render::short_duration(r.duration_secs),
+                duration_cell(r),
                 age(r, now),
                 approvals_progress(r),
                 reason_cell(r),
@@ -329,6 +343,16 @@ pub fn detail(view: &AccessRequestView, now: u64) -> String {
     if let Some(end) = view.grant_ends_at {
         rows.push(("Grant ends", describe_time(end, now)));
     }
+    if let Some(st) = &view.statement {
+        // A statement review: what runs, and whether it ran.
+        rows.retain(|(k, _)| !matches!(*k, "Reason" | "Duration" | "Rule"));
+        rows.insert(1, ("Kind", "statement review (one run)".to_owned()));
+        rows.push(("Guardrail", render::clean(&st.guardrail)));
+        rows.push(("Statement", render::clean(&st.sql)));
+        if let Some(at) = st.used_at {
+            rows.push(("Ran", describe_time(at, now)));
+        }
+    }
     render::fields(&rows)
 }
 
@@ -356,6 +380,8 @@ mod tests {
             created_at: 1_700_000_000,
             expires_at: 1_700_003_600,
             grant_ends_at: None,
+            kind: RequestKind::Access,
+            statement: None,
         }
     }
 

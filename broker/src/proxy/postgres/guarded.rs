@@ -30,20 +30,47 @@
 //! Fast-path `FunctionCall` messages call a function by OID, past any SQL
 //! text to inspect: with guardrails on they are refused the same way.
 //!
+//! # Review and recording
+//!
+//! A statement a `review` rule matches is held: the hook answers the relay
+//! with `Verdict::Wait` while [`crate::review::ReviewDesk`] uses an approval
+//! for it (then it runs, once: a named statement so let through may be bound
+//! once) or finds or makes the review request (then it is refused like a
+//! blocked one, the ErrorResponse naming the request, with DETAIL
+//! `hoop review request: ID` for tools and a HINT on how to follow it).
+//!
+//! With recording on, every statement — guarded or not, forwarded or refused
+//! — gets [`SessionLog::begin`] with its text as received and the decision,
+//! and the relay waits (`Verdict::Wait`) until the record is durable; a
+//! record that is durable at once (a recorder that is done when called)
+//! costs no extra round through the relay. Then the statement (or, for a
+//! refusal, its marker, whose answer is the outcome) is forwarded with
+//! [`SessionLog::forwarded`]. The outcome hook finishes one statement per
+//! ReadyForQuery, so each `Query` and `FunctionCall` is paired with its own,
+//! and in an extended-protocol batch (up to `Sync`) the first recorded
+//! message — a `Parse`, or an `Execute` of a named statement, recorded with
+//! the text of the `Parse` that made it (protocol `E`) — carries the batch's
+//! outcome. A record that cannot be written refuses the statement (SQLSTATE
+//! 58000, "audit trail unavailable"): no audit, no statement.
+//!
 //! The client's encoding matters to the parser (in SJIS, BIG5, GBK, UHC,
 //! GB18030 and JOHAB a multi-byte character can end in `\` or `'`): the
 //! server's ParameterStatus for `client_encoding` is watched, and while it
 //! is one of those every statement is refused.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::Poll;
 
 use bytes::{BufMut as _, Bytes, BytesMut};
+use pgwire::messages::Message as _;
 
 use super::frame::{cstr, error_code_and_message, error_message};
-use super::relay::{Frame, FrameHook, Verdict};
-use crate::guard::{Decision, Guardrails, is_parser_safe_encoding};
+use super::relay::{Frame, FrameHook, Pending, Verdict};
+use crate::guard::{Action, Decision, Denial, Guardrails, is_parser_safe_encoding};
+use crate::record::{Durable, RecordError, SessionLog, StatementDecision, StatementId};
+use crate::review::{ReviewAsk, ReviewDesk, ReviewError, ReviewOutcome};
 
 /// What a refused statement is replaced with: a syntax error on every
 /// server, in every transaction state, with no side effect. It shows up in
@@ -52,6 +79,14 @@ pub const MARKER_SQL: &str = "hoop_guardrail_refused_this_statement";
 
 /// SQLSTATE the server answers [`MARKER_SQL`] with.
 const MARKER_SQLSTATE: &str = "42601";
+
+/// SQLSTATE of a statement refused because its audit record could not be
+/// written (system_error: the broker, not the statement, is at fault).
+pub const SQLSTATE_AUDIT_UNAVAILABLE: &str = "58000";
+
+/// Prefix of the DETAIL of a "held for review" error; the review request id
+/// follows (`hoopctl exec --wait` reads it).
+pub const REVIEW_DETAIL_PREFIX: &str = "hoop review request: ";
 
 /// State the two directions share.
 #[derive(Debug, Default)]
@@ -84,36 +119,137 @@ impl Shared {
     }
 }
 
-/// Client → server: judges `Query`, `Parse` and `FunctionCall`.
-pub(crate) struct GuardStatements {
-    guard: Arc<Guardrails>,
-    shared: Arc<Shared>,
-    /// ReadyForQuery messages the server owes for what was sent so far.
-    sync_points: u64,
-    /// The ErrorResponse for a refused `Parse` in the current batch, sent
-    /// with the batch's `Sync`.
-    batch_refusal: Option<Bytes>,
+/// What the session's reviews need: the desk and who is asking.
+#[derive(Debug, Clone)]
+pub(crate) struct ReviewContext {
+    /// Stores, finds and uses reviews.
+    pub desk: Arc<ReviewDesk>,
+    /// Who sends this session's statements.
+    pub requester: crate::review::Requester,
+    /// The session.
+    pub session_id: String,
+    /// The connection.
+    pub connection: String,
 }
 
-impl GuardStatements {
-    pub(crate) fn new(guard: Arc<Guardrails>, shared: Arc<Shared>) -> Self {
-        GuardStatements {
-            guard,
-            shared,
-            sync_points: 0,
-            batch_refusal: None,
+/// A value a [`Pending`] future leaves for the hook to pick up when the
+/// relay shows the frame again.
+type Slot<T> = Arc<Mutex<Option<T>>>;
+
+fn take<T>(slot: &Slot<T>) -> Option<T> {
+    slot.lock().unwrap_or_else(|p| p.into_inner()).take()
+}
+
+/// What the hook decided for the frame it is waiting on, and what it is
+/// waiting for.
+enum Step {
+    /// Nothing in progress.
+    Idle,
+    /// A review is being made or used for the statement.
+    Reviewing(Slot<Result<ReviewOutcome, ReviewError>>, Denial),
+    /// The statement's record is being written; then `plan` applies.
+    Recording(Slot<Result<StatementId, RecordError>>, Plan),
+}
+
+/// What happens to one statement frame once its record is durable.
+struct Plan {
+    /// For the record.
+    decision: StatementDecision,
+    /// `set/rule` for the record.
+    rule: Option<String>,
+    /// The ErrorResponse the client gets instead of the server's answer.
+    refusal: Option<Bytes>,
+    /// An approved review let it through: it may run once.
+    single_use: bool,
+}
+
+impl Plan {
+    fn allowed() -> Plan {
+        Plan {
+            decision: StatementDecision::Allowed,
+            rule: None,
+            refusal: None,
+            single_use: false,
         }
     }
 
-    /// The refusal for `sql`, if any, as an ErrorResponse.
-    fn judge(&self, sql: &[u8]) -> Option<Bytes> {
+    fn blocked(rule: Option<String>, refusal: Bytes) -> Plan {
+        Plan {
+            decision: StatementDecision::Blocked,
+            rule,
+            refusal: Some(refusal),
+            single_use: false,
+        }
+    }
+}
+
+/// A prepared statement the client made with `Parse` (for recording its
+/// `Execute`s and for single use after a review).
+#[derive(Debug)]
+struct Prepared {
+    sql: Arc<str>,
+    decision: StatementDecision,
+    rule: Option<String>,
+    /// Let through by an approved review: one `Bind` allowed.
+    single_use: bool,
+    /// That one `Bind` happened.
+    used: bool,
+}
+
+/// Client → server: judges `Query`, `Parse` and `FunctionCall` against the
+/// guardrails (when the session has any), holds `review` statements, and
+/// records every statement before it is forwarded (when recording is on).
+pub(crate) struct GuardStatements {
+    guard: Option<Arc<Guardrails>>,
+    shared: Arc<Shared>,
+    log: Option<Arc<SessionLog>>,
+    reviews: Option<Arc<ReviewContext>>,
+    /// ReadyForQuery messages the server owes for what was sent so far.
+    sync_points: u64,
+    /// The ErrorResponse for a refused message in the current batch, sent
+    /// with the batch's `Sync`.
+    batch_refusal: Option<Bytes>,
+    /// A statement of the current batch was forwarded with its record: the
+    /// batch's one outcome (at its ReadyForQuery) belongs to it.
+    batch_forwarded: bool,
+    /// The frame being waited on.
+    step: Step,
+    /// Prepared statements by name (`""` is the unnamed one).
+    prepared: HashMap<Vec<u8>, Prepared>,
+    /// Portals by name → the statement they were bound from.
+    portals: HashMap<Vec<u8>, Vec<u8>>,
+}
+
+impl GuardStatements {
+    pub(crate) fn new(
+        guard: Option<Arc<Guardrails>>,
+        shared: Arc<Shared>,
+        log: Option<Arc<SessionLog>>,
+        reviews: Option<Arc<ReviewContext>>,
+    ) -> Self {
+        GuardStatements {
+            guard,
+            shared,
+            log,
+            reviews,
+            sync_points: 0,
+            batch_refusal: None,
+            batch_forwarded: false,
+            step: Step::Idle,
+            prepared: HashMap::new(),
+            portals: HashMap::new(),
+        }
+    }
+
+    /// The guardrails' decision for `sql` (`None` without guardrails).
+    fn judge(&self, sql: &[u8]) -> Option<Denial> {
+        let guard = self.guard.as_ref()?;
         if self.shared.unsafe_encoding.load(Ordering::Acquire) {
-            let d = self.guard.unsafe_encoding("in force");
-            return Some(refusal(d.sqlstate, &d.message));
+            return Some(guard.unsafe_encoding("in force"));
         }
         let decision = match std::str::from_utf8(sql) {
-            Ok(text) => self.guard.judge(text),
-            Err(_) => Arc::new(self.guard.not_utf8()),
+            Ok(text) => guard.judge(text),
+            Err(_) => Arc::new(guard.not_utf8()),
         };
         match &*decision {
             Decision::Allow => None,
@@ -125,25 +261,169 @@ impl GuardStatements {
                     action = ?d.action,
                     "guardrail refused a statement"
                 );
-                Some(refusal(d.sqlstate, &d.message))
+                Some(d.clone())
             }
         }
     }
-}
 
-fn refusal(code: &str, message: &str) -> Bytes {
-    error_message(code, message, None).freeze()
-}
+    /// The plan for a statement the guardrails (if any) decided on, or a
+    /// review to start.
+    fn plan_for(&mut self, sql: &[u8]) -> Result<Plan, Verdict> {
+        let Some(d) = self.judge(sql) else {
+            return Ok(Plan::allowed());
+        };
+        let rule = Some(rule_name(&d));
+        if d.action != Action::Review {
+            return Ok(Plan::blocked(rule, refusal(d.sqlstate, &d.message)));
+        }
+        let Some(ctx) = self.reviews.clone() else {
+            return Ok(Plan::blocked(
+                rule,
+                refusal(
+                    d.sqlstate,
+                    &format!(
+                        "{} (query review is not available on this broker: the statement was \
+                         refused)",
+                        d.message
+                    ),
+                ),
+            ));
+        };
+        let (rule_approvers, rule_approvals) = d.review.clone().unwrap_or_default();
+        let ask = ReviewAsk {
+            requester: ctx.requester.clone(),
+            session_id: ctx.session_id.clone(),
+            connection: ctx.connection.clone(),
+            sql: String::from_utf8_lossy(sql).into_owned(),
+            guardrail: rule_name(&d),
+            rule_approvers,
+            rule_approvals,
+        };
+        let slot: Slot<Result<ReviewOutcome, ReviewError>> = Arc::default();
+        let out = slot.clone();
+        let pending: Pending = Box::pin(async move {
+            let outcome = ctx.desk.review(ask).await;
+            *out.lock().unwrap_or_else(|p| p.into_inner()) = Some(outcome);
+        });
+        self.step = Step::Reviewing(slot, d);
+        Err(Verdict::Wait(pending))
+    }
 
-impl FrameHook for GuardStatements {
-    fn on_frame(&mut self, frame: Frame<'_>) -> Verdict {
+    /// The plan once the review step finished.
+    fn plan_after_review(
+        &self,
+        outcome: Option<Result<ReviewOutcome, ReviewError>>,
+        d: &Denial,
+    ) -> Plan {
+        let rule = Some(rule_name(d));
+        match outcome {
+            Some(Ok(ReviewOutcome::Run { request_id })) => Plan {
+                decision: StatementDecision::ReviewApproved { request_id },
+                rule,
+                refusal: None,
+                single_use: true,
+            },
+            Some(Ok(ReviewOutcome::Held {
+                request_id,
+                approvers,
+                new,
+            })) => {
+                let connection = self
+                    .reviews
+                    .as_ref()
+                    .map(|c| c.connection.as_str())
+                    .unwrap_or_default();
+                let error = held_for_review(d, &request_id, &approvers, new, connection);
+                Plan {
+                    decision: StatementDecision::HeldForReview { request_id },
+                    rule,
+                    refusal: Some(error),
+                    single_use: false,
+                }
+            }
+            Some(Err(e)) => {
+                tracing::warn!(error = %e, "a statement could not be held for review");
+                Plan::blocked(
+                    rule,
+                    refusal(
+                        d.sqlstate,
+                        &format!("{}, but the review could not be made: {e}", d.message),
+                    ),
+                )
+            }
+            None => Plan::blocked(
+                rule,
+                refusal(
+                    d.sqlstate,
+                    &format!("{}, but the review could not be made", d.message),
+                ),
+            ),
+        }
+    }
+
+    /// Writes the record of `frame` under `plan` (waiting while it becomes
+    /// durable), then applies the plan. `text` is the statement as recorded.
+    fn record_then_apply(&mut self, frame: Frame<'_>, plan: Plan, text: &[u8], protocol: char) -> Verdict {
+        let Some(log) = &self.log else {
+            return self.apply(frame, plan, None);
+        };
+        let mut durable: Durable = log.begin(
+            &String::from_utf8_lossy(text),
+            protocol,
+            plan.decision.clone(),
+            plan.rule.clone(),
+        );
+        // A recorder that is durable at once (or already was) costs no
+        // round trip through the relay.
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        if let Poll::Ready(result) = durable.as_mut().poll(&mut cx) {
+            return self.apply(frame, plan, Some(result));
+        }
+        let slot: Slot<Result<StatementId, RecordError>> = Arc::default();
+        let out = slot.clone();
+        let pending: Pending = Box::pin(async move {
+            let result = durable.await;
+            *out.lock().unwrap_or_else(|p| p.into_inner()) = Some(result);
+        });
+        self.step = Step::Recording(slot, plan);
+        Verdict::Wait(pending)
+    }
+
+    /// Forwards or refuses `frame` as planned; `recorded` is the record's
+    /// outcome (`None` when recording is off). A statement whose record
+    /// failed is refused: no audit, no statement.
+    fn apply(
+        &mut self,
+        frame: Frame<'_>,
+        mut plan: Plan,
+        recorded: Option<Result<StatementId, RecordError>>,
+    ) -> Verdict {
+        let id = match recorded {
+            Some(Ok(id)) => Some(id),
+            Some(Err(e)) => {
+                tracing::error!(error = %e, "statement refused: its audit record could not be written");
+                plan.refusal = Some(refusal(
+                    SQLSTATE_AUDIT_UNAVAILABLE,
+                    "hoop: audit trail unavailable: the statement was not run because its audit \
+                     record could not be written; try again, or tell the broker's operators",
+                ));
+                plan.single_use = false;
+                None
+            }
+            None => None,
+        };
         match frame.tag {
             b'Q' => {
-                let sql = frame.body.strip_suffix(&[0]).unwrap_or(frame.body);
-                super::relay::log_query(sql);
                 let at = self.sync_points;
                 self.sync_points += 1;
-                match self.judge(sql) {
+                self.batch_forwarded = false;
+                // A simple query replaces the unnamed statement and portal.
+                self.prepared.remove(&b""[..]);
+                self.portals.remove(&b""[..]);
+                // The marker of a refusal is forwarded too: its answer is
+                // this statement's outcome.
+                self.forwarded(id);
+                match plan.refusal {
                     None => Verdict::Forward,
                     Some(error) => {
                         self.shared.push(at, error);
@@ -152,14 +432,24 @@ impl FrameHook for GuardStatements {
                 }
             }
             b'P' => {
-                let Some((name, rest)) = cstr(frame.body) else {
-                    // Malformed: the server will say so.
-                    return Verdict::Forward;
-                };
-                let sql = cstr(rest).map(|(q, _)| q).unwrap_or(rest);
-                match self.judge(sql) {
-                    None => Verdict::Forward,
+                let (name, sql) = parse_body(frame.body).unwrap_or_default();
+                self.forwarded(id);
+                match plan.refusal {
+                    None => {
+                        self.prepared.insert(
+                            name.to_vec(),
+                            Prepared {
+                                sql: Arc::from(String::from_utf8_lossy(sql).as_ref()),
+                                decision: plan.decision,
+                                rule: plan.rule,
+                                single_use: plan.single_use,
+                                used: false,
+                            },
+                        );
+                        Verdict::Forward
+                    }
                     Some(error) => {
+                        self.prepared.remove(name);
                         if self.batch_refusal.is_none() {
                             self.batch_refusal = Some(error);
                         }
@@ -167,28 +457,262 @@ impl FrameHook for GuardStatements {
                     }
                 }
             }
+            b'E' => {
+                self.forwarded(id);
+                match plan.refusal {
+                    None => Verdict::Forward,
+                    Some(error) => {
+                        if self.batch_refusal.is_none() {
+                            self.batch_refusal = Some(error);
+                        }
+                        // A failing Parse makes the server skip to Sync.
+                        Verdict::Replace(marker_parse(b""))
+                    }
+                }
+            }
+            b'F' => {
+                let at = self.sync_points;
+                self.sync_points += 1;
+                self.batch_forwarded = false;
+                self.forwarded(id);
+                match plan.refusal {
+                    None => Verdict::Forward,
+                    Some(error) => {
+                        self.shared.push(at, error);
+                        Verdict::Replace(marker_query())
+                    }
+                }
+            }
+            _ => Verdict::Forward,
+        }
+    }
+
+    /// Tells the log a recorded statement went to the server. One outcome
+    /// comes per ReadyForQuery, so in an extended-protocol batch only the
+    /// first recorded statement is paired with it (rows summed over the
+    /// batch); later ones in the batch are recorded without an outcome.
+    fn forwarded(&mut self, id: Option<StatementId>) {
+        if let (Some(log), Some(id)) = (&self.log, id)
+            && !self.batch_forwarded
+        {
+            log.forwarded(id);
+            self.batch_forwarded = true;
+        }
+    }
+
+    /// `Query`, `Parse`, `FunctionCall`: judge (or resume), record, decide.
+    fn statement(&mut self, frame: Frame<'_>) -> Verdict {
+        let (text, protocol): (std::borrow::Cow<'_, [u8]>, char) = match frame.tag {
+            b'Q' => (
+                frame.body.strip_suffix(&[0]).unwrap_or(frame.body).into(),
+                'Q',
+            ),
+            b'P' => match parse_body(frame.body) {
+                Some((_, sql)) => (sql.into(), 'P'),
+                // Malformed: the server will say so.
+                None => return Verdict::Forward,
+            },
+            _ => (
+                format!(
+                    "-- fast-path function call (function oid {})",
+                    super::frame::i32_at(frame.body, 0).unwrap_or_default()
+                )
+                .into_bytes()
+                .into(),
+                'F',
+            ),
+        };
+        let plan = match std::mem::replace(&mut self.step, Step::Idle) {
+            Step::Recording(slot, plan) => {
+                let result = take(&slot).unwrap_or_else(|| {
+                    Err(RecordError("the record was not confirmed".to_owned()))
+                });
+                return self.apply(frame, plan, Some(result));
+            }
+            Step::Reviewing(slot, d) => self.plan_after_review(take(&slot), &d),
+            Step::Idle => {
+                if frame.tag == b'Q' {
+                    super::relay::log_query(&text);
+                }
+                if frame.tag == b'F' {
+                    self.fast_path_plan()
+                } else {
+                    match self.plan_for(&text) {
+                        Ok(plan) => plan,
+                        Err(wait) => return wait,
+                    }
+                }
+            }
+        };
+        self.record_then_apply(frame, plan, &text, protocol)
+    }
+
+    /// Fast-path calls name a function by OID, past any SQL to inspect:
+    /// with guardrails on they are refused.
+    fn fast_path_plan(&self) -> Plan {
+        match &self.guard {
+            None => Plan::allowed(),
+            Some(guard) => Plan::blocked(
+                Some("fast-path-function-call".to_owned()),
+                refusal(
+                    "42501",
+                    &format!(
+                        "hoop: blocked: connection \"{}\" has guardrails, and fast-path \
+                         function calls bypass them (use SELECT function(...))",
+                        guard.connection()
+                    ),
+                ),
+            ),
+        }
+    }
+
+    /// `Bind`: remembers the portal's statement; a second `Bind` of a
+    /// statement an approved review let through once is refused.
+    fn bind(&mut self, frame: Frame<'_>) -> Verdict {
+        let Some((portal, rest)) = cstr(frame.body) else {
+            return Verdict::Forward;
+        };
+        let Some((statement, _)) = cstr(rest) else {
+            return Verdict::Forward;
+        };
+        if let Some(p) = self.prepared.get_mut(statement)
+            && p.single_use
+        {
+            if p.used {
+                let error = refusal(
+                    "42501",
+                    &format!(
+                        "hoop: the approved review covered one run of this statement, and it \
+                         ran; running it again needs a new review: {}",
+                        p.sql
+                    ),
+                );
+                if self.batch_refusal.is_none() {
+                    self.batch_refusal = Some(error);
+                }
+                return Verdict::Replace(marker_parse(b""));
+            }
+            p.used = true;
+        }
+        if self.log.is_some() {
+            self.portals.insert(portal.to_vec(), statement.to_vec());
+        }
+        Verdict::Forward
+    }
+
+    /// `Execute` of a portal bound from a named statement: recorded as a
+    /// run of that statement (its text from the `Parse` seen).
+    fn execute(&mut self, frame: Frame<'_>) -> Verdict {
+        if let Step::Recording(slot, plan) = std::mem::replace(&mut self.step, Step::Idle) {
+            let result = take(&slot)
+                .unwrap_or_else(|| Err(RecordError("the record was not confirmed".to_owned())));
+            return self.apply(frame, plan, Some(result));
+        }
+        if self.log.is_none() {
+            return Verdict::Forward;
+        }
+        let Some((portal, _)) = cstr(frame.body) else {
+            return Verdict::Forward;
+        };
+        let Some(statement) = self.portals.get(portal).filter(|s| !s.is_empty()) else {
+            return Verdict::Forward;
+        };
+        let Some(p) = self.prepared.get(statement) else {
+            return Verdict::Forward;
+        };
+        let plan = Plan {
+            decision: p.decision.clone(),
+            rule: p.rule.clone(),
+            refusal: None,
+            single_use: false,
+        };
+        let sql = p.sql.clone();
+        self.record_then_apply(frame, plan, sql.as_bytes(), 'E')
+    }
+
+    /// `Close` of a statement or portal: forget it.
+    fn close(&mut self, frame: Frame<'_>) {
+        let Some((&kind, rest)) = frame.body.split_first() else {
+            return;
+        };
+        let Some((name, _)) = cstr(rest) else {
+            return;
+        };
+        match kind {
+            b'S' => {
+                self.prepared.remove(name);
+            }
+            b'P' => {
+                self.portals.remove(name);
+            }
+            _ => {}
+        }
+    }
+}
+
+/// `set/rule` of a denial (`unparsable`, `client-encoding` for the built-in checks).
+fn rule_name(d: &Denial) -> String {
+    match &d.set {
+        Some(set) => format!("{set}/{}", d.rule),
+        None => d.rule.clone(),
+    }
+}
+
+/// (statement name, query) of a `Parse` body.
+fn parse_body(body: &[u8]) -> Option<(&[u8], &[u8])> {
+    let (name, rest) = cstr(body)?;
+    Some((name, cstr(rest).map(|(q, _)| q).unwrap_or(rest)))
+}
+
+fn refusal(code: &str, message: &str) -> Bytes {
+    error_message(code, message, None).freeze()
+}
+
+/// The ErrorResponse of a statement held for review: the request id in the
+/// message and (for tools) in DETAIL, and how to follow it in HINT.
+fn held_for_review(d: &Denial, id: &str, approvers: &str, new: bool, connection: &str) -> Bytes {
+    let message = format!(
+        "{}: review request {id} ({}; approvers: {approvers})",
+        d.message,
+        if new { "created" } else { "still pending" },
+    );
+    let hint = format!(
+        "follow it with `hoopctl requests show {id}`; once it is approved, run the same statement \
+         again (it may run once), or let `hoopctl exec {connection} --wait -c SQL` wait for the \
+         decision and run it"
+    );
+    let fields = vec![
+        (b'S', "ERROR".to_owned()),
+        (b'V', "ERROR".to_owned()),
+        (b'C', d.sqlstate.to_owned()),
+        (b'M', message),
+        (b'D', format!("{REVIEW_DETAIL_PREFIX}{id}")),
+        (b'H', hint),
+    ];
+    let mut out = BytesMut::new();
+    match pgwire::messages::response::ErrorResponse::new(fields).encode(&mut out) {
+        Ok(()) => out.freeze(),
+        Err(_) => refusal(d.sqlstate, &d.message),
+    }
+}
+
+impl FrameHook for GuardStatements {
+    fn on_frame(&mut self, frame: Frame<'_>) -> Verdict {
+        match frame.tag {
+            b'Q' | b'P' | b'F' => self.statement(frame),
+            b'B' => self.bind(frame),
+            b'E' => self.execute(frame),
+            b'C' => {
+                self.close(frame);
+                Verdict::Forward
+            }
             b'S' => {
                 if let Some(error) = self.batch_refusal.take() {
                     self.shared.push(self.sync_points, error);
                 }
                 self.sync_points += 1;
+                self.batch_forwarded = false;
                 Verdict::Forward
-            }
-            b'F' => {
-                let at = self.sync_points;
-                self.sync_points += 1;
-                self.shared.push(
-                    at,
-                    refusal(
-                        "42501",
-                        &format!(
-                            "hoop: blocked: connection \"{}\" has guardrails, and fast-path \
-                             function calls bypass them (use SELECT function(...))",
-                            self.guard.connection()
-                        ),
-                    ),
-                );
-                Verdict::Replace(marker_query())
             }
             _ => Verdict::Forward,
         }
@@ -283,12 +807,13 @@ fn marker_parse(name: &[u8]) -> Bytes {
     out.freeze()
 }
 
-/// The hooks for one session: guarded when the connection has guardrails,
-/// plain logging / pass-through otherwise (one branch per frame).
+/// The hooks for one session: guarded when the session has guardrails or
+/// its statements are recorded, plain logging / pass-through otherwise (one
+/// branch per frame).
 pub(crate) enum ClientHook {
-    /// No guardrails: log simple queries at debug level.
+    /// No guardrails, no recording: log simple queries at debug level.
     Plain(super::relay::LogQueries),
-    /// Guardrails on.
+    /// Guardrails and/or recording on.
     Guarded(GuardStatements),
 }
 
@@ -304,9 +829,9 @@ impl FrameHook for ClientHook {
 
 /// Server-side counterpart of [`ClientHook`].
 pub(crate) enum ServerHook {
-    /// No guardrails.
+    /// No guardrails, no recording.
     Plain(super::relay::PassThrough),
-    /// Guardrails on.
+    /// Refusals (guardrails, reviews, an unavailable audit trail) to place.
     Guarded(PlaceRefusals),
 }
 
@@ -320,18 +845,22 @@ impl FrameHook for ServerHook {
     }
 }
 
-/// The pair of hooks for a session on a connection with `guard` (if any);
-/// `status_frames` are the ParameterStatus messages of the login.
+/// The pair of hooks for a session with guardrails `guard` (if any), its
+/// statements recorded in `log` (if any) and `review` statements held with
+/// `reviews` (if any); `status_frames` are the ParameterStatus messages of
+/// the login.
 pub(crate) fn hooks(
     guard: Option<Arc<Guardrails>>,
+    log: Option<Arc<SessionLog>>,
+    reviews: Option<Arc<ReviewContext>>,
     status_frames: &[u8],
 ) -> (ClientHook, ServerHook) {
-    match guard {
-        None => (
+    match (guard, log) {
+        (None, None) => (
             ClientHook::Plain(super::relay::LogQueries),
             ServerHook::Plain(super::relay::PassThrough),
         ),
-        Some(guard) => {
+        (guard, log) => {
             let shared = Arc::new(Shared::default());
             for_each_frame(status_frames, |tag, body| {
                 if tag == b'S' {
@@ -339,7 +868,7 @@ pub(crate) fn hooks(
                 }
             });
             (
-                ClientHook::Guarded(GuardStatements::new(guard, shared.clone())),
+                ClientHook::Guarded(GuardStatements::new(guard, shared.clone(), log, reviews)),
                 ServerHook::Guarded(PlaceRefusals::new(shared)),
             )
         }

@@ -72,9 +72,12 @@
 )]
 
 mod cancel;
+mod catalog;
 mod error;
 mod frame;
 mod guarded;
+mod masked;
+mod recorded;
 pub mod relay;
 mod startup;
 mod upstream;
@@ -140,6 +143,16 @@ pub struct ClientSession {
     /// Set when the session runs under an access grant: cancelled when the
     /// grant is revoked, which ends the session with a FATAL saying so.
     pub grant: Option<tokio_util::sync::CancellationToken>,
+    /// Masking rule sets for this session's results: the connection's and
+    /// the policy rule's, in that order (names of sets the proxy was built
+    /// with, see [`PgProxy::with_masking`]).
+    pub masking: Vec<String>,
+    /// Guardrail sets of the policy rule that granted the session; checked
+    /// after the connection's own (see [`crate::guard::GuardBook`]).
+    pub guardrails: Vec<String>,
+    /// Who the session belongs to, for query review (`None`: statements a
+    /// `review` rule matches are refused).
+    pub requester: Option<crate::review::Requester>,
 }
 
 /// The Postgres proxy: serves client streams; cheap to clone (the cancel
@@ -148,7 +161,21 @@ pub struct ClientSession {
 pub struct PgProxy {
     cancels: Arc<CancelRegistry>,
     /// Guardrails by connection name (connections without any are absent).
-    guardrails: Arc<std::collections::HashMap<String, Arc<crate::guard::Guardrails>>>,
+    guards: Arc<crate::guard::GuardBook>,
+    /// Holds `review` statements (query review); `None` refuses them.
+    reviews: Option<Arc<crate::review::ReviewDesk>>,
+    /// Masking sets by name, and each connection's catalog.
+    masking: Arc<MaskingRegistry>,
+    /// Where each session's statements are recorded (the audit log).
+    recorder: Option<Arc<dyn crate::record::Recorder>>,
+}
+
+/// The masking sets a proxy knows, and one [`catalog::Catalog`] per
+/// connection (opened with its first masked session, shared by all).
+#[derive(Debug, Default)]
+struct MaskingRegistry {
+    sets: std::collections::HashMap<String, Arc<crate::mask::MaskSet>>,
+    catalogs: std::sync::Mutex<std::collections::HashMap<String, Arc<catalog::Catalog>>>,
 }
 
 impl PgProxy {
@@ -163,9 +190,96 @@ impl PgProxy {
         guardrails: std::collections::HashMap<String, Arc<crate::guard::Guardrails>>,
     ) -> Self {
         PgProxy {
-            cancels: Arc::default(),
-            guardrails: Arc::new(guardrails),
+            guards: Arc::new(crate::guard::GuardBook::prebuilt(guardrails)),
+            ..PgProxy::default()
         }
+    }
+
+    /// The same proxy, knowing these masking sets by name; a session names
+    /// the ones that apply to it in [`ClientSession::masking`].
+    pub fn with_masking(
+        self,
+        sets: std::collections::HashMap<String, Arc<crate::mask::MaskSet>>,
+    ) -> Self {
+        PgProxy {
+            masking: Arc::new(MaskingRegistry {
+                sets,
+                catalogs: std::sync::Mutex::default(),
+            }),
+            ..self
+        }
+    }
+
+    /// The same proxy, judging each session with the guardrails `book`
+    /// gives for its connection and granting policy rule.
+    pub fn with_guard_book(self, book: crate::guard::GuardBook) -> Self {
+        PgProxy {
+            guards: Arc::new(book),
+            ..self
+        }
+    }
+
+    /// The same proxy, holding statements a `review` rule matches with
+    /// `desk` (query review; see `guarded`).
+    pub fn with_reviews(self, desk: Arc<crate::review::ReviewDesk>) -> Self {
+        PgProxy {
+            reviews: Some(desk),
+            ..self
+        }
+    }
+
+    /// The same proxy, recording every session's statements and their
+    /// outcomes with `recorder` ([`crate::record`]).
+    pub fn with_recorder(self, recorder: Arc<dyn crate::record::Recorder>) -> Self {
+        PgProxy {
+            recorder: Some(recorder),
+            ..self
+        }
+    }
+
+    /// The masking of a session, `None` without sets; `Err` names a set the
+    /// proxy does not know (the session is refused rather than unmasked).
+    fn masking_for(
+        &self,
+        session: &ClientSession,
+        upstream: &Arc<Upstream>,
+    ) -> Result<Option<Arc<masked::MaskContext>>, PgProxyError> {
+        if session.masking.is_empty() {
+            return Ok(None);
+        }
+        let mut sets = Vec::new();
+        for name in &session.masking {
+            let Some(set) = self.masking.sets.get(name) else {
+                tracing::error!(set = %name, "masking set of the session is not defined");
+                return Err(PgProxyError::Refused {
+                    code: "XX000".to_owned(),
+                    message: format!(
+                        "hoop: masking set \"{name}\" applies to this session but is not \
+                         defined on this broker; an admin must fix the configuration"
+                    ),
+                });
+            };
+            if !sets
+                .iter()
+                .any(|s: &Arc<crate::mask::MaskSet>| s.name == set.name)
+            {
+                sets.push(set.clone());
+            }
+        }
+        let catalog = self
+            .masking
+            .catalogs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(upstream.connection.clone())
+            .or_insert_with(|| catalog::Catalog::new(upstream.clone()))
+            .clone();
+        Ok(Some(Arc::new(masked::MaskContext {
+            masker: crate::mask::Masker::new(sets),
+            catalog,
+            log: None,
+            connection: upstream.connection.clone(),
+        })))
     }
 
     /// Serves one client stream to completion: startup, authentication,
@@ -248,6 +362,29 @@ impl PgProxy {
             send_and_close(&mut client, expiry_fatal(&session, &upstream)).await;
             return Err(PgProxyError::SessionExpired);
         }
+        let masking = match self.masking_for(&session, &upstream) {
+            Ok(m) => m,
+            Err(e) => return fail(&mut client, e).await,
+        };
+        // The connection's guardrails and the granting rule's; a set that
+        // cannot be found refuses the session rather than running unguarded.
+        let guardrails = match self
+            .guards
+            .for_session(&upstream.connection, &session.guardrails)
+        {
+            Ok(g) => g,
+            Err(e) => {
+                tracing::error!(error = %e, "guardrails of the session cannot be built");
+                let refused = PgProxyError::Refused {
+                    code: "XX000".to_owned(),
+                    message: format!(
+                        "hoop: the guardrails of this session cannot be applied ({e}); an \
+                         admin must fix the configuration or policy"
+                    ),
+                };
+                return fail(&mut client, refused).await;
+            }
+        };
 
         let logged_in = match upstream::login(&upstream, &forwarded).await {
             Ok(logged_in) => logged_in,
@@ -293,10 +430,42 @@ impl PgProxy {
         let (client_r, client_w) = tokio::io::split(client);
         let (up_r, up_w) = upstream::split(logged_in.stream);
         let (abort_tx, abort_rx) = oneshot::channel();
+        // Outcomes are read from the server's own answers, before any hook
+        // replaces or masks them.
+        let session_log = self.recorder.as_ref().map(|r| {
+            crate::record::SessionLog::new(
+                r.clone(),
+                &session.session_id,
+                &session.user,
+                &upstream.connection,
+            )
+        });
+        let reviews = match (&self.reviews, &session.requester) {
+            (Some(desk), Some(requester)) => Some(Arc::new(guarded::ReviewContext {
+                desk: desk.clone(),
+                requester: requester.clone(),
+                session_id: session.session_id.clone(),
+                connection: upstream.connection.clone(),
+            })),
+            _ => None,
+        };
         let (client_hook, server_hook) = guarded::hooks(
-            self.guardrails.get(&upstream.connection).cloned(),
+            guardrails,
+            session_log.clone(),
+            reviews,
             &logged_in.status_frames,
         );
+        // Masking observes client messages before any other hook sees them
+        // and masks rows after the guardrails placed their refusals.
+        let (client_hook, mask_hook) = masked::hooks(masking, client_hook);
+        let server_hook = relay::Chain {
+            first: server_hook,
+            second: mask_hook,
+        };
+        let server_hook = relay::Chain {
+            first: recorded::RecordOutcomes::new(session_log),
+            second: server_hook,
+        };
         let c2s = relay::client_to_server(client_r, up_w, buf, client_hook, abort_tx);
         let s2c = relay::server_to_client(
             up_r,

@@ -212,14 +212,24 @@ where
             Verdict::Wait(pending) => {
                 // Everything before this frame goes out first: the hook may
                 // be waiting on something that needs the peer to have it.
-                flush(writer, &mut out, buf.get(run_start..pos).unwrap_or_default()).await?;
+                flush(
+                    writer,
+                    &mut out,
+                    buf.get(run_start..pos).unwrap_or_default(),
+                )
+                .await?;
                 run_start = pos;
                 pending.await;
                 // Same `pos`: the frame is shown again.
             }
         }
     }
-    flush(writer, &mut out, buf.get(run_start..pos).unwrap_or_default()).await?;
+    flush(
+        writer,
+        &mut out,
+        buf.get(run_start..pos).unwrap_or_default(),
+    )
+    .await?;
     buf.advance(pos);
     Ok(())
 }

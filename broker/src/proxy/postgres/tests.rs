@@ -73,6 +73,9 @@ async fn start_session_with(
         tunnel_secret_sha256: secret.sha256_hex(),
         expires_at,
         grant,
+        masking: Vec::new(),
+        guardrails: Vec::new(),
+        requester: None,
     };
     let upstream = Arc::new(upstream);
     let proxy = proxy.clone();
@@ -831,6 +834,9 @@ async fn random_input_never_panics_and_always_ends() {
         tunnel_secret_sha256: Secret::new("s").sha256_hex(),
         expires_at: in_an_hour(),
         grant: None,
+        masking: Vec::new(),
+        guardrails: Vec::new(),
+        requester: None,
     };
     let proxy = PgProxy::new();
     let mut rng = rand::rng();

@@ -1,21 +1,25 @@
 #!/usr/bin/env bash
-# Postgres data-path benchmark: hoop against its baselines, in the same run.
+# Postgres data-path benchmark: hoop against its baselines, in ONE run.
 #
-#   bench/pg_throughput.sh            # DURATION=10 CLIENTS=4 by default
-#   DURATION=30 CLIENTS=8 bench/pg_throughput.sh
-#   NO_BUILD=1 bench/pg_throughput.sh  # use the release binaries already in target/release
+#   bench/pg.sh                     # DURATION=10 CLIENTS=4 by default; about 3 minutes
+#   DURATION=30 bench/pg.sh
+#   NO_BUILD=1 bench/pg.sh          # use the release binaries already in target/release
 #
 # Three paths to one throwaway PostgreSQL (started by `hoop-broker dev`):
-#   direct     pgbench/psql -> PostgreSQL (TCP, loopback)
-#   pgbouncer  pgbench/psql -> pgbouncer (session pooling) -> PostgreSQL
-#   hoop       pgbench/psql -> hoopctl (127.0.0.1) -> TLS tunnel -> hoop-broker -> PostgreSQL
-# and four workloads: read-only prepared statements, TPC-B-like writes over the
-# simple protocol, a new connection per transaction (connect cost: for hoop
-# that includes a TLS handshake, token validation and the upstream SCRAM
-# login), and a 1M-row COPY out (bulk relay throughput). It prints each number
-# and the ratios hoop/direct and hoop/pgbouncer. Release binaries are built if
-# missing. Needs: PostgreSQL server binaries, psql, pgbench, pgbouncer, curl.
-# Loopback only; every process it starts is stopped on exit.
+#   direct     client -> PostgreSQL (TCP, loopback)
+#   pgbouncer  client -> pgbouncer (session pooling) -> PostgreSQL
+#   hoop       client -> hoopctl (127.0.0.1) -> TLS tunnel -> hoop-broker -> PostgreSQL
+# hoop runs as `hoop-broker dev` configures `demo-pg`: the no-destructive
+# guardrail set, the review set on orders, masking of customers.email and of
+# card numbers, and statement recording on.
+#
+# It prints, side by side: pgbench -S TPS at CLIENTS clients (simple and
+# prepared protocol), the average latency at 1 client (and hoop minus
+# direct, in microseconds), new connections per second, the wall time of a
+# 1,000,000-row SELECT (~100 bytes a row) whose email column a masking rule
+# rewrites, and the CPU time (user+sys) hoopctl and the broker spend per
+# query. Needs: PostgreSQL server binaries, psql, pgbench, pgbouncer, curl,
+# python3. Loopback only; every process it starts is stopped on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION="${DURATION:-10}"
@@ -48,7 +52,7 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 
 export HOOP_CONFIG_DIR="$work/hoop"
 "$BIN/hoop-broker" dev --listen 127.0.0.1:0 --data-dir "$work/data" >"$work/dev.out" 2>"$work/dev.err" &
-pids+=($!)
+pids+=($!); BROKER_PID=$!
 wait_for "$work/dev.out" "Press Ctrl-C"
 URL="$(awk '/listening on/ {print $4}' "$work/dev.out")"
 PGPORT_DIRECT="$(sed -n 's/.*throwaway PostgreSQL on 127.0.0.1:\([0-9]*\).*/\1/p' "$work/dev.out")"
@@ -64,7 +68,7 @@ wait "$login_pid" || die "login failed: $(cat "$work/login.out")"
 
 # A long-lived hoop tunnel on a local port.
 "$BIN/hoopctl" connect demo-pg --reason benchmark >"$work/tunnel.out" 2>&1 &
-pids+=($!)
+pids+=($!); TUNNEL_PID=$!
 wait_for "$work/tunnel.out" "export PGPASSWORD="
 PGPORT_HOOP="$(sed -n 's/^Listening on 127.0.0.1:\([0-9]*\)/\1/p' "$work/tunnel.out")"
 SECRET="$(sed -n "s/^ *export PGPASSWORD=//p" "$work/tunnel.out" | tr -d "'")"
@@ -104,16 +108,23 @@ pw_of() { case "$1" in hoop) echo "$SECRET";; *) echo "$PW";; esac; }
 echo "bench: initialising pgbench tables (scale 10) ..." >&2
 PGPASSWORD="$PW" PGPORT="$PGPORT_DIRECT" "$PGBENCH" -i -q -s 10 >/dev/null 2>&1
 
-tps() { # target, pgbench args...
+run_pgbench() { # target, pgbench args... -> full pgbench output
   local t="$1"; shift
-  PGPASSWORD="$(pw_of "$t")" PGPORT="$(port_of "$t")" "$PGBENCH" -n -T "$DURATION" "$@" 2>/dev/null \
-    | sed -n 's/^tps = \([0-9]*\).*/\1/p'
+  PGPASSWORD="$(pw_of "$t")" PGPORT="$(port_of "$t")" "$PGBENCH" -n -T "$DURATION" "$@" 2>/dev/null
 }
-copy_secs() { # target
+field() { sed -n "s/^$1 = \([0-9.]*\).*/\1/p" | awk '{ if ($1 >= 100) printf "%d\n", $1; else print $1 }'; }
+# CPU ticks (user+sys) of the hoop processes: the tunnel's hoopctl and the broker.
+ticks() { awk '{ s += $14 + $15 } END { print s }' "/proc/$TUNNEL_PID/stat" "/proc/$BROKER_PID/stat"; }
+HZ="$(getconf CLK_TCK)"
+
+# 1M rows of ~100 bytes with the demo customers' emails in them (the column
+# keeps its source table.column, so the customers.email masking rule applies).
+NCUST="$(PGPASSWORD="$PW" psql -X -tA -h 127.0.0.1 -p "$PGPORT_DIRECT" -U app -d demo -c 'select count(*) from customers')"
+BIG_SELECT="select c.id, c.email, g, repeat('x', 60) as filler from customers c cross join generate_series(1, ceil(1000000.0 / $NCUST)::int) g limit 1000000"
+select_secs() { # target
   local t="$1" start end
   start=$(date +%s%N)
-  PGPASSWORD="$(pw_of "$t")" PGPORT="$(port_of "$t")" psql -X -q -c \
-    "copy (select g, md5(g::text) from generate_series(1,1000000) g) to stdout" >/dev/null
+  PGPASSWORD="$(pw_of "$t")" PGPORT="$(port_of "$t")" psql -X -q -c "$BIG_SELECT" >"$work/select.$t"
   end=$(date +%s%N)
   awk -v a="$start" -v b="$end" 'BEGIN { printf "%.3f", (b-a)/1e9 }'
 }
@@ -121,23 +132,40 @@ copy_secs() { # target
 declare -A R
 for t in direct pgbouncer hoop; do
   echo "bench: $t ..." >&2
-  R[$t,ro]="$(tps "$t" -S -M prepared -c "$CLIENTS" -j 2)"
-  R[$t,rw]="$(tps "$t" -M simple -c "$CLIENTS" -j 2)"
-  R[$t,conn]="$(tps "$t" -S -C -c 2 -j 2)"
-  R[$t,copy]="$(copy_secs "$t")"
+  [ "$t" = hoop ] && before="$(ticks)"
+  out="$(run_pgbench "$t" -S -M simple -c "$CLIENTS" -j 2)"
+  if [ "$t" = hoop ]; then
+    after="$(ticks)"
+    n="$(printf '%s\n' "$out" | sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p')"
+    R[hoop,cpu]="$(awk -v a="$before" -v b="$after" -v n="$n" -v hz="$HZ" 'BEGIN { if (n > 0) printf "%.1f", (b-a)/hz*1e6/n; else print "n/a" }')"
+  fi
+  R[$t,ro]="$(printf '%s\n' "$out" | field tps)"
+  R[$t,prep]="$(run_pgbench "$t" -S -M prepared -c "$CLIENTS" -j 2 | field tps)"
+  R[$t,lat]="$(run_pgbench "$t" -S -M simple -c 1 | field 'latency average')"
+  R[$t,conn]="$(run_pgbench "$t" -S -C -c 2 -j 2 | field tps)"
+  R[$t,select]="$(select_secs "$t")"
 done
+R[direct,cpu]="-"; R[pgbouncer,cpu]="-"
+
+masked_ok="no"
+if grep -q '@' "$work/select.hoop" && ! cmp -s "$work/select.direct" "$work/select.hoop"; then masked_ok="yes"; fi
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a/b; else print "n/a" }'; }
 echo
-echo "PostgreSQL data path, ${DURATION}s per run, $CLIENTS clients, $(nproc) cores, one machine"
-printf '%-34s %12s %12s %12s %12s %14s\n' workload direct pgbouncer hoop hoop/direct hoop/pgbouncer
-row() { # label key unit higher-is-better
+echo "PostgreSQL data path, ${DURATION}s per pgbench run, $(nproc) cores shared by every process, $(uname -m)"
+printf '%-44s %11s %11s %11s %12s %15s\n' measure direct pgbouncer hoop hoop/direct hoop/pgbouncer
+row() { # label key
   local d="${R[direct,$2]}" b="${R[pgbouncer,$2]}" h="${R[hoop,$2]}"
-  printf '%-34s %12s %12s %12s %12s %14s\n' "$1 ($3)" "$d" "$b" "$h" "$(ratio "$h" "$d")" "$(ratio "$h" "$b")"
+  printf '%-44s %11s %11s %11s %12s %15s\n' "$1" "$d" "$b" "$h" "$(ratio "$h" "$d")" "$(ratio "$h" "$b")"
 }
-row "read-only, prepared" ro tps
-row "TPC-B-like writes, simple" rw tps
-row "new connection per transaction" conn tps
-row "COPY 1M rows out" copy seconds
+row "pgbench -S, $CLIENTS clients, simple (tps)" ro
+row "pgbench -S, $CLIENTS clients, prepared (tps)" prep
+row "pgbench -S, 1 client, latency (ms)" lat
+row "new connection per transaction (tps)" conn
+row "1M-row SELECT, email masked (s)" select
+printf '%-44s %11s %11s %11s\n' "hoopctl+broker CPU per query (us)" - - "${R[hoop,cpu]}"
 echo
-echo "tps: higher is better (ratio < 1 means hoop is slower); seconds: lower is better (ratio > 1 means hoop is slower)."
+added="$(awk -v h="${R[hoop,lat]}" -v d="${R[direct,lat]}" 'BEGIN { printf "%.0f", (h-d)*1000 }')"
+echo "added latency at 1 client (hoop - direct): ${added} us"
+echo "masked values seen in hoop's SELECT output and not in direct's: $masked_ok"
+echo "tps: higher is better; ms and s: lower is better (ratio > 1 means hoop is slower)."

@@ -1,0 +1,490 @@
+//! The PostgreSQL audit backend: several brokers share one database and
+//! write one chain.
+//!
+//! Every append is one transaction that first takes `LOCK TABLE
+//! audit_records IN EXCLUSIVE MODE` (writers queue, readers do not wait),
+//! then reads the tip, inserts the batch (one `INSERT ... SELECT FROM
+//! UNNEST(...)` round trip) and any checkpoints, and commits. A commit is
+//! durable per the server's `synchronous_commit` (on by default: flushed to
+//! the server's WAL).
+//!
+//! Migrations are numbered and recorded in `audit_schema`; they run at start
+//! under a session advisory lock, so two brokers starting together do not
+//! race. The connection is re-established on the next call after it drops.
+//!
+//! Not done here: TLS to the database (the URL's `sslmode` is ignored; use a
+//! database on loopback or a trusted network, or a local TLS proxy).
+
+use std::time::Duration;
+
+use hoop_shared::Secret;
+use hoop_shared::audit::{
+    AuditRecord, Checkpoint, Export, PublicKeyInfo, canonical_json, parse_hash,
+};
+use tokio_postgres::{Client, NoTls};
+
+use super::sqlite::{parse_detail, split_anchor};
+use super::{AuditBackend, AuditError, BoxFuture, Query, SealFn, Sealed, Tip};
+
+/// Key of the advisory lock held while migrating.
+const MIGRATION_LOCK: i64 = 0x686f_6f70_6175_6474; // "hoopaudt"
+
+/// How long connecting may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Migrations, in order; index + 1 is the version after applying it.
+const MIGRATIONS: &[&str] = &[
+    // 1: records, checkpoints, signer keys.
+    "CREATE TABLE audit_records (
+        seq        BIGINT PRIMARY KEY,
+        time_ms    BIGINT NOT NULL,
+        kind       TEXT NOT NULL,
+        actor      TEXT,
+        connection TEXT,
+        session    TEXT,
+        detail     TEXT NOT NULL,
+        prev_hash  TEXT NOT NULL,
+        hash       TEXT NOT NULL
+     );
+     CREATE INDEX audit_records_time ON audit_records (time_ms);
+     CREATE TABLE audit_checkpoints (
+        number    BIGINT PRIMARY KEY,
+        seq       BIGINT NOT NULL,
+        hash      TEXT NOT NULL,
+        time_ms   BIGINT NOT NULL,
+        key_id    TEXT NOT NULL,
+        signature TEXT NOT NULL
+     );
+     CREATE TABLE audit_keys (
+        key_id     TEXT PRIMARY KEY,
+        public_key TEXT NOT NULL,
+        added_ms   BIGINT NOT NULL
+     );",
+];
+
+/// The PostgreSQL backend.
+pub struct PgAuditBackend {
+    config: tokio_postgres::Config,
+    client: tokio::sync::Mutex<Option<Client>>,
+    /// Owns the connection tasks.
+    tasks: tokio_util::task::TaskTracker,
+}
+
+impl std::fmt::Debug for PgAuditBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgAuditBackend").finish_non_exhaustive()
+    }
+}
+
+impl PgAuditBackend {
+    /// Connects to `url` (the password from `password` when given, else
+    /// from the URL) and runs the migrations.
+    pub async fn connect(url: &str, password: Option<Secret>) -> Result<Self, AuditError> {
+        let mut config: tokio_postgres::Config = url.parse().map_err(|_| {
+            AuditError::Postgres("[audit] store is not a valid postgres:// URL".into())
+        })?;
+        if let Some(p) = password {
+            config.password(p.expose());
+        }
+        config.connect_timeout(CONNECT_TIMEOUT);
+        config.application_name("hoop-broker audit");
+        let backend = PgAuditBackend {
+            config,
+            client: tokio::sync::Mutex::new(None),
+            tasks: tokio_util::task::TaskTracker::new(),
+        };
+        backend.migrate().await?;
+        Ok(backend)
+    }
+
+    /// The connected client (connecting first when needed).
+    async fn client(&self) -> Result<tokio::sync::MutexGuard<'_, Option<Client>>, AuditError> {
+        let mut guard = self.client.lock().await;
+        if guard.as_ref().is_none_or(Client::is_closed) {
+            let (client, connection) =
+                tokio::time::timeout(CONNECT_TIMEOUT, self.config.connect(NoTls))
+                    .await
+                    .map_err(|_| AuditError::Postgres("connect timed out".into()))??;
+            self.tasks.spawn(async move {
+                if let Err(e) = connection.await {
+                    tracing::warn!("audit database connection ended: {}", AuditError::from(e));
+                }
+            });
+            *guard = Some(client);
+        }
+        Ok(guard)
+    }
+
+    async fn migrate(&self) -> Result<(), AuditError> {
+        let mut guard = self.client().await?;
+        let client = guard
+            .as_mut()
+            .ok_or_else(|| AuditError::Postgres("not connected".into()))?;
+        client
+            .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
+            .await?;
+        let result = async {
+            client
+                .batch_execute("CREATE TABLE IF NOT EXISTS audit_schema (version INTEGER NOT NULL)")
+                .await?;
+            let version: i32 = client
+                .query_one("SELECT COALESCE(MAX(version), 0) FROM audit_schema", &[])
+                .await?
+                .get(0);
+            let applied = usize::try_from(version).unwrap_or(0);
+            if applied > MIGRATIONS.len() {
+                return Err(AuditError::Corrupt(format!(
+                    "audit schema version {version} is newer than this broker knows ({})",
+                    MIGRATIONS.len()
+                )));
+            }
+            for (i, sql) in MIGRATIONS.iter().enumerate().skip(applied) {
+                let tx = client.transaction().await?;
+                tx.batch_execute(sql).await?;
+                let v = i32::try_from(i + 1).unwrap_or(i32::MAX);
+                tx.execute("INSERT INTO audit_schema (version) VALUES ($1)", &[&v])
+                    .await?;
+                tx.commit().await?;
+            }
+            Ok(())
+        }
+        .await;
+        client
+            .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])
+            .await?;
+        result
+    }
+}
+
+fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn to_u64(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+async fn tip(tx: &tokio_postgres::Transaction<'_>) -> Result<Tip, AuditError> {
+    let last = tx
+        .query_opt(
+            "SELECT seq, hash FROM audit_records ORDER BY seq DESC LIMIT 1",
+            &[],
+        )
+        .await?
+        .map(|r| (to_u64(r.get(0)), r.get::<_, String>(1)));
+    let cp = tx
+        .query_opt(
+            "SELECT number, seq, hash FROM audit_checkpoints ORDER BY number DESC LIMIT 1",
+            &[],
+        )
+        .await?
+        .map(|r| (to_u64(r.get(0)), to_u64(r.get(1)), r.get::<_, String>(2)));
+    let (checkpoint_number, checkpoint_seq) = cp.as_ref().map_or((0, 0), |(n, s, _)| (*n, *s));
+    let (seq, hash) = match (last, cp) {
+        (Some((s, h)), _) => (s, h),
+        (None, Some((_, s, h))) => (s, h),
+        (None, None) => return Ok(Tip::GENESIS),
+    };
+    let hash = parse_hash(&hash).ok_or_else(|| AuditError::Corrupt(format!("hash of #{seq}")))?;
+    Ok(Tip {
+        seq,
+        hash,
+        checkpoint_number,
+        checkpoint_seq,
+    })
+}
+
+const RECORD_COLUMNS: &str =
+    "seq, time_ms, kind, actor, connection, session, detail, prev_hash, hash";
+
+fn record_from_row(r: &tokio_postgres::Row) -> AuditRecord {
+    AuditRecord {
+        seq: to_u64(r.get(0)),
+        time: r.get(1),
+        kind: r.get(2),
+        actor: r.get(3),
+        connection: r.get(4),
+        session: r.get(5),
+        detail: parse_detail(r.get(6)),
+        prev_hash: r.get(7),
+        hash: r.get(8),
+    }
+}
+
+fn checkpoint_from_row(r: &tokio_postgres::Row) -> Checkpoint {
+    Checkpoint {
+        number: to_u64(r.get(0)),
+        seq: to_u64(r.get(1)),
+        hash: r.get(2),
+        time: r.get(3),
+        key_id: r.get(4),
+        signature: r.get(5),
+    }
+}
+
+impl PgAuditBackend {
+    async fn append_inner(&self, seal: SealFn) -> Result<Sealed, AuditError> {
+        let mut guard = self.client().await?;
+        let client = guard
+            .as_mut()
+            .ok_or_else(|| AuditError::Postgres("not connected".into()))?;
+        let tx = client.transaction().await?;
+        tx.batch_execute("LOCK TABLE audit_records IN EXCLUSIVE MODE")
+            .await?;
+        let sealed = seal(&tip(&tx).await?);
+        if !sealed.records.is_empty() {
+            let rs = &sealed.records;
+            let seqs: Vec<i64> = rs.iter().map(|r| to_i64(r.seq)).collect();
+            let times: Vec<i64> = rs.iter().map(|r| r.time).collect();
+            let kinds: Vec<&str> = rs.iter().map(|r| r.kind.as_str()).collect();
+            let actors: Vec<Option<&str>> = rs.iter().map(|r| r.actor.as_deref()).collect();
+            let conns: Vec<Option<&str>> = rs.iter().map(|r| r.connection.as_deref()).collect();
+            let sessions: Vec<Option<&str>> = rs.iter().map(|r| r.session.as_deref()).collect();
+            let details: Vec<String> = rs.iter().map(|r| canonical_json(&r.detail)).collect();
+            let prevs: Vec<&str> = rs.iter().map(|r| r.prev_hash.as_str()).collect();
+            let hashes: Vec<&str> = rs.iter().map(|r| r.hash.as_str()).collect();
+            tx.execute(
+                "INSERT INTO audit_records (seq, time_ms, kind, actor, connection, session, detail, prev_hash, hash)
+                 SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[],
+                                      $6::text[], $7::text[], $8::text[], $9::text[])",
+                &[&seqs, &times, &kinds, &actors, &conns, &sessions, &details, &prevs, &hashes],
+            )
+            .await?;
+        }
+        for k in &sealed.checkpoints {
+            tx.execute(
+                "INSERT INTO audit_checkpoints (number, seq, hash, time_ms, key_id, signature)
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+                &[
+                    &to_i64(k.number),
+                    &to_i64(k.seq),
+                    &k.hash,
+                    &k.time,
+                    &k.key_id,
+                    &k.signature,
+                ],
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(sealed)
+    }
+
+    async fn query_inner(&self, q: Query) -> Result<Vec<AuditRecord>, AuditError> {
+        let guard = self.client().await?;
+        let client = guard
+            .as_ref()
+            .ok_or_else(|| AuditError::Postgres("not connected".into()))?;
+        let like = q.kind.as_ref().map(|k| {
+            format!(
+                "{}.%",
+                k.replace('\\', "\\\\")
+                    .replace('%', "\\%")
+                    .replace('_', "\\_")
+            )
+        });
+        let rows = client
+            .query(
+                &format!(
+                    "SELECT {RECORD_COLUMNS} FROM (
+                       SELECT * FROM audit_records
+                       WHERE ($1::bigint IS NULL OR time_ms >= $1)
+                         AND ($2::text IS NULL OR actor = $2)
+                         AND ($3::text IS NULL OR connection = $3)
+                         AND ($4::text IS NULL OR kind = $4 OR kind LIKE $5)
+                       ORDER BY seq DESC LIMIT $6) newest
+                     ORDER BY seq ASC"
+                ),
+                &[
+                    &q.since_ms,
+                    &q.actor,
+                    &q.connection,
+                    &q.kind,
+                    &like,
+                    &i64::from(q.limit),
+                ],
+            )
+            .await?;
+        Ok(rows.iter().map(record_from_row).collect())
+    }
+
+    async fn export_inner(&self) -> Result<Export, AuditError> {
+        let mut guard = self.client().await?;
+        let client = guard
+            .as_mut()
+            .ok_or_else(|| AuditError::Postgres("not connected".into()))?;
+        // One snapshot for records and checkpoints.
+        let tx = client
+            .build_transaction()
+            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .await?;
+        let keys = tx
+            .query(
+                "SELECT key_id, public_key FROM audit_keys ORDER BY added_ms, key_id",
+                &[],
+            )
+            .await?
+            .iter()
+            .map(|r| PublicKeyInfo {
+                key_id: r.get(0),
+                public_key: r.get(1),
+            })
+            .collect();
+        let records: Vec<AuditRecord> = tx
+            .query(
+                &format!("SELECT {RECORD_COLUMNS} FROM audit_records ORDER BY seq"),
+                &[],
+            )
+            .await?
+            .iter()
+            .map(record_from_row)
+            .collect();
+        let checkpoints = tx
+            .query(
+                "SELECT number, seq, hash, time_ms, key_id, signature FROM audit_checkpoints ORDER BY number",
+                &[],
+            )
+            .await?
+            .iter()
+            .map(checkpoint_from_row)
+            .collect();
+        tx.commit().await?;
+        let (anchor, checkpoints) = split_anchor(&records, checkpoints);
+        Ok(Export {
+            keys,
+            anchor,
+            records,
+            checkpoints,
+        })
+    }
+
+    async fn prune_inner(&self, before_ms: i64) -> Result<u64, AuditError> {
+        let mut guard = self.client().await?;
+        let client = guard
+            .as_mut()
+            .ok_or_else(|| AuditError::Postgres("not connected".into()))?;
+        let tx = client.transaction().await?;
+        tx.batch_execute("LOCK TABLE audit_records IN EXCLUSIVE MODE")
+            .await?;
+        let anchor = tx
+            .query_opt(
+                "SELECT number, seq FROM audit_checkpoints
+                 WHERE seq < COALESCE((SELECT MIN(seq) FROM audit_records WHERE time_ms >= $1),
+                                      9223372036854775807)
+                 ORDER BY number DESC LIMIT 1",
+                &[&before_ms],
+            )
+            .await?;
+        let Some(anchor) = anchor else {
+            return Ok(0);
+        };
+        let (number, seq): (i64, i64) = (anchor.get(0), anchor.get(1));
+        let n = tx
+            .execute("DELETE FROM audit_records WHERE seq <= $1", &[&seq])
+            .await?;
+        tx.execute(
+            "DELETE FROM audit_checkpoints WHERE number < $1",
+            &[&number],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    /// Drops a connection that failed, so the next call reconnects.
+    async fn reset_if_closed(&self) {
+        let mut guard = self.client.lock().await;
+        if guard.as_ref().is_some_and(Client::is_closed) {
+            *guard = None;
+        }
+    }
+
+    async fn run<T>(&self, r: Result<T, AuditError>) -> Result<T, AuditError> {
+        if r.is_err() {
+            self.reset_if_closed().await;
+        }
+        r
+    }
+}
+
+impl AuditBackend for PgAuditBackend {
+    fn name(&self) -> &'static str {
+        "postgres"
+    }
+
+    fn append(&self, seal: SealFn) -> BoxFuture<'_, Result<Sealed, AuditError>> {
+        Box::pin(async move {
+            let r = self.append_inner(seal).await;
+            self.run(r).await
+        })
+    }
+
+    fn register_key(&self, key: PublicKeyInfo) -> BoxFuture<'_, Result<(), AuditError>> {
+        Box::pin(async move {
+            let r = async {
+                let guard = self.client().await?;
+                let client = guard
+                    .as_ref()
+                    .ok_or_else(|| AuditError::Postgres("not connected".into()))?;
+                client
+                    .execute(
+                        "INSERT INTO audit_keys (key_id, public_key, added_ms) VALUES ($1, $2, $3)
+                         ON CONFLICT (key_id) DO NOTHING",
+                        &[&key.key_id, &key.public_key, &super::now_ms()],
+                    )
+                    .await?;
+                Ok(())
+            }
+            .await;
+            self.run(r).await
+        })
+    }
+
+    fn query(&self, query: Query) -> BoxFuture<'_, Result<Vec<AuditRecord>, AuditError>> {
+        Box::pin(async move {
+            let r = self.query_inner(query).await;
+            self.run(r).await
+        })
+    }
+
+    fn keys(&self) -> BoxFuture<'_, Result<Vec<PublicKeyInfo>, AuditError>> {
+        Box::pin(async move {
+            let r = async {
+                let guard = self.client().await?;
+                let client = guard
+                    .as_ref()
+                    .ok_or_else(|| AuditError::Postgres("not connected".into()))?;
+                Ok(client
+                    .query(
+                        "SELECT key_id, public_key FROM audit_keys ORDER BY added_ms, key_id",
+                        &[],
+                    )
+                    .await?
+                    .iter()
+                    .map(|r| PublicKeyInfo {
+                        key_id: r.get(0),
+                        public_key: r.get(1),
+                    })
+                    .collect())
+            }
+            .await;
+            self.run(r).await
+        })
+    }
+
+    fn export(&self) -> BoxFuture<'_, Result<Export, AuditError>> {
+        Box::pin(async move {
+            let r = self.export_inner().await;
+            self.run(r).await
+        })
+    }
+
+    fn prune(&self, before_ms: i64) -> BoxFuture<'_, Result<u64, AuditError>> {
+        Box::pin(async move {
+            let r = self.prune_inner(before_ms).await;
+            self.run(r).await
+        })
+    }
+}

@@ -1,0 +1,398 @@
+//! The SQLite audit backend: its own tables in the broker's SQLite file
+//! (WAL), with its own schema version table (`audit_schema`) so the store's
+//! migrations and these never touch each other.
+//!
+//! One connection, used by one writer task at a time (a mutex), on tokio's
+//! blocking pool. Appends are `BEGIN IMMEDIATE` transactions: the write lock
+//! is taken before the tip is read, so nothing else (the store's own
+//! connection included) writes in between.
+//!
+//! Durability: with `synchronous = NORMAL` (default) a commit is in the WAL
+//! file before it returns, so it survives the broker being killed (kill -9)
+//! but not necessarily a power loss; `[audit] synchronous = "full"` fsyncs
+//! the WAL at every commit and survives that too.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use hoop_shared::audit::{
+    AuditRecord, Checkpoint, Export, PublicKeyInfo, canonical_json, parse_hash,
+};
+use rusqlite::{Connection, OptionalExtension as _, params};
+
+use super::{AuditBackend, AuditError, BoxFuture, Query, SealFn, Sealed, Tip};
+use crate::config::AuditSynchronous;
+
+/// The broker's SQLite file (shared with [`crate::store`]).
+pub const DB_FILE: &str = "hoop.sqlite3";
+
+/// Migrations, in order; index + 1 is the version after applying it.
+const MIGRATIONS: &[&str] = &[
+    // 1: records, checkpoints, signer keys.
+    "CREATE TABLE audit_records (
+        seq        INTEGER PRIMARY KEY,
+        time_ms    INTEGER NOT NULL,
+        kind       TEXT NOT NULL,
+        actor      TEXT,
+        connection TEXT,
+        session    TEXT,
+        detail     TEXT NOT NULL,
+        prev_hash  TEXT NOT NULL,
+        hash       TEXT NOT NULL
+     );
+     CREATE INDEX audit_records_time ON audit_records(time_ms);
+     CREATE TABLE audit_checkpoints (
+        number    INTEGER PRIMARY KEY,
+        seq       INTEGER NOT NULL,
+        hash      TEXT NOT NULL,
+        time_ms   INTEGER NOT NULL,
+        key_id    TEXT NOT NULL,
+        signature TEXT NOT NULL
+     );
+     CREATE TABLE audit_keys (
+        key_id     TEXT PRIMARY KEY,
+        public_key TEXT NOT NULL,
+        added_ms   INTEGER NOT NULL
+     );",
+];
+
+/// The SQLite backend.
+#[derive(Clone)]
+pub struct SqliteAuditBackend {
+    conn: Arc<Mutex<Connection>>,
+}
+
+impl SqliteAuditBackend {
+    /// Opens `path` (creating it), sets WAL and `synchronous`, migrates.
+    pub fn open(path: &Path, sync: AuditSynchronous) -> Result<Self, AuditError> {
+        Self::init(Connection::open(path)?, sync)
+    }
+
+    /// An in-memory log (unit tests).
+    pub fn in_memory() -> Result<Self, AuditError> {
+        Self::init(Connection::open_in_memory()?, AuditSynchronous::Normal)
+    }
+
+    fn init(mut conn: Connection, sync: AuditSynchronous) -> Result<Self, AuditError> {
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(
+            None,
+            "synchronous",
+            match sync {
+                AuditSynchronous::Normal => "NORMAL",
+                AuditSynchronous::Full => "FULL",
+            },
+        )?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        tx.execute_batch("CREATE TABLE IF NOT EXISTS audit_schema (version INTEGER NOT NULL)")?;
+        let version: i64 = tx.query_row(
+            "SELECT COALESCE(MAX(version), 0) FROM audit_schema",
+            [],
+            |r| r.get(0),
+        )?;
+        let applied = usize::try_from(version).unwrap_or(0);
+        if applied > MIGRATIONS.len() {
+            return Err(AuditError::Corrupt(format!(
+                "audit schema version {version} is newer than this broker knows ({})",
+                MIGRATIONS.len()
+            )));
+        }
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(applied) {
+            tx.execute_batch(sql)?;
+            tx.execute(
+                "INSERT INTO audit_schema (version) VALUES (?1)",
+                params![(i + 1) as i64],
+            )?;
+        }
+        tx.commit()?;
+        Ok(SqliteAuditBackend {
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    async fn with<T, F>(&self, f: F) -> Result<T, AuditError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, AuditError> + Send + 'static,
+    {
+        let conn = self.conn.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut guard = conn.lock().unwrap_or_else(|p| p.into_inner());
+            f(&mut guard)
+        })
+        .await
+        .map_err(|e| AuditError::Sqlite(format!("task failed: {e}")))?
+    }
+}
+
+fn tip(c: &Connection) -> Result<Tip, AuditError> {
+    let last: Option<(i64, String)> = c
+        .query_row(
+            "SELECT seq, hash FROM audit_records ORDER BY seq DESC LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    let cp: Option<(i64, i64, String)> = c
+        .query_row(
+            "SELECT number, seq, hash FROM audit_checkpoints ORDER BY number DESC LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .optional()?;
+    let (checkpoint_number, checkpoint_seq) = cp
+        .as_ref()
+        .map_or((0, 0), |(n, s, _)| (*n as u64, *s as u64));
+    // Every record pruned: the chain continues from the anchor.
+    let (seq, hash) = match (last, cp) {
+        (Some((s, h)), _) => (s as u64, h),
+        (None, Some((_, s, h))) => (s as u64, h),
+        (None, None) => return Ok(Tip::GENESIS),
+    };
+    let hash = parse_hash(&hash).ok_or_else(|| AuditError::Corrupt(format!("hash of #{seq}")))?;
+    Ok(Tip {
+        seq,
+        hash,
+        checkpoint_number,
+        checkpoint_seq,
+    })
+}
+
+fn keys(c: &Connection) -> Result<Vec<PublicKeyInfo>, AuditError> {
+    let mut stmt =
+        c.prepare("SELECT key_id, public_key FROM audit_keys ORDER BY added_ms, key_id")?;
+    let rows = stmt.query_map([], |r| {
+        Ok(PublicKeyInfo {
+            key_id: r.get(0)?,
+            public_key: r.get(1)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+}
+
+fn record_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(AuditRecord, String)> {
+    let detail: String = r.get(6)?;
+    Ok((
+        AuditRecord {
+            seq: r.get::<_, i64>(0)? as u64,
+            time: r.get(1)?,
+            kind: r.get(2)?,
+            actor: r.get(3)?,
+            connection: r.get(4)?,
+            session: r.get(5)?,
+            detail: serde_json::Value::Null,
+            prev_hash: r.get(7)?,
+            hash: r.get(8)?,
+        },
+        detail,
+    ))
+}
+
+/// Parses the stored detail text. Text that is not JSON is kept as a JSON
+/// string, so the verifier reports the record as modified instead of the
+/// export failing as a whole.
+pub(super) fn parse_detail(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or_else(|_| serde_json::Value::String(text.to_owned()))
+}
+
+fn checkpoint_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Checkpoint> {
+    Ok(Checkpoint {
+        number: r.get::<_, i64>(0)? as u64,
+        seq: r.get::<_, i64>(1)? as u64,
+        hash: r.get(2)?,
+        time: r.get(3)?,
+        key_id: r.get(4)?,
+        signature: r.get(5)?,
+    })
+}
+
+/// The anchor of an export: the checkpoint over the record just before the
+/// first stored one (after pruning), or the oldest checkpoint when every
+/// record was pruned.
+pub(super) fn split_anchor(
+    records: &[AuditRecord],
+    mut checkpoints: Vec<Checkpoint>,
+) -> (Option<Checkpoint>, Vec<Checkpoint>) {
+    let anchor_seq = match records.first() {
+        Some(first) if first.seq > 1 => Some(first.seq - 1),
+        Some(_) => None,
+        None => checkpoints.first().map(|c| c.seq),
+    };
+    match anchor_seq.and_then(|s| checkpoints.iter().position(|c| c.seq == s)) {
+        Some(0) => {
+            let anchor = checkpoints.remove(0);
+            (Some(anchor), checkpoints)
+        }
+        _ => (None, checkpoints),
+    }
+}
+
+impl AuditBackend for SqliteAuditBackend {
+    fn name(&self) -> &'static str {
+        "sqlite"
+    }
+
+    fn append(&self, seal: SealFn) -> BoxFuture<'_, Result<Sealed, AuditError>> {
+        Box::pin(self.with(move |c| {
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let sealed = seal(&tip(&tx)?);
+            {
+                let mut ins = tx.prepare_cached(
+                    "INSERT INTO audit_records
+                       (seq, time_ms, kind, actor, connection, session, detail, prev_hash, hash)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                )?;
+                for r in &sealed.records {
+                    ins.execute(params![
+                        r.seq as i64,
+                        r.time,
+                        r.kind,
+                        r.actor,
+                        r.connection,
+                        r.session,
+                        canonical_json(&r.detail),
+                        r.prev_hash,
+                        r.hash
+                    ])?;
+                }
+                let mut cp = tx.prepare_cached(
+                    "INSERT INTO audit_checkpoints (number, seq, hash, time_ms, key_id, signature)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )?;
+                for k in &sealed.checkpoints {
+                    cp.execute(params![
+                        k.number as i64,
+                        k.seq as i64,
+                        k.hash,
+                        k.time,
+                        k.key_id,
+                        k.signature
+                    ])?;
+                }
+            }
+            tx.commit()?;
+            Ok(sealed)
+        }))
+    }
+
+    fn register_key(&self, key: PublicKeyInfo) -> BoxFuture<'_, Result<(), AuditError>> {
+        Box::pin(self.with(move |c| {
+            c.execute(
+                "INSERT INTO audit_keys (key_id, public_key, added_ms) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (key_id) DO NOTHING",
+                params![key.key_id, key.public_key, super::now_ms()],
+            )?;
+            Ok(())
+        }))
+    }
+
+    fn query(&self, q: Query) -> BoxFuture<'_, Result<Vec<AuditRecord>, AuditError>> {
+        Box::pin(self.with(move |c| {
+            let like = q.kind.as_ref().map(|k| {
+                let k = k
+                    .replace('\\', "\\\\")
+                    .replace('%', "\\%")
+                    .replace('_', "\\_");
+                format!("{k}.%")
+            });
+            let mut stmt = c.prepare(
+                "SELECT seq, time_ms, kind, actor, connection, session, detail, prev_hash, hash
+                 FROM (SELECT * FROM audit_records
+                       WHERE (?1 IS NULL OR time_ms >= ?1)
+                         AND (?2 IS NULL OR actor = ?2)
+                         AND (?3 IS NULL OR connection = ?3)
+                         AND (?4 IS NULL OR kind = ?4 OR kind LIKE ?5 ESCAPE '\\')
+                       ORDER BY seq DESC LIMIT ?6)
+                 ORDER BY seq ASC",
+            )?;
+            let rows = stmt.query_map(
+                params![
+                    q.since_ms,
+                    q.actor,
+                    q.connection,
+                    q.kind,
+                    like,
+                    i64::from(q.limit)
+                ],
+                record_from_row,
+            )?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (mut r, detail) = row?;
+                r.detail = parse_detail(&detail);
+                out.push(r);
+            }
+            Ok(out)
+        }))
+    }
+
+    fn keys(&self) -> BoxFuture<'_, Result<Vec<PublicKeyInfo>, AuditError>> {
+        Box::pin(self.with(|c| keys(c)))
+    }
+
+    fn export(&self) -> BoxFuture<'_, Result<Export, AuditError>> {
+        Box::pin(self.with(|c| {
+            // One read transaction: records and checkpoints of the same moment.
+            let tx = c.transaction()?;
+            let keys = keys(&tx)?;
+            let records = {
+                let mut stmt = tx.prepare(
+                    "SELECT seq, time_ms, kind, actor, connection, session, detail, prev_hash, hash
+                     FROM audit_records ORDER BY seq",
+                )?;
+                let rows = stmt.query_map([], record_from_row)?;
+                let mut out = Vec::new();
+                for row in rows {
+                    let (mut r, detail) = row?;
+                    r.detail = parse_detail(&detail);
+                    out.push(r);
+                }
+                out
+            };
+            let checkpoints = {
+                let mut stmt = tx.prepare(
+                    "SELECT number, seq, hash, time_ms, key_id, signature
+                     FROM audit_checkpoints ORDER BY number",
+                )?;
+                let rows = stmt.query_map([], checkpoint_from_row)?;
+                rows.collect::<Result<Vec<_>, _>>()?
+            };
+            tx.commit()?;
+            let (anchor, checkpoints) = split_anchor(&records, checkpoints);
+            Ok(Export {
+                keys,
+                anchor,
+                records,
+                checkpoints,
+            })
+        }))
+    }
+
+    fn prune(&self, before_ms: i64) -> BoxFuture<'_, Result<u64, AuditError>> {
+        Box::pin(self.with(move |c| {
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            // The newest checkpoint whose record, and every one before it, is old enough.
+            let anchor: Option<(i64, i64)> = tx
+                .query_row(
+                    "SELECT number, seq FROM audit_checkpoints
+                     WHERE seq < COALESCE((SELECT MIN(seq) FROM audit_records WHERE time_ms >= ?1),
+                                          9223372036854775807)
+                     ORDER BY number DESC LIMIT 1",
+                    params![before_ms],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?;
+            let Some((number, seq)) = anchor else {
+                return Ok(0);
+            };
+            let n = tx.execute("DELETE FROM audit_records WHERE seq <= ?1", params![seq])?;
+            tx.execute(
+                "DELETE FROM audit_checkpoints WHERE number < ?1",
+                params![number],
+            )?;
+            tx.commit()?;
+            Ok(n as u64)
+        }))
+    }
+}

@@ -1,0 +1,517 @@
+//! SSH session recordings under `DATA_DIR/recordings/`:
+//!
+//! - `<session-id>.cast`: the session's first interactive shell as an
+//!   asciicast v2 file (a JSON header with the terminal's width and height,
+//!   then one JSON array per event: `[seconds, "o", text]` for output,
+//!   `[seconds, "r", "COLSxROWS"]` for a resize). Later shells of the same
+//!   session go to `<session-id>.<n>.cast`.
+//! - `<session-id>.json`: the index: every shell, exec command (with its
+//!   decision, exit status and bytes) and sftp subsystem (bytes up and down),
+//!   including what the broker refused.
+//!
+//! Only what the target sends is recorded, never what the client types (it
+//! may be a password typed at a `sudo` prompt; the terminal echo shows what
+//! was typed otherwise), and never a credential: the broker's upstream key
+//! and the one-time key never pass through a channel.
+
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+/// What a channel was used for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EntryKind {
+    /// An interactive shell.
+    Shell,
+    /// One exec command.
+    Exec,
+    /// The sftp subsystem.
+    Sftp,
+    /// A forwarded TCP connection (`ssh -L`), when allowed.
+    Forward,
+}
+
+/// One entry of a session's recording index.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IndexEntry {
+    /// What it was.
+    pub kind: EntryKind,
+    /// When it began, Unix seconds.
+    pub started_at: f64,
+    /// When it ended, Unix seconds (absent while running).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_at: Option<f64>,
+    /// The command line (exec) or target (forward).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
+    /// `allowed`, `blocked`, `held_for_review`, `refused`.
+    pub decision: String,
+    /// The rule that decided, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
+    /// Why it was refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The asciicast file (shells), relative to the recordings dir.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    /// Terminal size when the shell started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub width: Option<u32>,
+    /// Terminal size when the shell started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub height: Option<u32>,
+    /// Exit status, when the target sent one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_status: Option<u32>,
+    /// Exit signal, when the target sent one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_signal: Option<String>,
+    /// Bytes from the client to the target.
+    pub bytes_up: u64,
+    /// Bytes from the target to the client.
+    pub bytes_down: u64,
+}
+
+/// `<session-id>.json`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RecordingIndex {
+    /// The session.
+    pub session_id: String,
+    /// The hoop user.
+    pub user: String,
+    /// The connection.
+    pub connection: String,
+    /// Channels, in the order they began.
+    pub entries: Vec<IndexEntry>,
+}
+
+/// Who a recording belongs to.
+#[derive(Debug, Clone)]
+pub struct SessionMeta {
+    /// Session id (a UUID).
+    pub session_id: String,
+    /// The hoop user.
+    pub user: String,
+    /// The connection.
+    pub connection: String,
+}
+
+/// The recordings directory.
+#[derive(Debug)]
+pub struct Recordings {
+    dir: PathBuf,
+    /// Serialises read-modify-write of index files across tunnels.
+    index_lock: Mutex<()>,
+}
+
+/// True for names safe as a file name stem (session ids are UUIDs).
+pub fn is_safe_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 64 && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+}
+
+fn now_secs() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+impl Recordings {
+    /// Recordings kept in `dir` (created on first use, mode 0700).
+    pub fn new(dir: PathBuf) -> Recordings {
+        Recordings {
+            dir,
+            index_lock: Mutex::new(()),
+        }
+    }
+
+    /// The directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// A session's index, if it has one.
+    pub fn index(&self, session_id: &str) -> Option<RecordingIndex> {
+        if !is_safe_id(session_id) {
+            return None;
+        }
+        let text = std::fs::read(self.dir.join(format!("{session_id}.json"))).ok()?;
+        serde_json::from_slice(&text).ok()
+    }
+
+    /// The path of a cast file named in an index.
+    pub fn file(&self, name: &str) -> Option<PathBuf> {
+        let stem = name.strip_suffix(".cast")?;
+        is_safe_id(&stem.replace('.', "-")).then(|| self.dir.join(name))
+    }
+
+    fn update(
+        &self,
+        meta: &SessionMeta,
+        f: impl FnOnce(&mut RecordingIndex),
+    ) -> std::io::Result<()> {
+        let _guard = self.index_lock.lock().unwrap_or_else(|p| p.into_inner());
+        crate::app::create_private_dir(&self.dir)
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        let path = self.dir.join(format!("{}.json", meta.session_id));
+        let mut index = std::fs::read(&path)
+            .ok()
+            .and_then(|t| serde_json::from_slice::<RecordingIndex>(&t).ok())
+            .unwrap_or_else(|| RecordingIndex {
+                session_id: meta.session_id.clone(),
+                user: meta.user.clone(),
+                connection: meta.connection.clone(),
+                entries: Vec::new(),
+            });
+        f(&mut index);
+        let body = serde_json::to_vec_pretty(&index).map_err(std::io::Error::other)?;
+        let tmp = self.dir.join(format!("{}.json.tmp", meta.session_id));
+        std::fs::write(&tmp, body)?;
+        std::fs::rename(tmp, path)
+    }
+
+    /// Notes something the broker refused (no channel traffic follows).
+    pub fn refused(
+        &self,
+        meta: &SessionMeta,
+        kind: EntryKind,
+        command: Option<&str>,
+        decision: &str,
+        rule: Option<&str>,
+        reason: &str,
+    ) {
+        let at = now_secs();
+        let entry = IndexEntry {
+            kind,
+            started_at: at,
+            ended_at: Some(at),
+            command: command.map(str::to_owned),
+            decision: decision.to_owned(),
+            rule: rule.map(str::to_owned),
+            reason: Some(reason.to_owned()),
+            file: None,
+            width: None,
+            height: None,
+            exit_status: None,
+            exit_signal: None,
+            bytes_up: 0,
+            bytes_down: 0,
+        };
+        if let Err(e) = self.update(meta, |i| i.entries.push(entry)) {
+            tracing::error!(session = %meta.session_id, "cannot write the recording index: {e}");
+        }
+    }
+
+    /// Starts recording one channel. A shell (`pty` = width, height, TERM)
+    /// gets an asciicast file.
+    pub fn start(
+        self: &Arc<Self>,
+        meta: &SessionMeta,
+        kind: EntryKind,
+        command: Option<&str>,
+        rule: Option<&str>,
+        pty: Option<(u32, u32, &str)>,
+    ) -> std::io::Result<Arc<ChannelRecord>> {
+        let started_at = now_secs();
+        let mut slot = 0;
+        let mut file_name = None;
+        let mut cast = None;
+        self.update(meta, |index| {
+            slot = index.entries.len();
+            if kind == EntryKind::Shell {
+                let shells = index.entries.iter().filter(|e| e.file.is_some()).count();
+                file_name = Some(if shells == 0 {
+                    format!("{}.cast", meta.session_id)
+                } else {
+                    format!("{}.{shells}.cast", meta.session_id)
+                });
+            }
+            index.entries.push(IndexEntry {
+                kind,
+                started_at,
+                ended_at: None,
+                command: command.map(str::to_owned),
+                decision: "allowed".into(),
+                rule: rule.map(str::to_owned),
+                reason: None,
+                file: file_name.clone(),
+                width: pty.map(|p| p.0),
+                height: pty.map(|p| p.1),
+                exit_status: None,
+                exit_signal: None,
+                bytes_up: 0,
+                bytes_down: 0,
+            });
+        })?;
+        if let Some(name) = &file_name {
+            // A terminal that reports no size (0x0) replays as 80x24.
+            let (width, height, term) = pty.unwrap_or((80, 24, "xterm"));
+            let (width, height) = if width == 0 || height == 0 {
+                (80, 24)
+            } else {
+                (width, height)
+            };
+            let mut f = std::fs::OpenOptions::new()
+                .create_new(true)
+                .write(true)
+                .open(self.dir.join(name))?;
+            let header = serde_json::json!({
+                "version": 2,
+                "width": width,
+                "height": height,
+                "timestamp": started_at as u64,
+                "title": format!("{} on {} (session {})", meta.user, meta.connection, meta.session_id),
+                "env": { "TERM": term },
+            });
+            writeln!(f, "{header}")?;
+            cast = Some(f);
+        }
+        Ok(Arc::new(ChannelRecord {
+            recordings: self.clone(),
+            meta: meta.clone(),
+            slot,
+            started: Instant::now(),
+            inner: Mutex::new(Inner {
+                cast,
+                carry: Vec::new(),
+                bytes_up: 0,
+                bytes_down: 0,
+                exit_status: None,
+                exit_signal: None,
+                finished: false,
+            }),
+        }))
+    }
+}
+
+struct Inner {
+    cast: Option<std::fs::File>,
+    /// An incomplete UTF-8 sequence at the end of the last output chunk.
+    carry: Vec<u8>,
+    bytes_up: u64,
+    bytes_down: u64,
+    exit_status: Option<u32>,
+    exit_signal: Option<String>,
+    finished: bool,
+}
+
+/// The recording of one channel.
+pub struct ChannelRecord {
+    recordings: Arc<Recordings>,
+    meta: SessionMeta,
+    slot: usize,
+    started: Instant,
+    inner: Mutex<Inner>,
+}
+
+impl std::fmt::Debug for ChannelRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChannelRecord")
+            .field("slot", &self.slot)
+            .finish()
+    }
+}
+
+impl ChannelRecord {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn event(&self, inner: &mut Inner, code: &str, text: &str) {
+        if let Some(f) = inner.cast.as_mut() {
+            let line = serde_json::json!([
+                (self.started.elapsed().as_secs_f64() * 1e6).round() / 1e6,
+                code,
+                text
+            ]);
+            if let Err(e) = writeln!(f, "{line}") {
+                tracing::error!(session = %self.meta.session_id, "recording write failed: {e}");
+                inner.cast = None;
+            }
+        }
+    }
+
+    /// Output from the target (stdout or stderr).
+    pub fn output(&self, data: &[u8]) {
+        let mut inner = self.lock();
+        inner.bytes_down += data.len() as u64;
+        if inner.cast.is_none() {
+            return;
+        }
+        let mut bytes = std::mem::take(&mut inner.carry);
+        bytes.extend_from_slice(data);
+        // Keep an incomplete trailing UTF-8 sequence for the next chunk.
+        let valid = match std::str::from_utf8(&bytes) {
+            Ok(_) => bytes.len(),
+            Err(e) if e.error_len().is_none() => e.valid_up_to(),
+            Err(_) => bytes.len(),
+        };
+        let (now, later) = bytes.split_at(valid);
+        inner.carry = later.to_vec();
+        let text = String::from_utf8_lossy(now).into_owned();
+        if !text.is_empty() {
+            self.event(&mut inner, "o", &text);
+        }
+    }
+
+    /// Bytes from the client to the target (counted, not recorded).
+    pub fn input(&self, len: usize) {
+        self.lock().bytes_up += len as u64;
+    }
+
+    /// Bytes carried outside the channel callbacks (a forwarded connection).
+    pub fn counted(&self, up: u64, down: u64) {
+        let mut inner = self.lock();
+        inner.bytes_up += up;
+        inner.bytes_down += down;
+    }
+
+    /// The terminal was resized.
+    pub fn resize(&self, cols: u32, rows: u32) {
+        let mut inner = self.lock();
+        self.event(&mut inner, "r", &format!("{cols}x{rows}"));
+    }
+
+    /// The target reported an exit status.
+    pub fn exit_status(&self, code: u32) {
+        self.lock().exit_status = Some(code);
+    }
+
+    /// The target reported an exit signal.
+    pub fn exit_signal(&self, name: &str) {
+        self.lock().exit_signal = Some(name.to_owned());
+    }
+
+    /// The channel closed: the index gets the end, exit and byte counts.
+    pub fn finish(&self) {
+        let (up, down, status, signal) = {
+            let mut inner = self.lock();
+            if std::mem::replace(&mut inner.finished, true) {
+                return;
+            }
+            if let Some(f) = inner.cast.as_mut() {
+                let _ = f.flush();
+            }
+            inner.cast = None;
+            (
+                inner.bytes_up,
+                inner.bytes_down,
+                inner.exit_status,
+                inner.exit_signal.clone(),
+            )
+        };
+        let slot = self.slot;
+        let result = self.recordings.update(&self.meta, |index| {
+            if let Some(e) = index.entries.get_mut(slot) {
+                e.ended_at = Some(now_secs());
+                e.bytes_up = up;
+                e.bytes_down = down;
+                e.exit_status = status;
+                e.exit_signal = signal;
+            }
+        });
+        if let Err(e) = result {
+            tracing::error!(session = %self.meta.session_id, "cannot write the recording index: {e}");
+        }
+    }
+}
+
+impl Drop for ChannelRecord {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta() -> SessionMeta {
+        SessionMeta {
+            session_id: "0b7c-test".into(),
+            user: "alice".into(),
+            connection: "ssh-prod".into(),
+        }
+    }
+
+    #[test]
+    fn a_shell_becomes_an_asciicast_and_an_index_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        let recs = Arc::new(Recordings::new(dir.path().join("recordings")));
+        let rec = recs
+            .start(
+                &meta(),
+                EntryKind::Shell,
+                None,
+                None,
+                Some((100, 30, "xterm-256color")),
+            )
+            .unwrap();
+        rec.output("héllo\r\n".as_bytes());
+        // A multi-byte character split across two chunks stays whole.
+        let euro = "€".as_bytes();
+        rec.output(&euro[..1]);
+        rec.output(&euro[1..]);
+        rec.resize(120, 40);
+        rec.input(3);
+        rec.exit_status(0);
+        drop(rec);
+        let text = std::fs::read_to_string(dir.path().join("recordings/0b7c-test.cast")).unwrap();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines[0]["version"], 2);
+        assert_eq!(lines[0]["width"], 100);
+        assert_eq!(lines[0]["height"], 30);
+        assert_eq!(lines[1][1], "o");
+        assert_eq!(lines[1][2], "héllo\r\n");
+        assert_eq!(lines[2][2], "€");
+        assert_eq!(lines[3][1], "r");
+        assert_eq!(lines[3][2], "120x40");
+        let index = recs.index("0b7c-test").unwrap();
+        let e = &index.entries[0];
+        assert_eq!(e.kind, EntryKind::Shell);
+        assert_eq!(e.file.as_deref(), Some("0b7c-test.cast"));
+        assert_eq!(e.exit_status, Some(0));
+        assert_eq!(e.bytes_up, 3);
+        assert!(e.ended_at.is_some());
+        // A second shell gets its own file; an exec only an entry.
+        let rec = recs
+            .start(&meta(), EntryKind::Shell, None, None, None)
+            .unwrap();
+        drop(rec);
+        let rec = recs
+            .start(&meta(), EntryKind::Exec, Some("uptime"), None, None)
+            .unwrap();
+        rec.exit_status(7);
+        drop(rec);
+        recs.refused(
+            &meta(),
+            EntryKind::Exec,
+            Some("rm -rf /"),
+            "blocked",
+            Some("r"),
+            "no",
+        );
+        let index = recs.index("0b7c-test").unwrap();
+        assert_eq!(index.entries[1].file.as_deref(), Some("0b7c-test.1.cast"));
+        assert_eq!(index.entries[2].command.as_deref(), Some("uptime"));
+        assert_eq!(index.entries[2].exit_status, Some(7));
+        assert_eq!(index.entries[3].decision, "blocked");
+        assert!(recs.file("0b7c-test.1.cast").is_some());
+        assert!(recs.file("../x.cast").is_none());
+        assert!(recs.index("../etc").is_none());
+    }
+}
