@@ -41,6 +41,8 @@ Register-ArgumentCompleter -Native -CommandName 'hoopctl' -ScriptBlock {
             [CompletionResult]::new('deny', 'deny', [CompletionResultType]::ParameterValue, 'Deny an access request waiting for your approval')
             [CompletionResult]::new('policy', 'policy', [CompletionResultType]::ParameterValue, 'Read, check, apply and test the access policy')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
+            [CompletionResult]::new('audit', 'audit', [CompletionResultType]::ParameterValue, 'The tamper-evident audit log: list, export, verify (admins and auditors)')
+            [CompletionResult]::new('sessions', 'sessions', [CompletionResultType]::ParameterValue, 'Recorded sessions: replay an SSH shell session in the terminal')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -133,7 +135,7 @@ Register-ArgumentCompleter -Native -CommandName 'hoopctl' -ScriptBlock {
             [CompletionResult]::new('--file', '--file', [CompletionResultType]::ParameterName, 'File with SQL to run (`-` reads stdin)')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format for results')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format for results')
-            [CompletionResult]::new('--wait', '--wait', [CompletionResultType]::ParameterName, 'How long to wait for an approval when the connection requires one, e.g. 10m [default: do not wait: exit with status 3 and the request id]')
+            [CompletionResult]::new('--wait', '--wait', [CompletionResultType]::ParameterName, 'How long to wait for an approval when the connection requires one, or for the review of a statement a guardrail holds (then it runs), e.g. 10m; alone: up to 24h [default: do not wait: exit with status 3 and the request id]')
             [CompletionResult]::new('--duration', '--duration', [CompletionResultType]::ParameterName, 'How long a grant to ask for when the connection needs an approval, e.g. 30m [default: the policy''s; capped by its maximum]')
             [CompletionResult]::new('--request', '--request', [CompletionResultType]::ParameterName, 'Use this access request (e.g. the id an earlier exec printed with status 3)')
             [CompletionResult]::new('--broker', '--broker', [CompletionResultType]::ParameterName, 'Broker URL, e.g. https://hoop.example.com:8443 [default: $HOOP_BROKER, then config.toml]')
@@ -327,9 +329,9 @@ Register-ArgumentCompleter -Native -CommandName 'hoopctl' -ScriptBlock {
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
-            [CompletionResult]::new('get', 'get', [CompletionResultType]::ParameterValue, 'Print the policy in force')
-            [CompletionResult]::new('diff', 'diff', [CompletionResultType]::ParameterValue, 'Validate a policy file and show what applying it would change (changes nothing)')
-            [CompletionResult]::new('apply', 'apply', [CompletionResultType]::ParameterValue, 'Make a policy file the policy in force (policy admins only)')
+            [CompletionResult]::new('get', 'get', [CompletionResultType]::ParameterValue, 'Print the policy in force, or write its files into a directory')
+            [CompletionResult]::new('diff', 'diff', [CompletionResultType]::ParameterValue, 'Validate a policy file or directory and show what applying it would change (changes nothing)')
+            [CompletionResult]::new('apply', 'apply', [CompletionResultType]::ParameterValue, 'Make a policy file or directory the policy in force (policy admins only)')
             [CompletionResult]::new('test', 'test', [CompletionResultType]::ParameterValue, 'Show how the policy decides for an identity and connection (changes nothing)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -337,6 +339,21 @@ Register-ArgumentCompleter -Native -CommandName 'hoopctl' -ScriptBlock {
         'hoopctl;policy;get' {
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format')
+            [CompletionResult]::new('--out-dir', '--out-dir', [CompletionResultType]::ParameterName, 'Write the policy''s files into DIR (created if missing) instead of printing it')
+            [CompletionResult]::new('--broker', '--broker', [CompletionResultType]::ParameterName, 'Broker URL, e.g. https://hoop.example.com:8443 [default: $HOOP_BROKER, then config.toml]')
+            [CompletionResult]::new('--ca-file', '--ca-file', [CompletionResultType]::ParameterName, 'PEM file with the CA certificate that signs the broker''s TLS certificate, when it is not in the system trust store [default: $HOOP_CA_FILE, then config.toml]')
+            [CompletionResult]::new('--token-file', '--token-file', [CompletionResultType]::ParameterName, 'Read the bearer token from this file instead of the stored login (a CI job''s OIDC token, a Kubernetes projected token); re-read when the token in it expires')
+            [CompletionResult]::new('--audience', '--audience', [CompletionResultType]::ParameterName, 'Audience to request when hoopctl fetches a GitHub Actions OIDC token [default: $HOOP_AUDIENCE, then "hoop"]')
+            [CompletionResult]::new('--force', '--force', [CompletionResultType]::ParameterName, 'With --out-dir: overwrite files that already exist')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'hoopctl;policy;diff' {
+            [CompletionResult]::new('-f', '-f', [CompletionResultType]::ParameterName, 'Policy document: a TOML file, or a directory whose *.toml files (in name order) make it up')
+            [CompletionResult]::new('--file', '--file', [CompletionResultType]::ParameterName, 'Policy document: a TOML file, or a directory whose *.toml files (in name order) make it up')
             [CompletionResult]::new('--broker', '--broker', [CompletionResultType]::ParameterName, 'Broker URL, e.g. https://hoop.example.com:8443 [default: $HOOP_BROKER, then config.toml]')
             [CompletionResult]::new('--ca-file', '--ca-file', [CompletionResultType]::ParameterName, 'PEM file with the CA certificate that signs the broker''s TLS certificate, when it is not in the system trust store [default: $HOOP_CA_FILE, then config.toml]')
             [CompletionResult]::new('--token-file', '--token-file', [CompletionResultType]::ParameterName, 'Read the bearer token from this file instead of the stored login (a CI job''s OIDC token, a Kubernetes projected token); re-read when the token in it expires')
@@ -347,22 +364,9 @@ Register-ArgumentCompleter -Native -CommandName 'hoopctl' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
         }
-        'hoopctl;policy;diff' {
-            [CompletionResult]::new('-f', '-f', [CompletionResultType]::ParameterName, 'Policy document (TOML)')
-            [CompletionResult]::new('--file', '--file', [CompletionResultType]::ParameterName, 'Policy document (TOML)')
-            [CompletionResult]::new('--broker', '--broker', [CompletionResultType]::ParameterName, 'Broker URL, e.g. https://hoop.example.com:8443 [default: $HOOP_BROKER, then config.toml]')
-            [CompletionResult]::new('--ca-file', '--ca-file', [CompletionResultType]::ParameterName, 'PEM file with the CA certificate that signs the broker''s TLS certificate, when it is not in the system trust store [default: $HOOP_CA_FILE, then config.toml]')
-            [CompletionResult]::new('--token-file', '--token-file', [CompletionResultType]::ParameterName, 'Read the bearer token from this file instead of the stored login (a CI job''s OIDC token, a Kubernetes projected token); re-read when the token in it expires')
-            [CompletionResult]::new('--audience', '--audience', [CompletionResultType]::ParameterName, 'Audience to request when hoopctl fetches a GitHub Actions OIDC token [default: $HOOP_AUDIENCE, then "hoop"]')
-            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
-            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
-            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
-            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
-            break
-        }
         'hoopctl;policy;apply' {
-            [CompletionResult]::new('-f', '-f', [CompletionResultType]::ParameterName, 'Policy document (TOML)')
-            [CompletionResult]::new('--file', '--file', [CompletionResultType]::ParameterName, 'Policy document (TOML)')
+            [CompletionResult]::new('-f', '-f', [CompletionResultType]::ParameterName, 'Policy document: a TOML file, or a directory whose *.toml files (in name order) make it up')
+            [CompletionResult]::new('--file', '--file', [CompletionResultType]::ParameterName, 'Policy document: a TOML file, or a directory whose *.toml files (in name order) make it up')
             [CompletionResult]::new('--broker', '--broker', [CompletionResultType]::ParameterName, 'Broker URL, e.g. https://hoop.example.com:8443 [default: $HOOP_BROKER, then config.toml]')
             [CompletionResult]::new('--ca-file', '--ca-file', [CompletionResultType]::ParameterName, 'PEM file with the CA certificate that signs the broker''s TLS certificate, when it is not in the system trust store [default: $HOOP_CA_FILE, then config.toml]')
             [CompletionResult]::new('--token-file', '--token-file', [CompletionResultType]::ParameterName, 'Read the bearer token from this file instead of the stored login (a CI job''s OIDC token, a Kubernetes projected token); re-read when the token in it expires')
@@ -381,8 +385,8 @@ Register-ArgumentCompleter -Native -CommandName 'hoopctl' -ScriptBlock {
             [CompletionResult]::new('--group', '--group', [CompletionResultType]::ParameterName, 'A group of the user (repeatable)')
             [CompletionResult]::new('--connection', '--connection', [CompletionResultType]::ParameterName, 'Connection name')
             [CompletionResult]::new('--sql', '--sql', [CompletionResultType]::ParameterName, 'A statement to judge as well (guardrails)')
-            [CompletionResult]::new('-f', '-f', [CompletionResultType]::ParameterName, 'Test this policy file instead of the policy in force')
-            [CompletionResult]::new('--file', '--file', [CompletionResultType]::ParameterName, 'Test this policy file instead of the policy in force')
+            [CompletionResult]::new('-f', '-f', [CompletionResultType]::ParameterName, 'Test this policy file (or directory of *.toml files) instead of the policy in force')
+            [CompletionResult]::new('--file', '--file', [CompletionResultType]::ParameterName, 'Test this policy file (or directory of *.toml files) instead of the policy in force')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format')
             [CompletionResult]::new('--broker', '--broker', [CompletionResultType]::ParameterName, 'Broker URL, e.g. https://hoop.example.com:8443 [default: $HOOP_BROKER, then config.toml]')
@@ -397,9 +401,9 @@ Register-ArgumentCompleter -Native -CommandName 'hoopctl' -ScriptBlock {
             break
         }
         'hoopctl;policy;help' {
-            [CompletionResult]::new('get', 'get', [CompletionResultType]::ParameterValue, 'Print the policy in force')
-            [CompletionResult]::new('diff', 'diff', [CompletionResultType]::ParameterValue, 'Validate a policy file and show what applying it would change (changes nothing)')
-            [CompletionResult]::new('apply', 'apply', [CompletionResultType]::ParameterValue, 'Make a policy file the policy in force (policy admins only)')
+            [CompletionResult]::new('get', 'get', [CompletionResultType]::ParameterValue, 'Print the policy in force, or write its files into a directory')
+            [CompletionResult]::new('diff', 'diff', [CompletionResultType]::ParameterValue, 'Validate a policy file or directory and show what applying it would change (changes nothing)')
+            [CompletionResult]::new('apply', 'apply', [CompletionResultType]::ParameterValue, 'Make a policy file or directory the policy in force (policy admins only)')
             [CompletionResult]::new('test', 'test', [CompletionResultType]::ParameterValue, 'Show how the policy decides for an identity and connection (changes nothing)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -430,6 +434,143 @@ Register-ArgumentCompleter -Native -CommandName 'hoopctl' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
         }
+        'hoopctl;audit' {
+            [CompletionResult]::new('--broker', '--broker', [CompletionResultType]::ParameterName, 'Broker URL, e.g. https://hoop.example.com:8443 [default: $HOOP_BROKER, then config.toml]')
+            [CompletionResult]::new('--ca-file', '--ca-file', [CompletionResultType]::ParameterName, 'PEM file with the CA certificate that signs the broker''s TLS certificate, when it is not in the system trust store [default: $HOOP_CA_FILE, then config.toml]')
+            [CompletionResult]::new('--token-file', '--token-file', [CompletionResultType]::ParameterName, 'Read the bearer token from this file instead of the stored login (a CI job''s OIDC token, a Kubernetes projected token); re-read when the token in it expires')
+            [CompletionResult]::new('--audience', '--audience', [CompletionResultType]::ParameterName, 'Audience to request when hoopctl fetches a GitHub Actions OIDC token [default: $HOOP_AUDIENCE, then "hoop"]')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List audit records (the newest --limit, oldest first)')
+            [CompletionResult]::new('ls', 'ls', [CompletionResultType]::ParameterValue, 'List audit records (the newest --limit, oldest first)')
+            [CompletionResult]::new('export', 'export', [CompletionResultType]::ParameterValue, 'Write the whole log as JSON Lines: records with hashes, checkpoints, public keys')
+            [CompletionResult]::new('verify', 'verify', [CompletionResultType]::ParameterValue, 'Verify the hash chain and the signed checkpoints (an export file, or the broker''s log)')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'hoopctl;audit;list' {
+            [CompletionResult]::new('--since', '--since', [CompletionResultType]::ParameterName, 'Records since this time: RFC 3339 (2025-01-31T08:00:00Z) or a duration ago (2h, 7d)')
+            [CompletionResult]::new('--user', '--user', [CompletionResultType]::ParameterName, 'Records of this user')
+            [CompletionResult]::new('--connection', '--connection', [CompletionResultType]::ParameterName, 'Records on this connection')
+            [CompletionResult]::new('--kind', '--kind', [CompletionResultType]::ParameterName, 'Records of this kind, or of its sub-kinds (`statement` matches `statement.blocked`)')
+            [CompletionResult]::new('--limit', '--limit', [CompletionResultType]::ParameterName, 'At most this many records (the newest)')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format')
+            [CompletionResult]::new('--broker', '--broker', [CompletionResultType]::ParameterName, 'Broker URL, e.g. https://hoop.example.com:8443 [default: $HOOP_BROKER, then config.toml]')
+            [CompletionResult]::new('--ca-file', '--ca-file', [CompletionResultType]::ParameterName, 'PEM file with the CA certificate that signs the broker''s TLS certificate, when it is not in the system trust store [default: $HOOP_CA_FILE, then config.toml]')
+            [CompletionResult]::new('--token-file', '--token-file', [CompletionResultType]::ParameterName, 'Read the bearer token from this file instead of the stored login (a CI job''s OIDC token, a Kubernetes projected token); re-read when the token in it expires')
+            [CompletionResult]::new('--audience', '--audience', [CompletionResultType]::ParameterName, 'Audience to request when hoopctl fetches a GitHub Actions OIDC token [default: $HOOP_AUDIENCE, then "hoop"]')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'hoopctl;audit;ls' {
+            [CompletionResult]::new('--since', '--since', [CompletionResultType]::ParameterName, 'Records since this time: RFC 3339 (2025-01-31T08:00:00Z) or a duration ago (2h, 7d)')
+            [CompletionResult]::new('--user', '--user', [CompletionResultType]::ParameterName, 'Records of this user')
+            [CompletionResult]::new('--connection', '--connection', [CompletionResultType]::ParameterName, 'Records on this connection')
+            [CompletionResult]::new('--kind', '--kind', [CompletionResultType]::ParameterName, 'Records of this kind, or of its sub-kinds (`statement` matches `statement.blocked`)')
+            [CompletionResult]::new('--limit', '--limit', [CompletionResultType]::ParameterName, 'At most this many records (the newest)')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format')
+            [CompletionResult]::new('--broker', '--broker', [CompletionResultType]::ParameterName, 'Broker URL, e.g. https://hoop.example.com:8443 [default: $HOOP_BROKER, then config.toml]')
+            [CompletionResult]::new('--ca-file', '--ca-file', [CompletionResultType]::ParameterName, 'PEM file with the CA certificate that signs the broker''s TLS certificate, when it is not in the system trust store [default: $HOOP_CA_FILE, then config.toml]')
+            [CompletionResult]::new('--token-file', '--token-file', [CompletionResultType]::ParameterName, 'Read the bearer token from this file instead of the stored login (a CI job''s OIDC token, a Kubernetes projected token); re-read when the token in it expires')
+            [CompletionResult]::new('--audience', '--audience', [CompletionResultType]::ParameterName, 'Audience to request when hoopctl fetches a GitHub Actions OIDC token [default: $HOOP_AUDIENCE, then "hoop"]')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'hoopctl;audit;export' {
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Write to this file instead of stdout')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Write to this file instead of stdout')
+            [CompletionResult]::new('--broker', '--broker', [CompletionResultType]::ParameterName, 'Broker URL, e.g. https://hoop.example.com:8443 [default: $HOOP_BROKER, then config.toml]')
+            [CompletionResult]::new('--ca-file', '--ca-file', [CompletionResultType]::ParameterName, 'PEM file with the CA certificate that signs the broker''s TLS certificate, when it is not in the system trust store [default: $HOOP_CA_FILE, then config.toml]')
+            [CompletionResult]::new('--token-file', '--token-file', [CompletionResultType]::ParameterName, 'Read the bearer token from this file instead of the stored login (a CI job''s OIDC token, a Kubernetes projected token); re-read when the token in it expires')
+            [CompletionResult]::new('--audience', '--audience', [CompletionResultType]::ParameterName, 'Audience to request when hoopctl fetches a GitHub Actions OIDC token [default: $HOOP_AUDIENCE, then "hoop"]')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'hoopctl;audit;verify' {
+            [CompletionResult]::new('-f', '-f', [CompletionResultType]::ParameterName, 'Verify this export file offline instead of fetching one from the broker')
+            [CompletionResult]::new('--file', '--file', [CompletionResultType]::ParameterName, 'Verify this export file offline instead of fetching one from the broker')
+            [CompletionResult]::new('--key', '--key', [CompletionResultType]::ParameterName, 'Accept checkpoints only from this key id (repeatable; see `hoopctl audit verify` output or GET /v1/audit/keys)')
+            [CompletionResult]::new('--broker', '--broker', [CompletionResultType]::ParameterName, 'Broker URL, e.g. https://hoop.example.com:8443 [default: $HOOP_BROKER, then config.toml]')
+            [CompletionResult]::new('--ca-file', '--ca-file', [CompletionResultType]::ParameterName, 'PEM file with the CA certificate that signs the broker''s TLS certificate, when it is not in the system trust store [default: $HOOP_CA_FILE, then config.toml]')
+            [CompletionResult]::new('--token-file', '--token-file', [CompletionResultType]::ParameterName, 'Read the bearer token from this file instead of the stored login (a CI job''s OIDC token, a Kubernetes projected token); re-read when the token in it expires')
+            [CompletionResult]::new('--audience', '--audience', [CompletionResultType]::ParameterName, 'Audience to request when hoopctl fetches a GitHub Actions OIDC token [default: $HOOP_AUDIENCE, then "hoop"]')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'hoopctl;audit;help' {
+            [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List audit records (the newest --limit, oldest first)')
+            [CompletionResult]::new('export', 'export', [CompletionResultType]::ParameterValue, 'Write the whole log as JSON Lines: records with hashes, checkpoints, public keys')
+            [CompletionResult]::new('verify', 'verify', [CompletionResultType]::ParameterValue, 'Verify the hash chain and the signed checkpoints (an export file, or the broker''s log)')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'hoopctl;audit;help;list' {
+            break
+        }
+        'hoopctl;audit;help;export' {
+            break
+        }
+        'hoopctl;audit;help;verify' {
+            break
+        }
+        'hoopctl;audit;help;help' {
+            break
+        }
+        'hoopctl;sessions' {
+            [CompletionResult]::new('--broker', '--broker', [CompletionResultType]::ParameterName, 'Broker URL, e.g. https://hoop.example.com:8443 [default: $HOOP_BROKER, then config.toml]')
+            [CompletionResult]::new('--ca-file', '--ca-file', [CompletionResultType]::ParameterName, 'PEM file with the CA certificate that signs the broker''s TLS certificate, when it is not in the system trust store [default: $HOOP_CA_FILE, then config.toml]')
+            [CompletionResult]::new('--token-file', '--token-file', [CompletionResultType]::ParameterName, 'Read the bearer token from this file instead of the stored login (a CI job''s OIDC token, a Kubernetes projected token); re-read when the token in it expires')
+            [CompletionResult]::new('--audience', '--audience', [CompletionResultType]::ParameterName, 'Audience to request when hoopctl fetches a GitHub Actions OIDC token [default: $HOOP_AUDIENCE, then "hoop"]')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('replay', 'replay', [CompletionResultType]::ParameterValue, 'Play a recorded SSH shell session at recorded speed')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'hoopctl;sessions;replay' {
+            [CompletionResult]::new('--speed', '--speed', [CompletionResultType]::ParameterName, 'Playback speed factor (2 = twice as fast)')
+            [CompletionResult]::new('--max-idle', '--max-idle', [CompletionResultType]::ParameterName, 'Cut pauses longer than this many seconds')
+            [CompletionResult]::new('--part', '--part', [CompletionResultType]::ParameterName, 'Which shell of the session (0 = the first)')
+            [CompletionResult]::new('--broker', '--broker', [CompletionResultType]::ParameterName, 'Broker URL, e.g. https://hoop.example.com:8443 [default: $HOOP_BROKER, then config.toml]')
+            [CompletionResult]::new('--ca-file', '--ca-file', [CompletionResultType]::ParameterName, 'PEM file with the CA certificate that signs the broker''s TLS certificate, when it is not in the system trust store [default: $HOOP_CA_FILE, then config.toml]')
+            [CompletionResult]::new('--token-file', '--token-file', [CompletionResultType]::ParameterName, 'Read the bearer token from this file instead of the stored login (a CI job''s OIDC token, a Kubernetes projected token); re-read when the token in it expires')
+            [CompletionResult]::new('--audience', '--audience', [CompletionResultType]::ParameterName, 'Audience to request when hoopctl fetches a GitHub Actions OIDC token [default: $HOOP_AUDIENCE, then "hoop"]')
+            [CompletionResult]::new('--index', '--index', [CompletionResultType]::ParameterName, 'Print the session''s recording index (shells, commands, transfers) as JSON instead')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'hoopctl;sessions;help' {
+            [CompletionResult]::new('replay', 'replay', [CompletionResultType]::ParameterValue, 'Play a recorded SSH shell session at recorded speed')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'hoopctl;sessions;help;replay' {
+            break
+        }
+        'hoopctl;sessions;help;help' {
+            break
+        }
         'hoopctl;help' {
             [CompletionResult]::new('login', 'login', [CompletionResultType]::ParameterValue, 'Log in with your identity provider (OAuth device flow) and store the tokens')
             [CompletionResult]::new('logout', 'logout', [CompletionResultType]::ParameterValue, 'Forget the stored login (keyring entry and token file)')
@@ -442,6 +583,8 @@ Register-ArgumentCompleter -Native -CommandName 'hoopctl' -ScriptBlock {
             [CompletionResult]::new('deny', 'deny', [CompletionResultType]::ParameterValue, 'Deny an access request waiting for your approval')
             [CompletionResult]::new('policy', 'policy', [CompletionResultType]::ParameterValue, 'Read, check, apply and test the access policy')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
+            [CompletionResult]::new('audit', 'audit', [CompletionResultType]::ParameterValue, 'The tamper-evident audit log: list, export, verify (admins and auditors)')
+            [CompletionResult]::new('sessions', 'sessions', [CompletionResultType]::ParameterValue, 'Recorded sessions: replay an SSH shell session in the terminal')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -493,9 +636,9 @@ Register-ArgumentCompleter -Native -CommandName 'hoopctl' -ScriptBlock {
             break
         }
         'hoopctl;help;policy' {
-            [CompletionResult]::new('get', 'get', [CompletionResultType]::ParameterValue, 'Print the policy in force')
-            [CompletionResult]::new('diff', 'diff', [CompletionResultType]::ParameterValue, 'Validate a policy file and show what applying it would change (changes nothing)')
-            [CompletionResult]::new('apply', 'apply', [CompletionResultType]::ParameterValue, 'Make a policy file the policy in force (policy admins only)')
+            [CompletionResult]::new('get', 'get', [CompletionResultType]::ParameterValue, 'Print the policy in force, or write its files into a directory')
+            [CompletionResult]::new('diff', 'diff', [CompletionResultType]::ParameterValue, 'Validate a policy file or directory and show what applying it would change (changes nothing)')
+            [CompletionResult]::new('apply', 'apply', [CompletionResultType]::ParameterValue, 'Make a policy file or directory the policy in force (policy admins only)')
             [CompletionResult]::new('test', 'test', [CompletionResultType]::ParameterValue, 'Show how the policy decides for an identity and connection (changes nothing)')
             break
         }
@@ -512,6 +655,28 @@ Register-ArgumentCompleter -Native -CommandName 'hoopctl' -ScriptBlock {
             break
         }
         'hoopctl;help;completions' {
+            break
+        }
+        'hoopctl;help;audit' {
+            [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List audit records (the newest --limit, oldest first)')
+            [CompletionResult]::new('export', 'export', [CompletionResultType]::ParameterValue, 'Write the whole log as JSON Lines: records with hashes, checkpoints, public keys')
+            [CompletionResult]::new('verify', 'verify', [CompletionResultType]::ParameterValue, 'Verify the hash chain and the signed checkpoints (an export file, or the broker''s log)')
+            break
+        }
+        'hoopctl;help;audit;list' {
+            break
+        }
+        'hoopctl;help;audit;export' {
+            break
+        }
+        'hoopctl;help;audit;verify' {
+            break
+        }
+        'hoopctl;help;sessions' {
+            [CompletionResult]::new('replay', 'replay', [CompletionResultType]::ParameterValue, 'Play a recorded SSH shell session at recorded speed')
+            break
+        }
+        'hoopctl;help;sessions;replay' {
             break
         }
         'hoopctl;help;help' {

@@ -19,6 +19,9 @@ _hoopctl() {
             hoopctl,approve)
                 cmd="hoopctl__subcmd__approve"
                 ;;
+            hoopctl,audit)
+                cmd="hoopctl__subcmd__audit"
+                ;;
             hoopctl,completions)
                 cmd="hoopctl__subcmd__completions"
                 ;;
@@ -52,6 +55,9 @@ _hoopctl() {
             hoopctl,requests)
                 cmd="hoopctl__subcmd__requests"
                 ;;
+            hoopctl,sessions)
+                cmd="hoopctl__subcmd__sessions"
+                ;;
             hoopctl,whoami)
                 cmd="hoopctl__subcmd__whoami"
                 ;;
@@ -70,8 +76,38 @@ _hoopctl() {
             hoopctl__subcmd__approve__subcmd__help,list)
                 cmd="hoopctl__subcmd__approve__subcmd__help__subcmd__list"
                 ;;
+            hoopctl__subcmd__audit,export)
+                cmd="hoopctl__subcmd__audit__subcmd__export"
+                ;;
+            hoopctl__subcmd__audit,help)
+                cmd="hoopctl__subcmd__audit__subcmd__help"
+                ;;
+            hoopctl__subcmd__audit,list)
+                cmd="hoopctl__subcmd__audit__subcmd__list"
+                ;;
+            hoopctl__subcmd__audit,ls)
+                cmd="hoopctl__subcmd__audit__subcmd__list"
+                ;;
+            hoopctl__subcmd__audit,verify)
+                cmd="hoopctl__subcmd__audit__subcmd__verify"
+                ;;
+            hoopctl__subcmd__audit__subcmd__help,export)
+                cmd="hoopctl__subcmd__audit__subcmd__help__subcmd__export"
+                ;;
+            hoopctl__subcmd__audit__subcmd__help,help)
+                cmd="hoopctl__subcmd__audit__subcmd__help__subcmd__help"
+                ;;
+            hoopctl__subcmd__audit__subcmd__help,list)
+                cmd="hoopctl__subcmd__audit__subcmd__help__subcmd__list"
+                ;;
+            hoopctl__subcmd__audit__subcmd__help,verify)
+                cmd="hoopctl__subcmd__audit__subcmd__help__subcmd__verify"
+                ;;
             hoopctl__subcmd__help,approve)
                 cmd="hoopctl__subcmd__help__subcmd__approve"
+                ;;
+            hoopctl__subcmd__help,audit)
+                cmd="hoopctl__subcmd__help__subcmd__audit"
                 ;;
             hoopctl__subcmd__help,completions)
                 cmd="hoopctl__subcmd__help__subcmd__completions"
@@ -103,11 +139,23 @@ _hoopctl() {
             hoopctl__subcmd__help,requests)
                 cmd="hoopctl__subcmd__help__subcmd__requests"
                 ;;
+            hoopctl__subcmd__help,sessions)
+                cmd="hoopctl__subcmd__help__subcmd__sessions"
+                ;;
             hoopctl__subcmd__help,whoami)
                 cmd="hoopctl__subcmd__help__subcmd__whoami"
                 ;;
             hoopctl__subcmd__help__subcmd__approve,list)
                 cmd="hoopctl__subcmd__help__subcmd__approve__subcmd__list"
+                ;;
+            hoopctl__subcmd__help__subcmd__audit,export)
+                cmd="hoopctl__subcmd__help__subcmd__audit__subcmd__export"
+                ;;
+            hoopctl__subcmd__help__subcmd__audit,list)
+                cmd="hoopctl__subcmd__help__subcmd__audit__subcmd__list"
+                ;;
+            hoopctl__subcmd__help__subcmd__audit,verify)
+                cmd="hoopctl__subcmd__help__subcmd__audit__subcmd__verify"
                 ;;
             hoopctl__subcmd__help__subcmd__policy,apply)
                 cmd="hoopctl__subcmd__help__subcmd__policy__subcmd__apply"
@@ -132,6 +180,9 @@ _hoopctl() {
                 ;;
             hoopctl__subcmd__help__subcmd__requests,show)
                 cmd="hoopctl__subcmd__help__subcmd__requests__subcmd__show"
+                ;;
+            hoopctl__subcmd__help__subcmd__sessions,replay)
+                cmd="hoopctl__subcmd__help__subcmd__sessions__subcmd__replay"
                 ;;
             hoopctl__subcmd__policy,apply)
                 cmd="hoopctl__subcmd__policy__subcmd__apply"
@@ -196,6 +247,18 @@ _hoopctl() {
             hoopctl__subcmd__requests__subcmd__help,show)
                 cmd="hoopctl__subcmd__requests__subcmd__help__subcmd__show"
                 ;;
+            hoopctl__subcmd__sessions,help)
+                cmd="hoopctl__subcmd__sessions__subcmd__help"
+                ;;
+            hoopctl__subcmd__sessions,replay)
+                cmd="hoopctl__subcmd__sessions__subcmd__replay"
+                ;;
+            hoopctl__subcmd__sessions__subcmd__help,help)
+                cmd="hoopctl__subcmd__sessions__subcmd__help__subcmd__help"
+                ;;
+            hoopctl__subcmd__sessions__subcmd__help,replay)
+                cmd="hoopctl__subcmd__sessions__subcmd__help__subcmd__replay"
+                ;;
             *)
                 ;;
         esac
@@ -203,7 +266,7 @@ _hoopctl() {
 
     case "${cmd}" in
         hoopctl)
-            opts="-h -V --broker --ca-file --token-file --audience --help --version login logout whoami connections ls connect exec requests approve deny policy completions help"
+            opts="-h -V --broker --ca-file --token-file --audience --help --version login logout whoami connections ls connect exec requests approve deny policy completions audit sessions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -325,6 +388,244 @@ _hoopctl() {
                     ;;
                 -o)
                     COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                --broker)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ca-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --token-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --audience)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hoopctl__subcmd__audit)
+            opts="-h -V --broker --ca-file --token-file --audience --help --version list ls export verify help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --broker)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ca-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --token-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --audience)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hoopctl__subcmd__audit__subcmd__export)
+            opts="-o -h -V --output --broker --ca-file --token-file --audience --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --output)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --broker)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ca-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --token-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --audience)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hoopctl__subcmd__audit__subcmd__help)
+            opts="list export verify help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hoopctl__subcmd__audit__subcmd__help__subcmd__export)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hoopctl__subcmd__audit__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hoopctl__subcmd__audit__subcmd__help__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hoopctl__subcmd__audit__subcmd__help__subcmd__verify)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hoopctl__subcmd__audit__subcmd__list)
+            opts="-o -h -V --since --user --connection --kind --limit --output --broker --ca-file --token-file --audience --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --since)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --user)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --connection)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --kind)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --limit)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                --broker)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ca-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --token-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --audience)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hoopctl__subcmd__audit__subcmd__verify)
+            opts="-f -h -V --file --key --broker --ca-file --token-file --audience --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -f)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --key)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --broker)
@@ -585,7 +886,7 @@ _hoopctl() {
             return 0
             ;;
         hoopctl__subcmd__help)
-            opts="login logout whoami connections connect exec requests approve deny policy completions help"
+            opts="login logout whoami connections connect exec requests approve deny policy completions audit sessions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -613,6 +914,62 @@ _hoopctl() {
             return 0
             ;;
         hoopctl__subcmd__help__subcmd__approve__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hoopctl__subcmd__help__subcmd__audit)
+            opts="list export verify"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hoopctl__subcmd__help__subcmd__audit__subcmd__export)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hoopctl__subcmd__help__subcmd__audit__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hoopctl__subcmd__help__subcmd__audit__subcmd__verify)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -878,6 +1235,34 @@ _hoopctl() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        hoopctl__subcmd__help__subcmd__sessions)
+            opts="replay"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hoopctl__subcmd__help__subcmd__sessions__subcmd__replay)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         hoopctl__subcmd__help__subcmd__whoami)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -1059,7 +1444,7 @@ _hoopctl() {
             return 0
             ;;
         hoopctl__subcmd__policy__subcmd__get)
-            opts="-o -h -V --output --broker --ca-file --token-file --audience --help --version"
+            opts="-o -h -V --output --out-dir --force --broker --ca-file --token-file --audience --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1071,6 +1456,13 @@ _hoopctl() {
                     ;;
                 -o)
                     COMPREPLY=($(compgen -W "toml json" -- "${cur}"))
+                    return 0
+                    ;;
+                --out-dir)
+                    COMPREPLY=()
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o plusdirs
+                    fi
                     return 0
                     ;;
                 --broker)
@@ -1487,6 +1879,120 @@ _hoopctl() {
                     ;;
                 -o)
                     COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                --broker)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ca-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --token-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --audience)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hoopctl__subcmd__sessions)
+            opts="-h -V --broker --ca-file --token-file --audience --help --version replay help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --broker)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ca-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --token-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --audience)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hoopctl__subcmd__sessions__subcmd__help)
+            opts="replay help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hoopctl__subcmd__sessions__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hoopctl__subcmd__sessions__subcmd__help__subcmd__replay)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hoopctl__subcmd__sessions__subcmd__replay)
+            opts="-h -V --speed --max-idle --part --index --broker --ca-file --token-file --audience --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --speed)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-idle)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --part)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --broker)

@@ -1037,6 +1037,37 @@ allow_groups = ["engineering"]
     }
 
     #[test]
+    fn audit_section_is_checked_and_its_url_never_shown() {
+        let with = |audit: &str| GOOD.replace("[tls]", &format!("[audit]\n{audit}\n\n[tls]"));
+        let cfg = parse(GOOD).unwrap();
+        assert!(cfg.audit.store.is_none() && cfg.audit.checkpoint_every.is_none());
+        let cfg = parse(&with(
+            "store = \"postgres://hoop:s3cret@db:5432/hoop\"\nsynchronous = \"full\"\n\
+             checkpoint_every = 10\nretention = \"90d\"",
+        ))
+        .unwrap();
+        assert_eq!(cfg.audit.synchronous, Some(AuditSynchronous::Full));
+        assert_eq!(cfg.audit.retention, Some(Duration::from_secs(90 * 86400)));
+        assert!(!format!("{cfg:?}").contains("s3cret"));
+        for (audit, message) in [
+            (
+                "store = \"mysql://x\"",
+                "must be \"sqlite\" or a postgres:// URL",
+            ),
+            (
+                "checkpoint_every = 0",
+                "checkpoint_every must be at least 1",
+            ),
+            ("retention = \"5m\"", "retention must be at least 1h"),
+            ("synchronous = \"off\"", "unknown variant"),
+            ("password_env = \"A\"\npassword_file = \"/b\"", "not both"),
+        ] {
+            let err = parse(&with(audit)).unwrap_err();
+            assert!(err.contains(message), "{audit}: {err}");
+        }
+    }
+
+    #[test]
     fn good_config_parses_with_defaults() {
         let cfg = parse(GOOD).unwrap();
         let c = cfg.connection("pg-prod").unwrap();
@@ -1111,7 +1142,10 @@ allow_groups = ["engineering"]
         assert_eq!(cfg.masking_sets[0].get_ref().rules.len(), 1);
 
         let err = parse(&with("masking = [\"pi\"]", sets)).unwrap_err();
-        let line = GOOD[..GOOD.find("[[connections]]").unwrap()].lines().count() + 1;
+        let line = GOOD[..GOOD.find("[[connections]]").unwrap()]
+            .lines()
+            .count()
+            + 1;
         assert!(err.starts_with(&format!("broker.toml:{line}:1: ")), "{err}");
         assert!(
             err.contains("unknown masking set \"pi\" (defined sets: pii)"),
@@ -1346,5 +1380,89 @@ claims = { sub = "repo:acme/*" }
             "[identity]\nkey_refetch_interval = \"10ms\"\n[identity.builtin]",
         );
         assert!(parse(&fast).unwrap_err().contains("at least 1s"));
+    }
+
+    const SSH: &str = "\n[[connections]]\nname = \"ssh-prod\"\ntype = \"ssh\"\nhost = \"10.0.0.5\"\n\
+        user = \"deploy\"\nhost_key = \"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl\"\n\
+        private_key_env = \"SSH_PROD_KEY\"\nallow_groups = [\"engineering\"]\n";
+
+    #[test]
+    fn ssh_connections_parse_with_defaults_and_need_no_postgres_fields() {
+        let cfg = parse(&format!("{GOOD}{SSH}")).unwrap();
+        let c = cfg.connection("ssh-prod").unwrap();
+        assert_eq!(c.kind, ConnectionType::Ssh);
+        assert_eq!(c.port(), 22);
+        assert_eq!(c.allow_shell, None, "absent means shells are allowed");
+        assert!(!c.allow_port_forwarding);
+        assert!(c.commands.is_none(), "absent means no-destructive-shell");
+        // Postgres configs are unchanged: still need their database.
+        let err = parse(&GOOD.replace("database = \"app\"\n", "")).unwrap_err();
+        assert!(
+            err.contains("host, database and user must not be empty"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn ssh_connection_mistakes_are_refused_with_position() {
+        let cases: &[(&str, &str, &str)] = &[
+            (
+                "private_key_env = \"SSH_PROD_KEY\"\n",
+                "",
+                "exactly one of private_key_file",
+            ),
+            (
+                "private_key_env = \"SSH_PROD_KEY\"",
+                "private_key_env = \"K\"\npassword_env = \"P\"",
+                "exactly one of private_key_file",
+            ),
+            (
+                "host_key = \"ssh-ed25519 AAAA",
+                "host_kye = \"ssh-ed25519 AAAA",
+                "unknown field `host_kye`",
+            ),
+            (
+                "host_key = \"ssh-ed25519 AAAAC3",
+                "host_key = \"ssh-ed25519 XXXXC3",
+                "host_key: not an OpenSSH",
+            ),
+            (
+                "user = \"deploy\"",
+                "user = \"deploy\"\ndatabase = \"app\"",
+                "are for postgres connections",
+            ),
+            (
+                "user = \"deploy\"",
+                "user = \"deploy\"\ncommands = [\"nope\"]",
+                "unknown command rule set",
+            ),
+            (
+                "user = \"deploy\"",
+                "user = \"deploy\"\nallow_env = [\"A B\"]",
+                "not an environment variable name",
+            ),
+            (
+                "user = \"deploy\"",
+                "user = \"deploy\"\ncommand_rules = [{ action = \"maybe\", pattern = \"x\" }]",
+                "unknown variant `maybe`",
+            ),
+        ];
+        for (from, to, expect) in cases {
+            assert!(SSH.contains(from), "{from}");
+            let err = parse(&format!("{GOOD}{}", SSH.replacen(from, to, 1))).unwrap_err();
+            assert!(err.contains(expect), "{from} -> {to}: {err}");
+            assert!(err.starts_with("broker.toml:"), "{err}");
+        }
+        // Both or neither host key source.
+        let neither = SSH.replace(
+            "host_key = \"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl\"\n",
+            "",
+        );
+        let err = parse(&format!("{GOOD}{neither}")).unwrap_err();
+        assert!(err.contains("never trusts a host key"), "{err}");
+        // ssh-only fields on a postgres connection.
+        let err = parse(&GOOD.replace("user = \"app\"", "user = \"app\"\nallow_shell = false"))
+            .unwrap_err();
+        assert!(err.contains("allow_shell is for type = \"ssh\""), "{err}");
     }
 }

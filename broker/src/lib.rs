@@ -26,6 +26,9 @@
 //!   (cards with Luhn, emails, SSNs, IBANs, phones, regexes) and mask styles.
 //! - [`record`]: the recording interface: each statement's record is
 //!   durable before the statement is forwarded.
+//! - [`audit`]: the tamper-evident audit log (hash chain, signed
+//!   checkpoints, SQLite or PostgreSQL, group commit); implements the
+//!   recording interface.
 //! - [`secrets`]: resolves credential references (`password_env`,
 //!   `password_file`); values live only in [`hoop_shared::Secret`].
 //! - [`store`]: the embedded SQLite store.

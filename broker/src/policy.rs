@@ -15,6 +15,14 @@
 //! (see [`encode`]). No TOML document starts with `{`, so the two cannot be
 //! confused, and both round-trip to what was applied, byte for byte.
 
+// Documents and requests come from anyone who can reach the API.
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
 use std::collections::BTreeSet;
 use std::sync::{Arc, RwLock};
 
@@ -371,6 +379,12 @@ pub fn diff_sources(
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 mod tests {
     use super::*;
     use hoop_shared::policy::Outcome;
@@ -465,7 +479,10 @@ allow_users = ["carol"]
         assert_eq!(decode(&encode(&single)), single);
         let files = two_files(TEAM);
         let stored = encode(&files);
-        assert!(stored.starts_with("{\"hoop_policy_files\":1"), "{stored}");
+        assert!(
+            stored.starts_with('{') && stored.contains("\"hoop_policy_files\":1"),
+            "{stored}"
+        );
         assert_eq!(decode(&stored), files);
         // A stored text written before directories existed reads as one file.
         assert_eq!(

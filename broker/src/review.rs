@@ -31,6 +31,13 @@
 //! the requester the connection when it is an `access = "approval"` rule;
 //! else the policy admins. Nobody at all → the statement is refused.
 
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -219,7 +226,8 @@ impl ReviewDesk {
             subject: who.subject.clone(),
             user_name: who.user.clone(),
             connection: ask.connection.clone(),
-            reason: None,
+            // What webhooks and lists show as the "why": the statement.
+            reason: Some(format!("run once: {}", shorten(&ask.sql, 300))),
             duration_secs: self.run_window.as_secs(),
             rule: ask.guardrail.clone(),
             approvals_needed: approvals,
@@ -309,6 +317,18 @@ impl ReviewDesk {
             tracing::error!(%kind, "could not write audit event: {e}");
         }
     }
+}
+
+/// `text` cut to about `max` bytes (at a character boundary), with `…` when cut.
+fn shorten(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_owned();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", text.get(..end).unwrap_or_default())
 }
 
 fn approvers_line(row: &RequestRow) -> String {

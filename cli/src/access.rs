@@ -328,8 +328,12 @@ fn closed_review_message(view: &AccessRequestView, now: u64) -> String {
         })
         .unwrap_or_default();
     match view.state {
-        RequestState::Denied => format!("review request {id} was denied{by}; the statement did not run"),
-        RequestState::Cancelled => format!("review request {id} was cancelled; the statement did not run"),
+        RequestState::Denied => {
+            format!("review request {id} was denied{by}; the statement did not run")
+        }
+        RequestState::Cancelled => {
+            format!("review request {id} was cancelled; the statement did not run")
+        }
         RequestState::Revoked => format!("the approval of review request {id} was revoked"),
         RequestState::Expired => match view.grant_ends_at {
             Some(end) => format!(

@@ -1045,6 +1045,54 @@ mod tests {
     }
 
     #[test]
+    fn audit_commands_parse() {
+        let Command::Audit(a) = parse(&[
+            "audit",
+            "ls",
+            "--kind",
+            "statement",
+            "--since",
+            "2h",
+            "-o",
+            "json",
+        ])
+        .unwrap()
+        .command
+        else {
+            panic!()
+        };
+        let AuditCommand::List(l) = a.command else {
+            panic!()
+        };
+        assert_eq!(
+            (l.kind.as_deref(), l.since.as_deref(), l.limit),
+            (Some("statement"), Some("2h"), 100)
+        );
+        assert_eq!(l.output, OutputFormat::Json);
+        let Command::Audit(a) = parse(&[
+            "audit", "verify", "--file", "a.jsonl", "--key", "k1", "--key", "k2",
+        ])
+        .unwrap()
+        .command
+        else {
+            panic!()
+        };
+        let AuditCommand::Verify(v) = a.command else {
+            panic!()
+        };
+        assert_eq!(v.file, Some(PathBuf::from("a.jsonl")));
+        assert_eq!(v.keys, ["k1", "k2"]);
+        for bad in [
+            &["audit"][..],
+            &["audit", "export", "x"],
+            &["audit", "list", "--limit", "many"],
+        ] {
+            let err = parse(bad).unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{bad:?}: {err}");
+        }
+    }
+
+    #[test]
     fn help_lists_every_command_and_the_exit_codes() {
         let help = Cli::command().render_long_help().to_string();
         for needle in [

@@ -98,7 +98,11 @@ pub struct KeyFiles {
 impl KeyFiles {
     /// Writes `key` and a known_hosts entry for `local` holding
     /// `broker_host_key` into a new private directory.
-    pub fn write(key: &OneTimeKey, local: SocketAddr, broker_host_key: &str) -> anyhow::Result<KeyFiles> {
+    pub fn write(
+        key: &OneTimeKey,
+        local: SocketAddr,
+        broker_host_key: &str,
+    ) -> anyhow::Result<KeyFiles> {
         use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
         let seed = hoop_shared::tunnel::one_time_key_seed();
         let name: String = seed.iter().take(8).map(|b| format!("{b:02x}")).collect();
@@ -223,13 +227,18 @@ fn placeholder(arg: &OsStr, dest: &str) -> Option<OsString> {
     if s == "@" {
         Some(dest.into())
     } else {
-        s.strip_prefix("@:").map(|path| format!("{dest}:{path}").into())
+        s.strip_prefix("@:")
+            .map(|path| format!("{dest}:{path}").into())
     }
 }
 
 /// The arguments for `program` (ssh, scp, sftp), or `None` for a program
 /// hoopctl does not know (it runs unchanged, with `HOOP_SSH_*` set).
-pub fn build_args(program: &OsStr, rest: &[OsString], setup: &Setup) -> Result<Option<Vec<OsString>>, String> {
+pub fn build_args(
+    program: &OsStr,
+    rest: &[OsString],
+    setup: &Setup,
+) -> Result<Option<Vec<OsString>>, String> {
     let base = Path::new(program)
         .file_name()
         .and_then(OsStr::to_str)
@@ -244,10 +253,7 @@ pub fn build_args(program: &OsStr, rest: &[OsString], setup: &Setup) -> Result<O
             out.extend(setup.options());
             out.extend(opts);
             // `hoopctl connect NAME -- ssh @ uptime` and `-- ssh uptime` both work.
-            if command
-                .first()
-                .is_some_and(|a| a.to_str() == Some("@"))
-            {
+            if command.first().is_some_and(|a| a.to_str() == Some("@")) {
                 command.remove(0);
             }
             out.push(dest.into());
@@ -289,14 +295,18 @@ fn child_env(setup: &Setup) -> Vec<(&'static str, OsString)> {
         ("HOOP_SSH_PORT", setup.port.to_string().into()),
         ("HOOP_SSH_USER", setup.user.clone().into()),
         ("HOOP_SSH_KEY", setup.key_file.clone().into_os_string()),
-        ("HOOP_SSH_KNOWN_HOSTS", setup.known_hosts.clone().into_os_string()),
+        (
+            "HOOP_SSH_KNOWN_HOSTS",
+            setup.known_hosts.clone().into_os_string(),
+        ),
     ]
 }
 
 fn broker_host_key(session: &OpenSessionResponse) -> anyhow::Result<&str> {
-    session.ssh_host_key.as_deref().context(
-        "the broker did not send its SSH host key with the session; upgrade the broker",
-    )
+    session
+        .ssh_host_key
+        .as_deref()
+        .context("the broker did not send its SSH host key with the session; upgrade the broker")
 }
 
 /// `hoopctl connect NAME [-- ssh|scp|sftp ...]` for an ssh connection.
@@ -360,7 +370,12 @@ pub async fn serve_session(
 }
 
 /// What `connect` without a command prints for an ssh connection.
-pub fn instructions(session: &OpenSessionResponse, local: SocketAddr, setup: &Setup, now: u64) -> String {
+pub fn instructions(
+    session: &OpenSessionResponse,
+    local: SocketAddr,
+    setup: &Setup,
+    now: u64,
+) -> String {
     use std::fmt::Write as _;
     let name = &session.connection.name;
     let key = setup.key_file.display();
@@ -382,7 +397,10 @@ pub fn instructions(session: &OpenSessionResponse, local: SocketAddr, setup: &Se
         setup.port, setup.user
     );
     let _ = writeln!(s);
-    let _ = writeln!(s, "Or put this in ~/.ssh/config (valid while this tunnel runs):");
+    let _ = writeln!(
+        s,
+        "Or put this in ~/.ssh/config (valid while this tunnel runs):"
+    );
     let _ = writeln!(s, "  Host {name}.hoop");
     let _ = writeln!(s, "    HostName 127.0.0.1");
     let _ = writeln!(s, "    Port {}", setup.port);
@@ -471,7 +489,10 @@ pub async fn run_remote(
         )
         .await
         .context("SSH login to the broker failed")?;
-    anyhow::ensure!(auth.success(), "the broker refused the session's one-time key");
+    anyhow::ensure!(
+        auth.success(),
+        "the broker refused the session's one-time key"
+    );
     let channel = ssh
         .channel_open_session()
         .await
@@ -538,13 +559,19 @@ mod tests {
     fn args(program: &str, rest: &[&str]) -> Result<Option<Vec<String>>, String> {
         let rest: Vec<OsString> = rest.iter().map(OsString::from).collect();
         build_args(OsStr::new(program), &rest, &setup()).map(|o| {
-            o.map(|v| v.into_iter().map(|a| a.to_string_lossy().into_owned()).collect())
+            o.map(|v| {
+                v.into_iter()
+                    .map(|a| a.to_string_lossy().into_owned())
+                    .collect()
+            })
         })
     }
 
     #[test]
     fn ssh_gets_the_tunnel_options_first_then_the_users_then_the_command() {
-        let a = args("ssh", &["-t", "-L", "8080:db:5432", "echo hello; exit 7"]).unwrap().unwrap();
+        let a = args("ssh", &["-t", "-L", "8080:db:5432", "echo hello; exit 7"])
+            .unwrap()
+            .unwrap();
         assert_eq!(a[..2], ["-p", "40022"]);
         let pos = |s: &str| a.iter().position(|x| x == s).unwrap();
         assert!(a.contains(&"UserKnownHostsFile=\"/tmp/k/known_hosts\"".to_owned()));
@@ -554,7 +581,9 @@ mod tests {
         assert_eq!(a.last().unwrap(), "echo hello; exit 7");
         assert_eq!(pos("deploy@127.0.0.1") + 1, pos("echo hello; exit 7"));
         // A lone `@` is the destination; `-p` given by the user comes after ours (ours win).
-        let a = args("/usr/bin/ssh", &["-p", "1", "@", "uptime"]).unwrap().unwrap();
+        let a = args("/usr/bin/ssh", &["-p", "1", "@", "uptime"])
+            .unwrap()
+            .unwrap();
         assert_eq!(a.iter().filter(|x| *x == "deploy@127.0.0.1").count(), 1);
         assert_eq!(a.last().unwrap(), "uptime");
         assert!(pos("-i") < a.len());
@@ -562,7 +591,9 @@ mod tests {
 
     #[test]
     fn scp_and_sftp_use_the_at_placeholder() {
-        let a = args("scp", &["-q", "file.txt", "@:/tmp/"]).unwrap().unwrap();
+        let a = args("scp", &["-q", "file.txt", "@:/tmp/"])
+            .unwrap()
+            .unwrap();
         assert_eq!(a[..2], ["-P", "40022"]);
         assert_eq!(a.last().unwrap(), "deploy@127.0.0.1:/tmp/");
         let err = args("scp", &["a", "b"]).unwrap_err();
@@ -596,7 +627,10 @@ mod tests {
             "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl",
         )
         .unwrap();
-        let mode = std::fs::metadata(&files.key_file).unwrap().permissions().mode();
+        let mode = std::fs::metadata(&files.key_file)
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o077, 0);
         let kh = std::fs::read_to_string(&files.known_hosts).unwrap();
         assert!(kh.starts_with("[127.0.0.1]:4022 ssh-ed25519 "), "{kh}");

@@ -450,6 +450,7 @@ fn a_short_grant_ends_the_live_session_and_the_next_connect_asks_again() {
             "select pg_sleep(30)",
         ]);
         if done.stdout.lines().any(|l| l.trim() == "live") {
+            eprintln!("live session on attempt {}", attempts.len() + 1);
             break (id, done, started);
         }
         // Not live: the grant ended first, and hoopctl or psql says so.

@@ -186,10 +186,33 @@ fn assert_tampered(s: &Setup, expected: &str) {
 }
 
 fn tamper_tests(backend: Backend) {
-    let s = setup(backend);
+    let mut s = setup(backend);
     make_events(&s, 10);
     let n = assert_intact(&s);
     assert!(n >= 12, "{n} records");
+
+    // A clean stop signs a checkpoint over the last record it wrote.
+    s.broker.restart(false);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("after-restart.jsonl");
+    s.carol
+        .run(&["audit", "export", "-o", &file.to_string_lossy()])
+        .assert_ok();
+    let export = Export::parse(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    let restart = export
+        .records
+        .iter()
+        .rposition(|r| r.kind == "broker.start")
+        .unwrap();
+    let last_of_first_run = &export.records[restart - 1];
+    assert!(
+        export
+            .checkpoints
+            .iter()
+            .any(|c| c.seq == last_of_first_run.seq && c.hash == last_of_first_run.hash),
+        "no shutdown checkpoint over #{}",
+        last_of_first_run.seq
+    );
 
     // Only admins and auditors read the log.
     let r = s.alice.run(&["audit", "list"]);

@@ -75,7 +75,16 @@ fn direct(db: &DemoDb, sql: &str) -> Vec<Vec<Option<String>>> {
 
 fn psql(user: &User, sql: &str) -> Run {
     user.run(&[
-        "connect", "demo-pg", "--", "psql", "-X", "-tA", "-v", "ON_ERROR_STOP=1", "-c", sql,
+        "connect",
+        "demo-pg",
+        "--",
+        "psql",
+        "-X",
+        "-tA",
+        "-v",
+        "ON_ERROR_STOP=1",
+        "-c",
+        sql,
     ])
 }
 
@@ -102,7 +111,10 @@ fn psql_sees_masked_emails_and_cards_while_the_server_holds_the_real_ones() {
     assert_eq!(real.len(), 20);
     assert!(real[0][0].as_deref().unwrap().starts_with("ada.example@"));
 
-    let r = psql(&alice, "select email, card_number from customers order by id");
+    let r = psql(
+        &alice,
+        "select email, card_number from customers order by id",
+    );
     r.assert_ok();
     let lines: Vec<&str> = r.stdout.lines().collect();
     assert_eq!(lines.len(), 20, "{r:#?}");
@@ -114,7 +126,10 @@ fn psql_sees_masked_emails_and_cards_while_the_server_holds_the_real_ones() {
     }
 
     // An alias does not hide the source column; `select *` is masked too.
-    let r = psql(&alice, "select email as contact from customers where id = 1");
+    let r = psql(
+        &alice,
+        "select email as contact from customers where id = 1",
+    );
     assert_eq!(r.stdout.trim(), "****@example.com", "{r:#?}");
     let r = psql(&alice, "select * from customers where id = 1");
     assert!(
@@ -140,7 +155,10 @@ fn psql_sees_masked_emails_and_cards_while_the_server_holds_the_real_ones() {
         Some("card 4111 1111 1111 1111 declined, call back")
     );
     // A covered integer column, in text format, is masked as text.
-    let r = psql(&alice, "select id, customer_id from orders order by id limit 1");
+    let r = psql(
+        &alice,
+        "select id, customer_id from orders order by id limit 1",
+    );
     assert_eq!(r.stdout.trim(), "1|****", "{r:#?}");
 }
 
@@ -211,7 +229,10 @@ fn tokio_postgres_extended_protocol_results_are_masked() {
         assert_eq!(b.unwrap().get::<_, String>(0), "Ada Example");
     });
     // Direct, the same rows are real.
-    let real = direct(&db, "select email, card_number, customer_id::text from customers, orders where customers.id = 1 limit 1");
+    let real = direct(
+        &db,
+        "select email, card_number, customer_id::text from customers, orders where customers.id = 1 limit 1",
+    );
     assert_eq!(real[0][0].as_deref(), Some("ada.example@example.com"));
     assert_eq!(real[0][1].as_deref(), Some("4111111111111111"));
 }
@@ -233,13 +254,20 @@ fn copy_to_stdout_is_masked_and_binary_copy_is_refused() {
     r.assert_ok();
     let lines: Vec<&str> = r.stdout.lines().collect();
     assert_eq!(lines[0], "id,email,card_number", "{r:#?}");
-    assert_eq!(lines[1], "1,\"****@example.com\",\"************1111\"", "{r:#?}");
+    assert_eq!(
+        lines[1], "1,\"****@example.com\",\"************1111\"",
+        "{r:#?}"
+    );
     assert_eq!(lines.len(), 21);
     assert!(!r.stdout.contains("ada.example@"), "{r:#?}");
 
     let r = psql(&alice, "copy customers (id, email) to stdout");
     r.assert_ok();
-    assert_eq!(r.stdout.lines().next(), Some("1\t****@example.com"), "{r:#?}");
+    assert_eq!(
+        r.stdout.lines().next(),
+        Some("1\t****@example.com"),
+        "{r:#?}"
+    );
 
     let r = alice.run(&[
         "connect",
@@ -311,7 +339,11 @@ fn a_million_masked_rows_stream_with_bounded_broker_memory() {
          awk -F'|' '$2 != \"****@example.com\" {bad++} END {print NR, bad+0}'",
     ]);
     r.assert_ok();
-    assert_eq!(r.stdout.trim(), "1000000 0", "every row arrived, masked: {r:#?}");
+    assert_eq!(
+        r.stdout.trim(),
+        "1000000 0",
+        "every row arrived, masked: {r:#?}"
+    );
     let after = peak_rss_kib(pid);
     eprintln!(
         "1M masked rows in {:?}; broker VmHWM {before} KiB -> {after} KiB",
@@ -323,4 +355,68 @@ fn a_million_masked_rows_stream_with_bounded_broker_memory() {
         after - before
     );
     assert!(started.elapsed() < Duration::from_secs(120));
+}
+
+#[test]
+fn hoop_broker_dev_masks_demo_customers_out_of_the_box() {
+    use std::process::{Command, Stdio};
+    let tmp = tempfile::tempdir().unwrap();
+    let config_dir = tmp.path().join("hoop");
+    let log = tmp.path().join("dev.log");
+    let mut dev = Command::new(bin("hoop-broker"))
+        .args(["dev", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(tmp.path().join("data"))
+        .env("HOOP_CONFIG_DIR", &config_dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let url = wait_for_line(&mut dev, &log, "hoop-broker listening on ").unwrap_or_else(|| {
+        panic!(
+            "dev did not start:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        )
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .contains("Press Ctrl-C")
+    {
+        assert!(std::time::Instant::now() < deadline, "no summary from dev");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let hoopctl = |args: &[&str]| {
+        let mut c = Command::new(bin("hoopctl"));
+        c.args(args)
+            .env("HOOP_CONFIG_DIR", &config_dir)
+            .env_remove("HOOP_BROKER")
+            .env_remove("HOOP_TOKEN")
+            .stdin(Stdio::null());
+        c
+    };
+    let ca_file = hoop_shared::client_config::ClientConfig::load(&config_dir)
+        .unwrap()
+        .ca_file
+        .unwrap();
+    drive_login(hoopctl(&["login", "--no-browser"]), &url, &ca_file, "alice").assert_ok();
+    let out = hoopctl(&[
+        "connect",
+        "demo-pg",
+        "--",
+        "psql",
+        "-X",
+        "-tA",
+        "-c",
+        "select * from customers order by id limit 1",
+    ])
+    .output()
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        stdout.starts_with("1|Ada Example|****@example.com|************1111|"),
+        "{stdout}"
+    );
+    assert!(terminate(&mut dev).success());
 }

@@ -40,9 +40,8 @@ fn listen_notify_reaches_a_psql_session_through_the_tunnel() {
     ]);
     r.assert_ok();
     assert!(
-        r.stdout.contains(
-            "Asynchronous notification \"jobs\" with payload \"from-outside\" received"
-        ),
+        r.stdout
+            .contains("Asynchronous notification \"jobs\" with payload \"from-outside\" received"),
         "{r:#?}"
     );
     assert!(
@@ -110,7 +109,10 @@ fn large_values_and_pipelined_batches_pass_intact() {
         let len: i32 = row.get(0);
         let digest: String = row.get(1);
         assert_eq!(len as usize, big.len());
-        assert_eq!(digest, hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&big)));
+        assert_eq!(
+            digest,
+            hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&big))
+        );
         // Down: a 40 MB value in one DataRow.
         let row = client
             .query_one("select repeat($1::text, 2)", &[&big])

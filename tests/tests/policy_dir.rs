@@ -166,7 +166,14 @@ fn a_policy_directory_is_read_shown_written_out_and_applied_as_one_version() {
         r.assert_ok();
         r.stdout
     };
-    let alice_on_demo = ["--user", "alice", "-g", "engineering", "--connection", "demo-pg"];
+    let alice_on_demo = [
+        "--user",
+        "alice",
+        "-g",
+        "engineering",
+        "--connection",
+        "demo-pg",
+    ];
     let d = test(&alice_on_demo);
     assert!(
         d.starts_with("access         approval\nrule           engineering-jit\n"),
@@ -180,7 +187,10 @@ fn a_policy_directory_is_read_shown_written_out_and_applied_as_one_version() {
     let bad = policy_dir(
         tmp.path(),
         "bad.d",
-        &[("10-base.toml", BASE), ("20-engineering.toml", &dup_engineering)],
+        &[
+            ("10-base.toml", BASE),
+            ("20-engineering.toml", &dup_engineering),
+        ],
     );
     let (line, col) = line_col(&dup_engineering, "\"sre-direct\"");
     let (first_line, first_col) = line_col(BASE, "\"sre-direct\"");
@@ -230,11 +240,13 @@ fn a_policy_directory_is_read_shown_written_out_and_applied_as_one_version() {
         "{r:#?}"
     );
     assert!(
-        r.stdout.contains("-default_duration = \"15m\"\n+default_duration = \"30m\"\n"),
+        r.stdout
+            .contains("-default_duration = \"15m\"\n+default_duration = \"30m\"\n"),
         "{r:#?}"
     );
     assert!(
-        r.stdout.contains("--- /dev/null\n+++ 30-contractors.toml\n"),
+        r.stdout
+            .contains("--- /dev/null\n+++ 30-contractors.toml\n"),
         "{r:#?}"
     );
     assert!(!r.stdout.contains("10-base.toml"), "{r:#?}");
@@ -252,7 +264,14 @@ fn a_policy_directory_is_read_shown_written_out_and_applied_as_one_version() {
     let d = test(&alice_on_demo);
     assert!(d.contains("rule           engineering-jit\n"), "{d}");
     assert!(d.contains("30m by default, at most 1h"), "{d}");
-    let d = test(&["--user", "eve", "-g", "contractors", "--connection", "demo-pg"]);
+    let d = test(&[
+        "--user",
+        "eve",
+        "-g",
+        "contractors",
+        "--connection",
+        "demo-pg",
+    ]);
     assert!(
         d.starts_with("access  deny\nrule    contractors-never\n"),
         "{d}"

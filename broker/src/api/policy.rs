@@ -6,6 +6,14 @@
 //! A document is one file (`text`) or a directory's files (`files`); either
 //! way it becomes one policy version (see [`crate::policy`]).
 
+// Documents and requests come from anyone who can reach the API.
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
 use std::sync::Arc;
 
 use axum::Json;

@@ -72,6 +72,9 @@ pub enum AuditError {
     /// The writer's queue is full (best-effort records only).
     #[error("the audit writer is overloaded")]
     Overloaded,
+    /// No commit within the deadline (the store hangs or is unreachable).
+    #[error("no audit commit within {0:?}")]
+    Timeout(std::time::Duration),
 }
 
 impl From<rusqlite::Error> for AuditError {

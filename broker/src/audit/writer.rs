@@ -53,12 +53,7 @@ impl WriterHandle {
         };
         tokio::time::timeout(APPEND_TIMEOUT, work)
             .await
-            .unwrap_or_else(|_| {
-                Err(AuditError::Postgres(format!(
-                    "no commit within {}s",
-                    APPEND_TIMEOUT.as_secs()
-                )))
-            })
+            .unwrap_or(Err(AuditError::Timeout(APPEND_TIMEOUT)))
     }
 
     /// Queues without waiting.

@@ -291,8 +291,11 @@ pub struct GuardBook {
     /// Connection → (its sets, on_unparsable).
     connections: std::collections::HashMap<String, (Vec<String>, UnparsableAction)>,
     /// Compiled guardrails by (connection, set list).
-    built: std::sync::Mutex<std::collections::HashMap<(String, Vec<String>), Arc<Guardrails>>>,
+    built: std::sync::Mutex<Built>,
 }
+
+/// Compiled guardrails by (connection, set list).
+type Built = std::collections::HashMap<(String, Vec<String>), Arc<Guardrails>>;
 
 impl GuardBook {
     /// A book resolving set names in `registry`, for these connections.
@@ -300,11 +303,24 @@ impl GuardBook {
         registry: Registry,
         connections: impl IntoIterator<Item = &'a crate::config::ConnectionConfig>,
     ) -> GuardBook {
+        GuardBook::from_parts(
+            registry,
+            connections
+                .into_iter()
+                .map(|c| (c.name.clone(), c.guardrails.clone(), c.on_unparsable)),
+        )
+    }
+
+    /// A book for connections given as (name, sets, on_unparsable).
+    pub fn from_parts(
+        registry: Registry,
+        connections: impl IntoIterator<Item = (String, Vec<String>, UnparsableAction)>,
+    ) -> GuardBook {
         GuardBook {
             registry,
             connections: connections
                 .into_iter()
-                .map(|c| (c.name.clone(), (c.guardrails.clone(), c.on_unparsable)))
+                .map(|(name, sets, on_unparsable)| (name, (sets, on_unparsable)))
                 .collect(),
             built: std::sync::Mutex::default(),
         }

@@ -218,7 +218,7 @@ impl CommandGuard {
             }
         }
         let words = shell_words::split(&simple.text).map_err(|e| e.to_string())?;
-        let words = unwrap_wrappers(words);
+        let words = unwrap_wrappers(words)?;
         let Some(program) = words.first() else {
             return Ok(worst);
         };
@@ -440,10 +440,10 @@ fn is_shell(program: &str) -> bool {
 
 /// Drops `sudo`, `env VAR=x`, `nohup`, `time`... and leading assignments, so
 /// the rules see the program that really runs.
-fn unwrap_wrappers(mut words: Vec<String>) -> Vec<String> {
+fn unwrap_wrappers(mut words: Vec<String>) -> Result<Vec<String>, String> {
     loop {
         let Some(first) = words.first() else {
-            return words;
+            return Ok(words);
         };
         let base = first.rsplit('/').next().unwrap_or(first).to_owned();
         let is_assignment = first.split_once('=').is_some_and(|(k, _)| {
@@ -452,26 +452,47 @@ fn unwrap_wrappers(mut words: Vec<String>) -> Vec<String> {
         let skip = if is_assignment {
             1
         } else {
-            match base.as_str() {
-                "sudo" | "doas" | "env" | "nohup" | "nice" | "ionice" | "time" | "exec"
-                | "command" | "builtin" | "xargs" | "stdbuf" | "chroot" => {
-                    // The wrapper and its options (and, for timeout, the duration).
-                    1 + words
-                        .iter()
-                        .skip(1)
-                        .take_while(|w| w.starts_with('-') || w.contains('='))
-                        .count()
-                }
-                "timeout" => {
-                    1 + words
-                        .iter()
-                        .skip(1)
-                        .take_while(|w| w.starts_with('-'))
-                        .count()
-                        + 1
-                }
-                _ => return words,
+            // (wrapper, its short options that take a value, positional
+            // arguments before the command)
+            let (with_value, positional) = match base.as_str() {
+                "sudo" => ("ugCDhprtUTR", 0),
+                "doas" => ("uC", 0),
+                "env" => ("uC", 0),
+                "nice" => ("n", 0),
+                "ionice" => ("cnp", 0),
+                "timeout" => ("ks", 1),
+                "stdbuf" => ("ioe", 0),
+                "xargs" => ("aEdIiLlnPs", 0),
+                "chroot" => ("", 1),
+                "nohup" | "time" | "exec" | "command" | "builtin" => ("", 0),
+                _ => return Ok(words),
+            };
+            if base == "env"
+                && words
+                    .iter()
+                    .any(|w| w.starts_with("-S") || w.starts_with("--split-string"))
+            {
+                return Err("`env -S` splits a string the guard cannot see".into());
             }
+            let mut k = 1;
+            while let Some(w) = words.get(k) {
+                if w == "--" {
+                    k += 1;
+                    break;
+                }
+                if !w.starts_with('-') || w == "-" {
+                    break;
+                }
+                // `-u root` takes the next word; `-uroot`, `--user=root` do not.
+                let letters: Vec<char> = w.chars().skip(1).collect();
+                let last_takes = !w.starts_with("--")
+                    && letters.last().is_some_and(|c| with_value.contains(*c))
+                    && letters.iter().position(|c| with_value.contains(*c))
+                        == Some(letters.len() - 1);
+                k += if last_takes { 2 } else { 1 };
+            }
+            // `env VAR=x cmd`: assignments are dropped by the next round.
+            k + positional
         };
         words.drain(..skip.min(words.len()));
     }
@@ -742,6 +763,7 @@ mod tests {
             "echo 'unbalanced",
             "bash",
             "diff <(ls a) <(ls b)",
+            "env -S 'rm -rf /'",
         ] {
             let v = guard().judge(line);
             assert_eq!(v.action, Action::Block, "{line}");

@@ -486,3 +486,48 @@ fn cost_per_statement() {
         assert!(cached < cold);
     }
 }
+
+#[test]
+fn sessions_are_judged_by_the_connection_sets_then_the_granting_rules() {
+    let mut reg = Registry::builtin();
+    reg.add(RuleSet::from_toml(ORDERS_REVIEW).unwrap()).unwrap();
+    let book = GuardBook::from_parts(
+        reg,
+        [
+            (
+                "demo-pg".to_owned(),
+                vec!["no-destructive".to_owned()],
+                UnparsableAction::Block,
+            ),
+            ("open".to_owned(), Vec::new(), UnparsableAction::Block),
+        ],
+    );
+    // No sets anywhere: no guardrails at all.
+    assert!(book.for_session("open", &[]).unwrap().is_none());
+    // The connection's own.
+    let own = book.for_session("demo-pg", &[]).unwrap().unwrap();
+    assert_eq!(own.set_names(), ["no-destructive"]);
+    assert_eq!(
+        *own.judge("DELETE FROM orders WHERE id = 1"),
+        Decision::Allow
+    );
+    // Plus the granting rule's, each once, the connection's first.
+    let policy = vec!["orders-review".to_owned(), "no-destructive".to_owned()];
+    let both = book.for_session("demo-pg", &policy).unwrap().unwrap();
+    assert_eq!(both.set_names(), ["no-destructive", "orders-review"]);
+    assert_eq!(
+        denial(&both, "DELETE FROM orders WHERE id = 1").action,
+        Action::Review
+    );
+    assert_eq!(denial(&both, "DELETE FROM orders").action, Action::Block);
+    // A policy set alone guards a connection that has none.
+    let only = book.for_session("open", &policy).unwrap().unwrap();
+    assert_eq!(only.set_names(), ["orders-review", "no-destructive"]);
+    // Compiled once per distinct list: the same Arc (and cache) again.
+    assert!(Arc::ptr_eq(
+        &both,
+        &book.for_session("demo-pg", &policy).unwrap().unwrap()
+    ));
+    // An unknown set refuses the session (the caller's job), never runs unguarded.
+    assert!(book.for_session("demo-pg", &["nope".to_owned()]).is_err());
+}

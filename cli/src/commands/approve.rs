@@ -149,10 +149,15 @@ mod tests {
         });
         let text = approved_summary(&v, 0);
         assert!(
-            text.starts_with("Approved review request r1: alice may run this statement once on pg-prod"),
+            text.starts_with(
+                "Approved review request r1: alice may run this statement once on pg-prod"
+            ),
             "{text}"
         );
-        assert!(text.ends_with(": DELETE FROM orders WHERE id = 1"), "{text}");
+        assert!(
+            text.ends_with(": DELETE FROM orders WHERE id = 1"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -209,7 +209,9 @@ pub fn exit_code(status: ExitStatus) -> u8 {
     }
 }
 
-pub async fn wait_for_shutdown(server: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
+pub async fn wait_for_shutdown(
+    server: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sigint = signal(SignalKind::interrupt())?;
     tokio::select! {

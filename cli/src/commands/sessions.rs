@@ -58,7 +58,12 @@ pub fn parse_cast(text: &str) -> anyhow::Result<Cast> {
         header.get("version").and_then(serde_json::Value::as_u64) == Some(2),
         "not an asciicast v2 recording"
     );
-    let size = |k: &str| header.get(k).and_then(serde_json::Value::as_u64).unwrap_or(0);
+    let size = |k: &str| {
+        header
+            .get(k)
+            .and_then(serde_json::Value::as_u64)
+            .unwrap_or(0)
+    };
     let mut events = Vec::new();
     for (n, line) in lines.enumerate() {
         let v: (f64, String, String) = serde_json::from_str(line)
@@ -78,7 +83,11 @@ pub fn parse_cast(text: &str) -> anyhow::Result<Cast> {
 
 /// The pause before each event at `speed`, idle time capped at `max_idle`.
 pub fn delays(events: &[CastEvent], speed: f64, max_idle: Option<f64>) -> Vec<Duration> {
-    let speed = if speed.is_finite() && speed > 0.0 { speed } else { 1.0 };
+    let speed = if speed.is_finite() && speed > 0.0 {
+        speed
+    } else {
+        1.0
+    };
     let mut last = 0.0;
     events
         .iter()
@@ -169,7 +178,10 @@ mod tests {
         let d = delays(&cast.events, 1.0, Some(2.0));
         assert_eq!(d[2], Duration::from_secs(2));
         // A nonsense speed plays at recorded speed.
-        assert_eq!(delays(&cast.events, 0.0, None)[0], Duration::from_millis(500));
+        assert_eq!(
+            delays(&cast.events, 0.0, None)[0],
+            Duration::from_millis(500)
+        );
     }
 
     #[test]

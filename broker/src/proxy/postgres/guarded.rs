@@ -363,7 +363,13 @@ impl GuardStatements {
 
     /// Writes the record of `frame` under `plan` (waiting while it becomes
     /// durable), then applies the plan. `text` is the statement as recorded.
-    fn record_then_apply(&mut self, frame: Frame<'_>, plan: Plan, text: &[u8], protocol: char) -> Verdict {
+    fn record_then_apply(
+        &mut self,
+        frame: Frame<'_>,
+        plan: Plan,
+        text: &[u8],
+        protocol: char,
+    ) -> Verdict {
         let Some(log) = &self.log else {
             return self.apply(frame, plan, None);
         };
@@ -524,9 +530,8 @@ impl GuardStatements {
         };
         let plan = match std::mem::replace(&mut self.step, Step::Idle) {
             Step::Recording(slot, plan) => {
-                let result = take(&slot).unwrap_or_else(|| {
-                    Err(RecordError("the record was not confirmed".to_owned()))
-                });
+                let result = take(&slot)
+                    .unwrap_or_else(|| Err(RecordError("the record was not confirmed".to_owned())));
                 return self.apply(frame, plan, Some(result));
             }
             Step::Reviewing(slot, d) => self.plan_after_review(take(&slot), &d),
@@ -810,6 +815,8 @@ fn marker_parse(name: &[u8]) -> Bytes {
 /// The hooks for one session: guarded when the session has guardrails or
 /// its statements are recorded, plain logging / pass-through otherwise (one
 /// branch per frame).
+// One per session, matched on every frame: kept inline, not boxed.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum ClientHook {
     /// No guardrails, no recording: log simple queries at debug level.
     Plain(super::relay::LogQueries),
@@ -886,5 +893,288 @@ fn for_each_frame(mut bytes: &[u8], mut f: impl FnMut(u8, &[u8])) {
         };
         f(tag, body);
         bytes = rest;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::panic)]
+
+    use super::*;
+    use crate::record::{Recorder, StatementOutcome, StatementRecord};
+
+    /// Keeps every record; durable at once, after a signal, or never.
+    #[derive(Default)]
+    struct Book {
+        records: Mutex<Vec<StatementRecord>>,
+        outcomes: Mutex<Vec<(StatementId, StatementOutcome)>>,
+        fail: bool,
+        slow: bool,
+    }
+
+    impl Recorder for Book {
+        fn statement(&self, record: StatementRecord) -> Durable {
+            let mut records = self.records.lock().unwrap();
+            records.push(record);
+            let id = records.len() as u64;
+            let (fail, slow) = (self.fail, self.slow);
+            Box::pin(async move {
+                if slow {
+                    tokio::task::yield_now().await;
+                }
+                if fail {
+                    Err(RecordError("disk full".into()))
+                } else {
+                    Ok(id)
+                }
+            })
+        }
+        fn outcome(&self, id: StatementId, outcome: StatementOutcome) {
+            self.outcomes.lock().unwrap().push((id, outcome));
+        }
+    }
+
+    fn hook(book: &Arc<Book>) -> (GuardStatements, Arc<SessionLog>, Arc<Shared>) {
+        let log = SessionLog::new(book.clone(), "s1", "alice", "pg");
+        let shared = Arc::new(Shared::default());
+        (
+            GuardStatements::new(None, shared.clone(), Some(log.clone()), None),
+            log,
+            shared,
+        )
+    }
+
+    fn query(sql: &str) -> Vec<u8> {
+        let mut b = sql.as_bytes().to_vec();
+        b.push(0);
+        b
+    }
+
+    /// Shows `body` as a `tag` frame until the hook decides, running what it waits on.
+    async fn decide(h: &mut GuardStatements, tag: u8, body: &[u8]) -> Verdict {
+        for _ in 0..4 {
+            match h.on_frame(Frame { tag, body }) {
+                Verdict::Wait(pending) => pending.await,
+                other => return other,
+            }
+        }
+        panic!("the hook kept waiting");
+    }
+
+    #[tokio::test]
+    async fn every_statement_is_recorded_before_it_is_forwarded() {
+        let book = Arc::new(Book {
+            slow: true,
+            ..Book::default()
+        });
+        let (mut h, log, _) = hook(&book);
+        // A recorder that is not durable at once makes the relay wait.
+        assert!(matches!(
+            h.on_frame(Frame {
+                tag: b'Q',
+                body: &query("select 1")
+            }),
+            Verdict::Wait(_)
+        ));
+        // Shown again (the relay drops nothing): decided after durability.
+        h.step = Step::Idle;
+        book.records.lock().unwrap().clear();
+        let v = decide(&mut h, b'Q', &query("select 1")).await;
+        assert!(matches!(v, Verdict::Forward), "{v:?}");
+        let records = book.records.lock().unwrap().clone();
+        assert_eq!(records.len(), 1);
+        assert_eq!(
+            (records[0].sql.as_str(), records[0].protocol),
+            ("select 1", 'Q')
+        );
+        assert_eq!(records[0].decision, StatementDecision::Allowed);
+        log.finish(Some(1), None);
+        assert_eq!(book.outcomes.lock().unwrap()[0].0, 1);
+    }
+
+    #[tokio::test]
+    async fn a_statement_whose_record_fails_is_refused() {
+        let book = Arc::new(Book {
+            fail: true,
+            ..Book::default()
+        });
+        let (mut h, _log, shared) = hook(&book);
+        let v = decide(&mut h, b'Q', &query("select 1")).await;
+        let Verdict::Replace(bytes) = v else {
+            panic!("{v:?}")
+        };
+        assert!(
+            bytes
+                .windows(MARKER_SQL.len())
+                .any(|w| w == MARKER_SQL.as_bytes())
+        );
+        let pending = shared.pending.lock().unwrap();
+        let (at, error) = pending.front().unwrap();
+        assert_eq!(*at, 0);
+        let (code, message) = error_code_and_message(error.get(5..).unwrap());
+        assert_eq!(code, SQLSTATE_AUDIT_UNAVAILABLE);
+        assert!(message.contains("audit trail unavailable"), "{message}");
+    }
+
+    fn parse(name: &str, sql: &str) -> Vec<u8> {
+        let mut b = Vec::new();
+        b.extend_from_slice(name.as_bytes());
+        b.push(0);
+        b.extend_from_slice(sql.as_bytes());
+        b.push(0);
+        b.extend_from_slice(&[0, 0]);
+        b
+    }
+
+    fn bind(portal: &str, statement: &str) -> Vec<u8> {
+        let mut b = Vec::new();
+        b.extend_from_slice(portal.as_bytes());
+        b.push(0);
+        b.extend_from_slice(statement.as_bytes());
+        b.push(0);
+        b.extend_from_slice(&[0, 0, 0, 0, 0, 0]);
+        b
+    }
+
+    fn execute(portal: &str) -> Vec<u8> {
+        let mut b = portal.as_bytes().to_vec();
+        b.push(0);
+        b.extend_from_slice(&[0, 0, 0, 0]);
+        b
+    }
+
+    #[tokio::test]
+    async fn executes_of_named_statements_are_recorded_with_the_parse_text() {
+        let book = Arc::new(Book::default());
+        let (mut h, log, _) = hook(&book);
+        // Prepare (its own batch), then two runs, each its own batch.
+        for (tag, body) in [
+            (b'P', parse("q1", "select $1::int")),
+            (b'S', Vec::new()),
+            (b'B', bind("", "q1")),
+            (b'E', execute("")),
+            (b'S', Vec::new()),
+            (b'B', bind("", "q1")),
+            (b'E', execute("")),
+            (b'S', Vec::new()),
+        ] {
+            assert!(matches!(decide(&mut h, tag, &body).await, Verdict::Forward));
+        }
+        let records = book.records.lock().unwrap().clone();
+        let seen: Vec<_> = records
+            .iter()
+            .map(|r| (r.sql.as_str(), r.protocol))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                ("select $1::int", 'P'),
+                ("select $1::int", 'E'),
+                ("select $1::int", 'E')
+            ]
+        );
+        // One outcome per ReadyForQuery: three batches, three statements in flight.
+        for _ in 0..3 {
+            log.finish(None, None);
+        }
+        let ids: Vec<_> = book.outcomes.lock().unwrap().iter().map(|o| o.0).collect();
+        assert_eq!(ids, [1, 2, 3]);
+
+        // Parse + Bind + Execute in ONE batch: both recorded, one outcome.
+        for (tag, body) in [
+            (b'P', parse("q2", "select 2")),
+            (b'B', bind("", "q2")),
+            (b'E', execute("")),
+            (b'S', Vec::new()),
+        ] {
+            assert!(matches!(decide(&mut h, tag, &body).await, Verdict::Forward));
+        }
+        assert_eq!(book.records.lock().unwrap().len(), 5);
+        log.finish(None, None);
+        log.finish(None, None);
+        let ids: Vec<_> = book.outcomes.lock().unwrap().iter().map(|o| o.0).collect();
+        assert_eq!(
+            ids,
+            [1, 2, 3, 4],
+            "the batch's first record carries its outcome"
+        );
+    }
+
+    #[tokio::test]
+    async fn guardrail_refusals_are_recorded_as_blocked_with_their_rule() {
+        let book = Arc::new(Book::default());
+        let log = SessionLog::new(book.clone(), "s1", "alice", "pg");
+        let reg = crate::guard::Registry::builtin();
+        let sets = reg.resolve(&["no-destructive".to_owned()]).unwrap();
+        let guard = Arc::new(Guardrails::new(
+            "pg",
+            &sets,
+            crate::config::UnparsableAction::Block,
+        ));
+        let shared = Arc::new(Shared::default());
+        let mut h = GuardStatements::new(Some(guard), shared, Some(log), None);
+        let v = decide(&mut h, b'Q', &query("drop table orders")).await;
+        assert!(matches!(v, Verdict::Replace(_)), "{v:?}");
+        let records = book.records.lock().unwrap().clone();
+        assert_eq!(records[0].decision, StatementDecision::Blocked);
+        assert_eq!(records[0].rule.as_deref(), Some("no-destructive/drop"));
+        assert_eq!(records[0].sql, "drop table orders");
+    }
+
+    #[tokio::test]
+    async fn a_statement_an_approved_review_let_through_is_bound_once() {
+        let book = Arc::new(Book::default());
+        let (mut h, _log, _) = hook(&book);
+        let body = parse("del", "DELETE FROM orders WHERE id = $1");
+        let plan = Plan {
+            decision: StatementDecision::ReviewApproved {
+                request_id: "r1".into(),
+            },
+            rule: Some("orders-review/orders-writes".into()),
+            refusal: None,
+            single_use: true,
+        };
+        let v = h.apply(
+            Frame {
+                tag: b'P',
+                body: &body,
+            },
+            plan,
+            Some(Ok(1)),
+        );
+        assert!(matches!(v, Verdict::Forward));
+        assert!(matches!(
+            decide(&mut h, b'B', &bind("", "del")).await,
+            Verdict::Forward
+        ));
+        assert!(matches!(
+            decide(&mut h, b'E', &execute("")).await,
+            Verdict::Forward
+        ));
+        assert!(matches!(decide(&mut h, b'S', &[]).await, Verdict::Forward));
+        // The second run of the same prepared statement is refused at Bind.
+        let v = decide(&mut h, b'B', &bind("", "del")).await;
+        let Verdict::Replace(bytes) = v else {
+            panic!("{v:?}")
+        };
+        assert!(
+            bytes
+                .windows(MARKER_SQL.len())
+                .any(|w| w == MARKER_SQL.as_bytes())
+        );
+        let error = h.batch_refusal.clone().unwrap();
+        let (_, message) = error_code_and_message(error.get(5..).unwrap());
+        assert!(message.contains("needs a new review"), "{message}");
+    }
+
+    #[test]
+    fn without_recording_or_guardrails_the_hooks_are_plain() {
+        let (c, s) = hooks(None, None, None, b"");
+        assert!(matches!(c, ClientHook::Plain(_)));
+        assert!(matches!(s, ServerHook::Plain(_)));
+        let log = SessionLog::new(Arc::new(Book::default()), "s", "u", "c");
+        let (c, s) = hooks(None, Some(log), None, b"");
+        assert!(matches!(c, ClientHook::Guarded(_)));
+        assert!(matches!(s, ServerHook::Guarded(_)));
     }
 }

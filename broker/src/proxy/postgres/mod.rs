@@ -239,10 +239,12 @@ impl PgProxy {
 
     /// The masking of a session, `None` without sets; `Err` names a set the
     /// proxy does not know (the session is refused rather than unmasked).
+    /// `log` hears which columns were masked.
     fn masking_for(
         &self,
         session: &ClientSession,
         upstream: &Arc<Upstream>,
+        log: Option<Arc<crate::record::SessionLog>>,
     ) -> Result<Option<Arc<masked::MaskContext>>, PgProxyError> {
         if session.masking.is_empty() {
             return Ok(None);
@@ -277,7 +279,7 @@ impl PgProxy {
         Ok(Some(Arc::new(masked::MaskContext {
             masker: crate::mask::Masker::new(sets),
             catalog,
-            log: None,
+            log,
             connection: upstream.connection.clone(),
         })))
     }
@@ -362,7 +364,7 @@ impl PgProxy {
             send_and_close(&mut client, expiry_fatal(&session, &upstream)).await;
             return Err(PgProxyError::SessionExpired);
         }
-        let masking = match self.masking_for(&session, &upstream) {
+        let masking = match self.masking_for(&session, &upstream, None) {
             Ok(m) => m,
             Err(e) => return fail(&mut client, e).await,
         };

@@ -501,7 +501,7 @@ impl russh::server::Handler for ClientSide {
         channel: ChannelId,
         session: &mut Session,
     ) -> Result<(), Self::Error> {
-        if !self.channels.get(&channel).is_some_and(|c| !c.started) {
+        if self.channels.get(&channel).is_none_or(|c| c.started) {
             return session.channel_failure(channel);
         }
         if !self.target.allow_shell {
@@ -539,7 +539,7 @@ impl russh::server::Handler for ClientSide {
         data: &[u8],
         session: &mut Session,
     ) -> Result<(), Self::Error> {
-        if !self.channels.get(&channel).is_some_and(|c| !c.started) {
+        if self.channels.get(&channel).is_none_or(|c| c.started) {
             return session.channel_failure(channel);
         }
         let command = String::from_utf8_lossy(data).into_owned();
@@ -612,7 +612,7 @@ impl russh::server::Handler for ClientSide {
         name: &str,
         session: &mut Session,
     ) -> Result<(), Self::Error> {
-        if name != "sftp" || !self.channels.get(&channel).is_some_and(|c| !c.started) {
+        if name != "sftp" || self.channels.get(&channel).is_none_or(|c| c.started) {
             tracing::debug!(subsystem = %name, "subsystem refused");
             return session.channel_failure(channel);
         }
