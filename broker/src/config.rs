@@ -48,7 +48,8 @@ pub struct Config {
     /// How long an access request waits for approvers before it expires (default 1h).
     #[serde(default, with = "humantime_opt")]
     pub request_ttl: Option<Duration>,
-    /// The policy document (docs/policy.md) that seeds an empty store. Once a
+    /// The policy document (docs/policy.md): one TOML file, or a directory
+    /// whose `*.toml` files (in name order) form one policy. It seeds an empty store. Once a
     /// policy is stored, `hoopctl policy apply` changes it; this file is used
     /// again only when the stored policy no longer validates. Without it,
     /// each connection's `allow_groups`/`allow_users` become `allow` rules.

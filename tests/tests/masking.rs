@@ -420,3 +420,26 @@ fn hoop_broker_dev_masks_demo_customers_out_of_the_box() {
     );
     assert!(terminate(&mut dev).success());
 }
+
+#[test]
+fn a_policy_rule_adds_its_masking_sets_to_the_sessions_it_lets_in() {
+    let db = DemoDb::start();
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.toml");
+    std::fs::write(
+        &policy,
+        "groups = [\"engineering\"]\nadmins = []\n\n[[rules]]\nname = \"masked-for-engineering\"\n\
+         connections = [\"demo-pg\"]\ngroups = [\"engineering\"]\naccess = \"allow\"\n\
+         masking = [\"pii\"]\n",
+    )
+    .unwrap();
+    // The connection itself names no masking set.
+    let broker = start_broker_with(
+        &[db.connection("demo-pg", &["engineering"])],
+        &format!("policy_file = {:?}\n{MASKING}", policy.to_string_lossy()),
+    );
+    let alice = User::new("alice", &broker);
+    alice.login().assert_ok();
+    let r = psql(&alice, "select email from customers order by id limit 1");
+    assert_eq!(r.stdout.trim(), "****@example.com", "{r:#?}");
+}
