@@ -364,7 +364,19 @@ impl PgProxy {
             send_and_close(&mut client, expiry_fatal(&session, &upstream)).await;
             return Err(PgProxyError::SessionExpired);
         }
-        let masking = match self.masking_for(&session, &upstream, None) {
+        // The session's statement log: statements are recorded by the client
+        // hook, masked columns by the masking hook, outcomes by the server
+        // hook (from the server's own answers, before any hook replaces or
+        // masks them).
+        let session_log = self.recorder.as_ref().map(|r| {
+            crate::record::SessionLog::new(
+                r.clone(),
+                &session.session_id,
+                &session.user,
+                &upstream.connection,
+            )
+        });
+        let masking = match self.masking_for(&session, &upstream, session_log.clone()) {
             Ok(m) => m,
             Err(e) => return fail(&mut client, e).await,
         };
@@ -432,16 +444,6 @@ impl PgProxy {
         let (client_r, client_w) = tokio::io::split(client);
         let (up_r, up_w) = upstream::split(logged_in.stream);
         let (abort_tx, abort_rx) = oneshot::channel();
-        // Outcomes are read from the server's own answers, before any hook
-        // replaces or masks them.
-        let session_log = self.recorder.as_ref().map(|r| {
-            crate::record::SessionLog::new(
-                r.clone(),
-                &session.session_id,
-                &session.user,
-                &upstream.connection,
-            )
-        });
         let reviews = match (&self.reviews, &session.requester) {
             (Some(desk), Some(requester)) => Some(Arc::new(guarded::ReviewContext {
                 desk: desk.clone(),
