@@ -2,9 +2,7 @@
 //! checkpoints due), given the tip of the log read inside the append
 //! transaction. Pure, so both backends chain exactly alike.
 
-use hoop_shared::audit::{
-    AuditRecord, Checkpoint, GENESIS_HASH, RecordFields, canonical_json, record_hash,
-};
+use hoop_shared::audit::{Checkpoint, GENESIS_HASH, RecordFields, canonical_json, record_hash};
 
 use super::NewRecord;
 use super::checkpoint::CheckpointSigner;
@@ -33,13 +31,55 @@ impl Tip {
     };
 }
 
+/// One chained record, as stored: the detail already in canonical JSON
+/// (the text the hash covers), the hashes in hex.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedRecord {
+    /// Position in the chain.
+    pub seq: u64,
+    /// Unix milliseconds.
+    pub time: i64,
+    /// Event kind.
+    pub kind: String,
+    /// Who.
+    pub actor: Option<String>,
+    /// Connection.
+    pub connection: Option<String>,
+    /// Session.
+    pub session: Option<String>,
+    /// The detail in canonical JSON.
+    pub detail: String,
+    /// The previous record's hash (hex).
+    pub prev_hash: String,
+    /// This record's hash (hex).
+    pub hash: String,
+    /// This record's hash.
+    pub hash_bytes: [u8; 32],
+}
+
 /// What one append stores.
 #[derive(Debug, Clone, Default)]
 pub struct Sealed {
     /// New records, in order.
-    pub records: Vec<AuditRecord>,
+    pub records: Vec<SealedRecord>,
     /// Checkpoints signed in this append.
     pub checkpoints: Vec<Checkpoint>,
+}
+
+impl Sealed {
+    /// The tip once this is stored after `before`.
+    pub fn tip_after(&self, before: &Tip) -> Tip {
+        let mut tip = *before;
+        if let Some(last) = self.records.last() {
+            tip.seq = last.seq;
+            tip.hash = last.hash_bytes;
+        }
+        if let Some(c) = self.checkpoints.last() {
+            tip.checkpoint_number = c.number;
+            tip.checkpoint_seq = c.seq;
+        }
+        tip
+    }
 }
 
 /// Chains and signs.
@@ -69,12 +109,16 @@ impl Sealer {
     pub fn seal(
         &self,
         tip: &Tip,
-        batch: &[NewRecord],
+        batch: Vec<NewRecord>,
         checkpoint_at_end: bool,
         now_ms: i64,
     ) -> Sealed {
-        let mut out = Sealed::default();
+        let mut out = Sealed {
+            records: Vec::with_capacity(batch.len()),
+            checkpoints: Vec::new(),
+        };
         let mut prev = tip.hash;
+        let mut prev_hex = hex::encode(prev);
         let mut number = tip.checkpoint_number;
         let mut covered = tip.checkpoint_seq;
         let mut seq = tip.seq;
@@ -91,16 +135,18 @@ impl Sealer {
                 detail_canonical: &detail,
                 prev_hash: &prev,
             });
-            out.records.push(AuditRecord {
+            let hash_hex = hex::encode(hash);
+            out.records.push(SealedRecord {
                 seq,
                 time: r.time,
-                kind: r.kind.clone(),
-                actor: r.actor.clone(),
-                connection: r.connection.clone(),
-                session: r.session.clone(),
-                detail: r.detail.clone(),
-                prev_hash: hex::encode(prev),
-                hash: hex::encode(hash),
+                kind: r.kind,
+                actor: r.actor,
+                connection: r.connection,
+                session: r.session,
+                detail,
+                prev_hash: std::mem::replace(&mut prev_hex, hash_hex.clone()),
+                hash: hash_hex,
+                hash_bytes: hash,
             });
             prev = hash;
             if seq.is_multiple_of(self.every) {
@@ -124,6 +170,20 @@ mod tests {
     use super::*;
     use hoop_shared::audit::verify;
 
+    fn stored(r: SealedRecord) -> hoop_shared::audit::AuditRecord {
+        hoop_shared::audit::AuditRecord {
+            seq: r.seq,
+            time: r.time,
+            kind: r.kind,
+            actor: r.actor,
+            connection: r.connection,
+            session: r.session,
+            detail: serde_json::from_str(&r.detail).unwrap(),
+            prev_hash: r.prev_hash,
+            hash: r.hash,
+        }
+    }
+
     fn ev(i: u64) -> NewRecord {
         NewRecord {
             time: 1_000 + i as i64,
@@ -141,7 +201,7 @@ mod tests {
             CheckpointSigner::from_key(ed25519_dalek::SigningKey::from_bytes(&[1; 32])),
             4,
         );
-        let a = sealer.seal(&Tip::GENESIS, &(0..6).map(ev).collect::<Vec<_>>(), false, 9);
+        let a = sealer.seal(&Tip::GENESIS, (0..6).map(ev).collect(), false, 9);
         assert_eq!(a.records.len(), 6);
         assert_eq!(a.checkpoints.len(), 1);
         let last = a.records.last().unwrap();
@@ -151,11 +211,11 @@ mod tests {
             checkpoint_number: 1,
             checkpoint_seq: 4,
         };
-        let b = sealer.seal(&tip, &[ev(7)], true, 10);
+        let b = sealer.seal(&tip, vec![ev(7)], true, 10);
         assert_eq!(b.records[0].seq, 7);
         assert_eq!(b.checkpoints.len(), 1, "shutdown checkpoint over #7");
         assert_eq!(b.checkpoints[0].number, 2);
-        let records: Vec<_> = a.records.into_iter().chain(b.records).collect();
+        let records: Vec<_> = a.records.into_iter().chain(b.records).map(stored).collect();
         let cps: Vec<_> = a.checkpoints.into_iter().chain(b.checkpoints).collect();
         let v = verify(
             &records,
@@ -174,6 +234,6 @@ mod tests {
             checkpoint_number: 2,
             checkpoint_seq: 7,
         };
-        assert!(sealer.seal(&tip, &[], true, 11).checkpoints.is_empty());
+        assert!(sealer.seal(&tip, Vec::new(), true, 11).checkpoints.is_empty());
     }
 }

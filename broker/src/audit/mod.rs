@@ -12,14 +12,15 @@
 //! - [`chain`]: turns a batch of events into chained records and the
 //!   checkpoints due (pure, shared by both backends).
 //! - [`checkpoint`]: the signing key (created on first start, 0600).
-//! - [`writer`]: the group-commit task. Callers send an event and await the
-//!   acknowledgement; the task appends everything queued in one transaction.
-//!   An event is durable (committed) when [`AuditLog::append`] returns.
+//! - [`writer`]: the group-commit writer (a thread for SQLite, a task for
+//!   PostgreSQL). Callers queue an event and await the acknowledgement; the
+//!   writer appends everything queued in one transaction. An event is
+//!   durable (committed) when [`AuditLog::append`] returns.
 //! - [`verify`]: verifies the stored log (export + the shared verifier).
 //!
 //! [`AuditLog`] also implements [`crate::record::Recorder`]: a statement's
 //! record is committed before the statement is forwarded; its outcome is
-//! appended best effort.
+//! appended best effort, riding in a later transaction (see [`writer`]).
 
 pub mod chain;
 pub mod checkpoint;
@@ -39,7 +40,7 @@ use hoop_shared::audit::{AuditRecord, Export, PublicKeyInfo};
 use crate::config::AuditConfig;
 use crate::record::{Durable, RecordError, Recorder, StatementDecision, StatementId};
 
-pub use chain::{Sealed, Sealer, Tip};
+pub use chain::{Sealed, SealedRecord, Sealer, Tip};
 pub use checkpoint::CheckpointSigner;
 
 /// Default checkpoint interval.
@@ -178,6 +179,24 @@ pub trait AuditBackend: Send + Sync + 'static {
     /// than `before_ms` (and the checkpoints before it); that checkpoint
     /// anchors what remains. Returns the number of records deleted.
     fn prune(&self, before_ms: i64) -> BoxFuture<'_, Result<u64, AuditError>>;
+    /// The synchronous append path, for a backend whose appends are local
+    /// work (SQLite): the writer then runs on its own thread and calls it
+    /// directly. `None` (the default): the writer is a task awaiting
+    /// [`AuditBackend::append`].
+    fn blocking(&self) -> Option<&dyn BlockingAuditBackend> {
+        None
+    }
+}
+
+/// A backend that appends synchronously, on the writer's own thread.
+pub trait BlockingAuditBackend: Send + Sync {
+    /// [`AuditBackend::append`], on the calling thread: in one transaction
+    /// under the write lock, calls `seal` with the tip, stores what it
+    /// returns, commits.
+    fn append_blocking(&self, seal: SealFn) -> Result<Sealed, AuditError>;
+    /// Housekeeping the writer runs after it acknowledged a batch, so that
+    /// no caller waits for it (SQLite: a WAL checkpoint now and then).
+    fn after_batch(&self) {}
 }
 
 /// The audit log: a backend, the signer, and the group-commit writer.
@@ -246,7 +265,7 @@ impl AuditLog {
         backend.register_key(public.clone()).await?;
         let sealer = Arc::new(Sealer::new(signer, checkpoint_every));
         let tasks = tokio_util::task::TaskTracker::new();
-        let writer = writer::spawn(backend.clone(), sealer, &tasks);
+        let writer = writer::spawn(backend.clone(), sealer, &tasks)?;
         tasks.close();
         tracing::info!(backend = backend.name(), key_id = %public.key_id, "audit log open");
         Ok(AuditLog {
@@ -264,9 +283,11 @@ impl AuditLog {
     }
 
     /// Queues an event without waiting (best effort: dropped, with a
-    /// warning, when the writer's queue is full or the log is closed).
+    /// warning, when the writer's queue is full or the log is closed). It
+    /// is committed with the next transaction, at most
+    /// [`writer::LAZY_DELAY`] later.
     pub fn append_nowait(&self, record: NewRecord) {
-        if let Err(e) = self.writer.append_nowait(record) {
+        if let Err(e) = self.writer.append_lazy(record) {
             tracing::warn!("audit record dropped: {e}");
         }
     }
@@ -341,9 +362,10 @@ impl Recorder for AuditLog {
             session: Some(record.session_id),
             detail,
         };
-        let log = self.clone();
+        let writer = self.writer.clone();
         Box::pin(async move {
-            log.append(new)
+            writer
+                .append(new)
                 .await
                 .map(|seq| seq as StatementId)
                 .map_err(|e| RecordError(e.to_string()))

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use hoop_shared::Secret;
 use hoop_shared::audit::{
-    AuditRecord, Checkpoint, Export, PublicKeyInfo, canonical_json, parse_hash,
+    AuditRecord, Checkpoint, Export, PublicKeyInfo, parse_hash,
 };
 use tokio_postgres::{Client, NoTls};
 
@@ -240,7 +240,7 @@ impl PgAuditBackend {
             let actors: Vec<Option<&str>> = rs.iter().map(|r| r.actor.as_deref()).collect();
             let conns: Vec<Option<&str>> = rs.iter().map(|r| r.connection.as_deref()).collect();
             let sessions: Vec<Option<&str>> = rs.iter().map(|r| r.session.as_deref()).collect();
-            let details: Vec<String> = rs.iter().map(|r| canonical_json(&r.detail)).collect();
+            let details: Vec<&str> = rs.iter().map(|r| r.detail.as_str()).collect();
             let prevs: Vec<&str> = rs.iter().map(|r| r.prev_hash.as_str()).collect();
             let hashes: Vec<&str> = rs.iter().map(|r| r.hash.as_str()).collect();
             tx.execute(

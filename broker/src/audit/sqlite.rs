@@ -2,10 +2,28 @@
 //! (WAL), with its own schema version table (`audit_schema`) so the store's
 //! migrations and these never touch each other.
 //!
-//! One connection, used by one writer task at a time (a mutex), on tokio's
-//! blocking pool. Appends are `BEGIN IMMEDIATE` transactions: the write lock
-//! is taken before the tip is read, so nothing else (the store's own
-//! connection included) writes in between.
+//! One connection behind a mutex. Appends run on the audit writer's own
+//! thread ([`BlockingAuditBackend`]); queries, exports and pruning on
+//! tokio's blocking pool. Appends are `BEGIN IMMEDIATE` transactions: the
+//! write lock is taken before the tip is read, so nothing else (the store's
+//! own connection included) writes in between.
+//!
+//! The tip is kept in memory between appends: the file is this broker's
+//! alone, and this connection its only audit writer. It is still checked,
+//! not assumed: inside the append transaction `PRAGMA data_version` says
+//! whether any other connection committed since this one's last append
+//! (another process editing the file, a second backend on it, the store's
+//! connection); if one did, or anything else ran on this connection, or an
+//! append failed, the tip is read from the tables again. So the chain stays
+//! linear whoever writes, at the cost of one pragma per append.
+//!
+//! Checkpoints of the WAL into the database file do not run inside a commit
+//! (`wal_autocheckpoint = 0` on this connection): the writer runs one
+//! ([`BlockingAuditBackend::after_batch`]) every [`CHECKPOINT_BATCHES`]
+//! appends, after it has acknowledged the batch, so their copying and
+//! fsyncs never sit between a statement and its acknowledgement. No append
+//! runs meanwhile, so the checkpoint completes and the WAL restarts from
+//! its beginning (it stays small).
 //!
 //! Durability: with `synchronous = NORMAL` (default) a commit is in the WAL
 //! file before it returns, so it survives the broker being killed (kill -9)
@@ -16,11 +34,11 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use hoop_shared::audit::{
-    AuditRecord, Checkpoint, Export, PublicKeyInfo, canonical_json, parse_hash,
+    AuditRecord, Checkpoint, Export, PublicKeyInfo, parse_hash,
 };
 use rusqlite::{Connection, OptionalExtension as _, params};
 
-use super::{AuditBackend, AuditError, BoxFuture, Query, SealFn, Sealed, Tip};
+use super::{AuditBackend, AuditError, BlockingAuditBackend, BoxFuture, Query, SealFn, Sealed, Tip};
 use crate::config::AuditSynchronous;
 
 /// The broker's SQLite file (shared with [`crate::store`]).
@@ -56,10 +74,23 @@ const MIGRATIONS: &[&str] = &[
      );",
 ];
 
+/// Appends between two WAL checkpoints.
+pub const CHECKPOINT_BATCHES: u32 = 256;
+
 /// The SQLite backend.
 #[derive(Clone)]
 pub struct SqliteAuditBackend {
-    conn: Arc<Mutex<Connection>>,
+    conn: Arc<Mutex<Writer>>,
+}
+
+/// The connection and what the appends remember.
+struct Writer {
+    conn: Connection,
+    /// The tip after this connection's last append, with the
+    /// `data_version` seen in that append's transaction.
+    tip: Option<(Tip, i64)>,
+    /// Appends since the last checkpoint.
+    since_checkpoint: u32,
 }
 
 impl SqliteAuditBackend {
@@ -76,6 +107,7 @@ impl SqliteAuditBackend {
     fn init(mut conn: Connection, sync: AuditSynchronous) -> Result<Self, AuditError> {
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         conn.pragma_update(
             None,
             "synchronous",
@@ -107,8 +139,16 @@ impl SqliteAuditBackend {
         }
         tx.commit()?;
         Ok(SqliteAuditBackend {
-            conn: Arc::new(Mutex::new(conn)),
+            conn: Arc::new(Mutex::new(Writer {
+                conn,
+                tip: None,
+                since_checkpoint: 0,
+            })),
         })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Writer> {
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     async fn with<T, F>(&self, f: F) -> Result<T, AuditError>
@@ -119,7 +159,9 @@ impl SqliteAuditBackend {
         let conn = self.conn.clone();
         tokio::task::spawn_blocking(move || {
             let mut guard = conn.lock().unwrap_or_else(|p| p.into_inner());
-            f(&mut guard)
+            // Whatever `f` does (pruning, say), the next append reads the tip.
+            guard.tip = None;
+            f(&mut guard.conn)
         })
         .await
         .map_err(|e| AuditError::Sqlite(format!("task failed: {e}")))?
@@ -128,18 +170,14 @@ impl SqliteAuditBackend {
 
 fn tip(c: &Connection) -> Result<Tip, AuditError> {
     let last: Option<(i64, String)> = c
-        .query_row(
-            "SELECT seq, hash FROM audit_records ORDER BY seq DESC LIMIT 1",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
+        .prepare_cached("SELECT seq, hash FROM audit_records ORDER BY seq DESC LIMIT 1")?
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
     let cp: Option<(i64, i64, String)> = c
-        .query_row(
+        .prepare_cached(
             "SELECT number, seq, hash FROM audit_checkpoints ORDER BY number DESC LIMIT 1",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-        )
+        )?
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
         .optional()?;
     let (checkpoint_number, checkpoint_seq) = cp
         .as_ref()
@@ -228,52 +266,114 @@ pub(super) fn split_anchor(
     }
 }
 
+impl BlockingAuditBackend for SqliteAuditBackend {
+    fn append_blocking(&self, seal: SealFn) -> Result<Sealed, AuditError> {
+        let mut w = self.lock();
+        let w = &mut *w;
+        w.since_checkpoint = w.since_checkpoint.saturating_add(1);
+        let result = append(&mut w.conn, w.tip.take(), seal);
+        match result {
+            Ok((sealed, tip)) => {
+                w.tip = Some(tip);
+                Ok(sealed)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn after_batch(&self) {
+        let mut w = self.lock();
+        if w.since_checkpoint < CHECKPOINT_BATCHES {
+            return;
+        }
+        w.since_checkpoint = 0;
+        // PASSIVE: never waits for readers; what it cannot copy now, the
+        // next one will.
+        let done = w
+            .conn
+            .prepare_cached("PRAGMA wal_checkpoint(PASSIVE)")
+            .and_then(|mut s| s.query_row([], |r| r.get::<_, i64>(0)));
+        if let Err(e) = done {
+            tracing::warn!("audit WAL checkpoint failed: {}", AuditError::from(e));
+        }
+    }
+}
+
+/// One append on `c`; `cached` is the tip this connection left, with the
+/// `data_version` of then. Returns what was stored and the new cache entry.
+fn append(
+    c: &mut Connection,
+    cached: Option<(Tip, i64)>,
+    seal: SealFn,
+) -> Result<(Sealed, (Tip, i64)), AuditError> {
+    let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    // Changes only when another connection committed since this one's last
+    // transaction.
+    let version: i64 = tx
+        .prepare_cached("PRAGMA data_version")?
+        .query_row([], |r| r.get(0))?;
+    let before = match cached {
+        Some((tip, v)) if v == version => tip,
+        _ => tip(&tx)?,
+    };
+    let sealed = seal(&before);
+    {
+        let mut ins = tx.prepare_cached(
+            "INSERT INTO audit_records
+               (seq, time_ms, kind, actor, connection, session, detail, prev_hash, hash)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        )?;
+        for r in &sealed.records {
+            ins.execute(params![
+                r.seq as i64,
+                r.time,
+                r.kind,
+                r.actor,
+                r.connection,
+                r.session,
+                r.detail,
+                r.prev_hash,
+                r.hash
+            ])?;
+        }
+        if !sealed.checkpoints.is_empty() {
+            let mut cp = tx.prepare_cached(
+                "INSERT INTO audit_checkpoints (number, seq, hash, time_ms, key_id, signature)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?;
+            for k in &sealed.checkpoints {
+                cp.execute(params![
+                    k.number as i64,
+                    k.seq as i64,
+                    k.hash,
+                    k.time,
+                    k.key_id,
+                    k.signature
+                ])?;
+            }
+        }
+    }
+    tx.commit()?;
+    let after = sealed.tip_after(&before);
+    Ok((sealed, (after, version)))
+}
+
 impl AuditBackend for SqliteAuditBackend {
     fn name(&self) -> &'static str {
         "sqlite"
     }
 
     fn append(&self, seal: SealFn) -> BoxFuture<'_, Result<Sealed, AuditError>> {
-        Box::pin(self.with(move |c| {
-            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            let sealed = seal(&tip(&tx)?);
-            {
-                let mut ins = tx.prepare_cached(
-                    "INSERT INTO audit_records
-                       (seq, time_ms, kind, actor, connection, session, detail, prev_hash, hash)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                )?;
-                for r in &sealed.records {
-                    ins.execute(params![
-                        r.seq as i64,
-                        r.time,
-                        r.kind,
-                        r.actor,
-                        r.connection,
-                        r.session,
-                        canonical_json(&r.detail),
-                        r.prev_hash,
-                        r.hash
-                    ])?;
-                }
-                let mut cp = tx.prepare_cached(
-                    "INSERT INTO audit_checkpoints (number, seq, hash, time_ms, key_id, signature)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                )?;
-                for k in &sealed.checkpoints {
-                    cp.execute(params![
-                        k.number as i64,
-                        k.seq as i64,
-                        k.hash,
-                        k.time,
-                        k.key_id,
-                        k.signature
-                    ])?;
-                }
-            }
-            tx.commit()?;
-            Ok(sealed)
-        }))
+        let this = self.clone();
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || this.append_blocking(seal))
+                .await
+                .map_err(|e| AuditError::Sqlite(format!("task failed: {e}")))?
+        })
+    }
+
+    fn blocking(&self) -> Option<&dyn BlockingAuditBackend> {
+        Some(self)
     }
 
     fn register_key(&self, key: PublicKeyInfo) -> BoxFuture<'_, Result<(), AuditError>> {

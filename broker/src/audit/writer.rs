@@ -1,23 +1,41 @@
-//! The group-commit writer: one task owns all appends of this broker.
+//! The group-commit writer: one writer owns all appends of this broker.
 //!
-//! Callers send an event on a bounded channel with a oneshot for the
-//! acknowledgement. The task takes the first event, then everything else
-//! already queued (up to [`MAX_BATCH`]), appends them in one transaction and
-//! acknowledges each with its seq, or with the error to all of them. Many
-//! sessions' statements thus share one commit (one fsync) instead of paying
-//! one each, and the chain is built by one writer per broker (brokers sharing
+//! Callers put an event on a bounded queue, with a oneshot for the
+//! acknowledgement when they wait for the commit. The writer takes
+//! everything queued (up to [`MAX_BATCH`]), appends it in one transaction
+//! and acknowledges each event with its seq, or with the error. Many
+//! sessions' statements thus share one commit instead of paying one each,
+//! and the chain is built by one writer per broker (brokers sharing
 //! PostgreSQL serialize on the table lock inside the transaction).
 //!
-//! At close the task writes what was queued before the close, signs a
-//! checkpoint over the tip, fails everything queued after with
-//! [`AuditError::Closed`], and ends.
+//! Two kinds of writer drain the same queue:
+//!
+//! - a dedicated OS thread, for a backend that can append synchronously
+//!   ([`super::AuditBackend::blocking`]: SQLite). It owns the batch loop and
+//!   calls the backend directly, so a statement costs one wake of the
+//!   thread and one wake of the waiting task: no hop through a writer task
+//!   and tokio's blocking pool (those context switches were most of the
+//!   broker's time under load).
+//! - a tokio task, for an async backend (PostgreSQL).
+//!
+//! Best-effort events ([`WriterHandle::append_lazy`]: statement outcomes)
+//! do not wake the writer: they ride in the next transaction that a waited
+//! event starts, or are written on their own at most [`LAZY_DELAY`] after
+//! they were queued. They are chained records like any other; only the
+//! moment they are committed is relaxed, so a crash may lose the last
+//! [`LAZY_DELAY`] of them (never a statement record).
+//!
+//! At close the writer writes what was queued before the close, signs a
+//! checkpoint over the tip, and ends; appends after the close fail with
+//! [`AuditError::Closed`].
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::collections::VecDeque;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, Semaphore, oneshot};
 
-use super::{AuditBackend, AuditError, NewRecord, Sealer, now_ms};
+use super::{AuditBackend, AuditError, BlockingAuditBackend, NewRecord, Sealer, now_ms};
 
 /// Events queued at most (callers of `append` wait for room beyond this).
 pub const QUEUE: usize = 8192;
@@ -26,29 +44,236 @@ pub const MAX_BATCH: usize = 1024;
 /// How long an append may take before its caller gives up (the statement it
 /// describes is then refused).
 pub const APPEND_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a best-effort event waits for a transaction to ride in.
+pub const LAZY_DELAY: Duration = Duration::from_millis(50);
 
 type Ack = oneshot::Sender<Result<u64, AuditError>>;
 
-enum Msg {
-    Append(NewRecord, Option<Ack>),
-    Close(oneshot::Sender<()>),
+struct Item {
+    record: NewRecord,
+    ack: Option<Ack>,
 }
 
-/// Sends events to the writer task.
-#[derive(Clone, Debug)]
+/// How the writer waits when it has nothing to write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Idle {
+    /// Busy: it looks at the queue before it waits again.
+    No,
+    /// Just wrote: waits at most [`LAZY_DELAY`] (a lazy event needs no wake).
+    Linger,
+    /// Quiet for a while: waits for any event.
+    Deep,
+}
+
+struct State {
+    items: VecDeque<Item>,
+    /// Queued items somebody waits for.
+    waited: usize,
+    /// When the oldest queued lazy item was queued (none queued: `None`).
+    lazy_since: Option<Instant>,
+    /// Callers of `close`, told when the writer has stopped.
+    closers: Vec<oneshot::Sender<()>>,
+    /// The writer has stopped (or is writing its last batch).
+    stopped: bool,
+    /// Every handle is gone: write what is queued and stop.
+    dropped: bool,
+    /// No more events accepted.
+    closed: bool,
+    idle: Idle,
+}
+
+/// How a push wakes the writer.
+enum Wake {
+    Thread(Condvar),
+    Task(Notify),
+}
+
+struct Queue {
+    state: Mutex<State>,
+    wake: Wake,
+    /// One permit per free queue slot.
+    room: Semaphore,
+}
+
+impl Queue {
+    fn new(wake: Wake) -> Queue {
+        Queue {
+            state: Mutex::new(State {
+                items: VecDeque::new(),
+                waited: 0,
+                lazy_since: None,
+                closers: Vec::new(),
+                stopped: false,
+                dropped: false,
+                closed: false,
+                idle: Idle::No,
+            }),
+            wake,
+            room: Semaphore::new(QUEUE),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn notify(&self) {
+        match &self.wake {
+            Wake::Thread(cv) => cv.notify_one(),
+            Wake::Task(n) => n.notify_one(),
+        }
+    }
+
+    /// Queues `item`, whose slot (permit) the caller already took.
+    fn push(&self, item: Item) -> Result<(), AuditError> {
+        let mut st = self.lock();
+        if st.closed {
+            drop(st);
+            self.room.add_permits(1);
+            return Err(AuditError::Closed);
+        }
+        let wake = if item.ack.is_some() {
+            st.waited += 1;
+            st.idle != Idle::No
+        } else {
+            st.lazy_since.get_or_insert_with(Instant::now);
+            st.idle == Idle::Deep || (st.idle != Idle::No && st.items.len() + 1 >= MAX_BATCH)
+        };
+        st.items.push_back(item);
+        if wake {
+            st.idle = Idle::No;
+        }
+        drop(st);
+        if wake {
+            self.notify();
+        }
+        Ok(())
+    }
+
+    /// Stops accepting events; `f` says what the writer does with the rest.
+    fn shut(&self, f: impl FnOnce(&mut State)) {
+        let mut st = self.lock();
+        st.closed = true;
+        f(&mut st);
+        st.idle = Idle::No;
+        drop(st);
+        self.room.close();
+        self.notify();
+    }
+}
+
+/// What the writer does next.
+enum Next {
+    /// Append these.
+    Batch(Batch),
+    /// Wait for a push, at most this long.
+    Wait(Option<Duration>),
+    /// Every handle is gone and the queue is empty.
+    Stop,
+}
+
+struct Batch {
+    records: Vec<NewRecord>,
+    acks: Vec<Option<Ack>>,
+    /// The close was asked and this is the last batch: sign a checkpoint
+    /// over the tip, then stop.
+    last: bool,
+}
+
+impl State {
+    /// Decides under the lock; `wrote` says the writer just wrote a batch.
+    fn next(&mut self, wrote: bool) -> Next {
+        let closing = !self.closers.is_empty();
+        if self.items.is_empty() {
+            if closing {
+                return Next::Batch(self.take());
+            }
+            if self.dropped {
+                return Next::Stop;
+            }
+            self.idle = if wrote { Idle::Linger } else { Idle::Deep };
+            return Next::Wait((self.idle == Idle::Linger).then_some(LAZY_DELAY));
+        }
+        let due = self.waited > 0 || closing || self.dropped || self.items.len() >= MAX_BATCH;
+        if !due && let Some(since) = self.lazy_since {
+            let waited = since.elapsed();
+            if waited < LAZY_DELAY {
+                self.idle = Idle::Linger;
+                return Next::Wait(Some(LAZY_DELAY - waited));
+            }
+        }
+        Next::Batch(self.take())
+    }
+
+    fn take(&mut self) -> Batch {
+        let n = self.items.len().min(MAX_BATCH);
+        let mut records = Vec::with_capacity(n);
+        let mut acks = Vec::with_capacity(n);
+        for item in self.items.drain(..n) {
+            if item.ack.is_some() {
+                self.waited = self.waited.saturating_sub(1);
+            }
+            records.push(item.record);
+            acks.push(item.ack);
+        }
+        if self.items.iter().all(|i| i.ack.is_some()) {
+            self.lazy_since = None;
+        }
+        let last = self.items.is_empty() && !self.closers.is_empty();
+        if last {
+            self.stopped = true;
+        }
+        self.idle = Idle::No;
+        Batch {
+            records,
+            acks,
+            last,
+        }
+    }
+}
+
+/// Closes the queue when the last handle goes.
+struct Owner {
+    queue: Arc<Queue>,
+}
+
+impl Drop for Owner {
+    fn drop(&mut self) {
+        self.queue.shut(|st| st.dropped = true);
+    }
+}
+
+/// Sends events to the writer.
+#[derive(Clone)]
 pub struct WriterHandle {
-    tx: mpsc::Sender<Msg>,
+    owner: Arc<Owner>,
+}
+
+impl std::fmt::Debug for WriterHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WriterHandle").finish_non_exhaustive()
+    }
 }
 
 impl WriterHandle {
+    fn queue(&self) -> &Queue {
+        &self.owner.queue
+    }
+
     /// Appends and waits for the commit.
     pub async fn append(&self, record: NewRecord) -> Result<u64, AuditError> {
         let (ack, done) = oneshot::channel();
         let work = async {
-            self.tx
-                .send(Msg::Append(record, Some(ack)))
+            self.queue()
+                .room
+                .acquire()
                 .await
-                .map_err(|_| AuditError::Closed)?;
+                .map_err(|_| AuditError::Closed)?
+                .forget();
+            self.queue().push(Item {
+                record,
+                ack: Some(ack),
+            })?;
             done.await.map_err(|_| AuditError::Closed)?
         };
         tokio::time::timeout(APPEND_TIMEOUT, work)
@@ -56,99 +281,182 @@ impl WriterHandle {
             .unwrap_or(Err(AuditError::Timeout(APPEND_TIMEOUT)))
     }
 
-    /// Queues without waiting.
-    pub fn append_nowait(&self, record: NewRecord) -> Result<(), AuditError> {
-        self.tx
-            .try_send(Msg::Append(record, None))
-            .map_err(|e| match e {
-                mpsc::error::TrySendError::Full(_) => AuditError::Overloaded,
-                mpsc::error::TrySendError::Closed(_) => AuditError::Closed,
-            })
+    /// Queues without waiting; the event is committed with the next
+    /// transaction, at most [`LAZY_DELAY`] later.
+    pub fn append_lazy(&self, record: NewRecord) -> Result<(), AuditError> {
+        match self.queue().room.try_acquire() {
+            Ok(permit) => permit.forget(),
+            Err(tokio::sync::TryAcquireError::NoPermits) => return Err(AuditError::Overloaded),
+            Err(tokio::sync::TryAcquireError::Closed) => return Err(AuditError::Closed),
+        }
+        self.queue().push(Item { record, ack: None })
     }
 
-    /// Flushes, signs the final checkpoint, stops the task.
+    /// Writes what is queued, signs the final checkpoint, stops the writer.
     pub async fn close(&self) {
         let (tx, rx) = oneshot::channel();
-        if self.tx.send(Msg::Close(tx)).await.is_ok() {
-            let _ = rx.await;
-        }
+        // A writer that stopped drops `tx` at once: nothing to wait for.
+        self.queue().shut(|st| {
+            if !st.stopped {
+                st.closers.push(tx);
+            }
+        });
+        let _ = rx.await;
     }
 }
 
-/// Starts the writer on `tasks`.
+/// After the last batch: tells every caller of `close`.
+fn finish(queue: &Queue) {
+    let closers = {
+        let mut st = queue.lock();
+        st.stopped = true;
+        std::mem::take(&mut st.closers)
+    };
+    for c in closers {
+        let _ = c.send(());
+    }
+}
+
+/// Starts the writer: a thread when the backend appends synchronously,
+/// else a task on `tasks`. Either keeps `tasks` open until it ends.
 pub fn spawn(
     backend: Arc<dyn AuditBackend>,
     sealer: Arc<Sealer>,
     tasks: &tokio_util::task::TaskTracker,
-) -> WriterHandle {
-    let (tx, rx) = mpsc::channel(QUEUE);
-    tasks.spawn(run(rx, backend, sealer));
-    WriterHandle { tx }
+) -> Result<WriterHandle, AuditError> {
+    let queue = if backend.blocking().is_some() {
+        let queue = Arc::new(Queue::new(Wake::Thread(Condvar::new())));
+        let q = queue.clone();
+        let token = tasks.token();
+        std::thread::Builder::new()
+            .name("audit-writer".into())
+            .spawn(move || {
+                if let Some(b) = backend.blocking() {
+                    run_blocking(&q, b, &sealer);
+                }
+                drop(token);
+            })
+            .map_err(|e| AuditError::Sqlite(format!("cannot start the writer thread: {e}")))?;
+        queue
+    } else {
+        let queue = Arc::new(Queue::new(Wake::Task(Notify::new())));
+        tasks.spawn(run_async(queue.clone(), backend, sealer));
+        queue
+    };
+    Ok(WriterHandle {
+        owner: Arc::new(Owner { queue }),
+    })
 }
 
-async fn run(mut rx: mpsc::Receiver<Msg>, backend: Arc<dyn AuditBackend>, sealer: Arc<Sealer>) {
+fn run_blocking(queue: &Queue, backend: &dyn BlockingAuditBackend, sealer: &Arc<Sealer>) {
+    let Wake::Thread(cv) = &queue.wake else {
+        return;
+    };
+    let mut wrote = false;
     loop {
-        let mut records = Vec::new();
-        let mut acks = Vec::new();
-        let mut close = None;
-        match rx.recv().await {
-            Some(Msg::Append(r, ack)) => {
-                records.push(r);
-                acks.push(ack);
-            }
-            Some(Msg::Close(done)) => close = Some(done),
-            // Every handle is gone: nothing can be appended any more.
-            None => return,
-        }
-        while close.is_none() && records.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(Msg::Append(r, ack)) => {
-                    records.push(r);
-                    acks.push(ack);
+        let batch = {
+            let mut st = queue.lock();
+            loop {
+                match st.next(wrote) {
+                    Next::Batch(b) => break b,
+                    Next::Stop => {
+                        st.stopped = true;
+                        return;
+                    }
+                    Next::Wait(None) => st = cv.wait(st).unwrap_or_else(|p| p.into_inner()),
+                    Next::Wait(Some(d)) => {
+                        st = cv
+                            .wait_timeout(st, d)
+                            .unwrap_or_else(|p| p.into_inner())
+                            .0;
+                    }
                 }
-                Ok(Msg::Close(done)) => close = Some(done),
-                Err(_) => break,
+                wrote = false;
+                st.idle = Idle::No;
             }
-        }
-        let at_end = close.is_some();
-        let n = records.len();
+        };
+        queue.room.add_permits(batch.records.len());
+        wrote = !batch.records.is_empty();
+        let Batch {
+            records,
+            acks,
+            last,
+        } = batch;
         let s = sealer.clone();
+        let n = records.len();
+        let result = backend.append_blocking(Box::new(move |tip| {
+            s.seal(tip, records, last, now_ms())
+        }));
+        acknowledge(result, acks, n);
+        backend.after_batch();
+        if last {
+            finish(&queue);
+            return;
+        }
+    }
+}
+
+async fn run_async(queue: Arc<Queue>, backend: Arc<dyn AuditBackend>, sealer: Arc<Sealer>) {
+    let Wake::Task(notify) = &queue.wake else {
+        return;
+    };
+    let mut wrote = false;
+    loop {
+        let next = queue.lock().next(wrote);
+        let batch = match next {
+            Next::Batch(b) => b,
+            Next::Stop => {
+                queue.lock().stopped = true;
+                return;
+            }
+            Next::Wait(None) => {
+                notify.notified().await;
+                wrote = false;
+                continue;
+            }
+            Next::Wait(Some(d)) => {
+                let _ = tokio::time::timeout(d, notify.notified()).await;
+                wrote = false;
+                continue;
+            }
+        };
+        queue.room.add_permits(batch.records.len());
+        wrote = !batch.records.is_empty();
+        let Batch {
+            records,
+            acks,
+            last,
+        } = batch;
+        let s = sealer.clone();
+        let n = records.len();
         let result = backend
-            .append(Box::new(move |tip| s.seal(tip, &records, at_end, now_ms())))
+            .append(Box::new(move |tip| s.seal(tip, records, last, now_ms())))
             .await;
-        match result {
-            Ok(sealed) => {
-                for (ack, r) in acks.into_iter().zip(&sealed.records) {
-                    if let Some(ack) = ack {
-                        let _ = ack.send(Ok(r.seq));
-                    }
-                }
-                for c in &sealed.checkpoints {
-                    tracing::debug!(number = c.number, seq = c.seq, "audit checkpoint signed");
+        acknowledge(result, acks, n);
+        if last {
+            finish(&queue);
+            return;
+        }
+    }
+}
+
+fn acknowledge(result: Result<super::Sealed, AuditError>, acks: Vec<Option<Ack>>, n: usize) {
+    match result {
+        Ok(sealed) => {
+            for (ack, r) in acks.into_iter().zip(&sealed.records) {
+                if let Some(ack) = ack {
+                    let _ = ack.send(Ok(r.seq));
                 }
             }
-            Err(e) => {
-                tracing::error!(records = n, "audit append failed: {e}");
-                for ack in acks.into_iter().flatten() {
-                    let _ = ack.send(Err(e.clone()));
-                }
+            for c in &sealed.checkpoints {
+                tracing::debug!(number = c.number, seq = c.seq, "audit checkpoint signed");
             }
         }
-        if let Some(done) = close {
-            rx.close();
-            while let Ok(msg) = rx.try_recv() {
-                match msg {
-                    Msg::Append(_, Some(ack)) => {
-                        let _ = ack.send(Err(AuditError::Closed));
-                    }
-                    Msg::Append(_, None) => {}
-                    Msg::Close(other) => {
-                        let _ = other.send(());
-                    }
-                }
+        Err(e) => {
+            tracing::error!(records = n, "audit append failed: {e}");
+            for ack in acks.into_iter().flatten() {
+                let _ = ack.send(Err(e.clone()));
             }
-            let _ = done.send(());
-            return;
         }
     }
 }
