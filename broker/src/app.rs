@@ -88,6 +88,8 @@ pub struct AppState {
     pub pg: PgProxy,
     /// The SSH proxy: the broker's SSH host key and the `ssh` connections.
     pub ssh: crate::proxy::ssh::SshProxy,
+    /// Held statements and commands become review requests here.
+    pub reviews: Arc<crate::review::ReviewDesk>,
     /// Upstream targets by connection name, with resolved credentials.
     pub upstreams: HashMap<String, Arc<Upstream>>,
     /// Lifetime of new sessions.
@@ -417,10 +419,11 @@ impl Broker {
             notifier,
             pg: PgProxy::new()
                 .with_guard_book(guard_book)
-                .with_reviews(reviews)
+                .with_reviews(reviews.clone())
                 .with_masking(masking_sets)
                 .with_recorder(Arc::new(audit_log.clone())),
             ssh,
+            reviews,
             upstreams,
             session_ttl,
             tasks: TaskTracker::new(),

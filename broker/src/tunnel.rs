@@ -259,6 +259,7 @@ async fn run_tunnel(
                 expires_at,
                 grant,
                 client_key,
+                requester: crate::review::Requester::of(&who),
             };
             match state
                 .ssh

@@ -270,7 +270,7 @@ fn exec_runs_a_command_for_ci_and_destructive_commands_are_blocked() {
     let run = alice.run(&["exec", "ssh-prod", "--", "echo $(id)"]);
     assert_eq!(run.code(), 126);
     assert!(run.stderr.contains("cannot be checked"), "{run:#?}");
-    // A review rule holds the command (the review flow is not wired yet).
+    // A review rule holds the command (approval: see the test below).
     let run = alice.run(&["exec", "ssh-prod", "--", "systemctl restart nginx"]);
     assert_eq!(run.code(), 126);
     assert!(run.stderr.contains("held for review"), "{run:#?}");
@@ -468,4 +468,69 @@ fn only_allow_listed_environment_variables_reach_the_target() {
     );
     run.assert_ok();
     assert_eq!(run.stdout.trim(), "a=passed b=", "{run:#?}");
+}
+
+#[test]
+fn a_command_held_for_review_runs_once_after_another_user_approves() {
+    let tmp = tempfile::tempdir().unwrap();
+    let policy = tmp.path().join("policy.toml");
+    std::fs::write(
+        &policy,
+        "groups = [\"engineering\", \"sre\"]\nadmins = [\"sre\"]\n\n[[rules]]\n\
+         name = \"engineering-ssh\"\nconnections = [\"ssh-prod\"]\ngroups = [\"engineering\"]\n\
+         access = \"allow\"\n",
+    )
+    .unwrap();
+    let sshd = Sshd::start();
+    let extra = format!(
+        "policy_file = {:?}\n{}",
+        policy.to_string_lossy(),
+        sshd.connection_toml(
+            "ssh-prod",
+            "command_rules = [{ name = \"touch-marker\", action = \"review\", pattern = \"touch /tmp/hoop-review-*\" }]",
+        )
+    );
+    let broker = start_broker_with(&[], &extra);
+    let alice = User::new("alice", &broker);
+    alice.login().assert_ok();
+    let bob = User::new("bob", &broker);
+    bob.login().assert_ok();
+
+    let marker = format!("/tmp/hoop-review-{}", std::process::id());
+    let _ = std::fs::remove_file(&marker);
+    let command = format!("touch {marker}");
+    let held = |run: &Run| -> String {
+        assert_eq!(run.code(), 126, "{run:#?}");
+        let at = run
+            .stderr
+            .find("request ")
+            .unwrap_or_else(|| panic!("names the review request: {run:#?}"));
+        run.stderr[at + "request ".len()..]
+            .split(|c: char| c == ',' || c.is_whitespace())
+            .next()
+            .unwrap()
+            .to_owned()
+    };
+
+    let first = alice.run(&["exec", "ssh-prod", "--", &command]);
+    let id = held(&first);
+    assert!(
+        first.stderr.contains("hoopctl requests show"),
+        "{first:#?}"
+    );
+    assert!(!std::path::Path::new(&marker).exists(), "held: not run");
+    // The requester cannot approve it; bob (sre, the policy's admins) can.
+    let own = alice.run(&["approve", &id]);
+    assert_ne!(own.code(), 0, "{own:#?}");
+    bob.run(&["approve", &id, "--comment", "ok"]).assert_ok();
+
+    alice.run(&["exec", "ssh-prod", "--", &command]).assert_ok();
+    assert!(std::path::Path::new(&marker).exists(), "ran after approval");
+    std::fs::remove_file(&marker).unwrap();
+
+    // Once: the same command again needs a new review.
+    let again = alice.run(&["exec", "ssh-prod", "--", &command]);
+    let second = held(&again);
+    assert_ne!(second, id, "a new review request");
+    assert!(!std::path::Path::new(&marker).exists());
 }

@@ -154,6 +154,8 @@ pub struct SessionInfo {
     pub grant: Option<CancellationToken>,
     /// The only key the client may log in with (from the tunnel hello).
     pub client_key: PublicKey,
+    /// Who opened it (reviews of held commands are theirs).
+    pub requester: crate::review::Requester,
 }
 
 /// The broker's SSH side: host key, targets, recordings.

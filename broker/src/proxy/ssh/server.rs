@@ -544,6 +544,7 @@ impl russh::server::Handler for ClientSide {
         }
         let command = String::from_utf8_lossy(data).into_owned();
         let verdict = self.target.guard.judge(&command);
+        let mut review_approved = None;
         match verdict.action {
             Action::Block => {
                 self.audit(
@@ -563,36 +564,65 @@ impl russh::server::Handler for ClientSide {
                 return self.refuse_on_channel(channel, session, &message);
             }
             Action::Review => {
-                // INTEGRATION POINT (review flow, broker/src/review.rs): a
-                // `review` rule should create a review request for
-                // `command` and hold the channel until it is approved or
-                // denied, then forward it (decision `review_approved`). Until
-                // that flow exists, the command is refused as held.
-                self.audit("ssh.exec.held", format!("{command:?}: {}", verdict.reason))
-                    .await;
-                self.recordings.refused(
-                    &self.meta,
-                    EntryKind::Exec,
-                    Some(&command),
-                    "held_for_review",
-                    verdict.rule.as_deref(),
-                    &verdict.reason,
-                );
-                let message = format!(
-                    "command held for review ({}); command review is not available yet, \
-                     so it was not run",
-                    verdict.reason
-                );
-                return self.refuse_on_channel(channel, session, &message);
+                // The same review flow as held SQL: an approved, unused
+                // review of this exact command lets it run once; otherwise
+                // the command waits for one (named in the refusal).
+                let ask = crate::review::ReviewAsk {
+                    requester: self.info.requester.clone(),
+                    session_id: self.info.session_id.clone(),
+                    connection: self.target.connection.clone(),
+                    sql: command.clone(),
+                    guardrail: verdict.rule.clone().unwrap_or_default(),
+                    rule_approvers: None,
+                    rule_approvals: None,
+                };
+                let refusal = match self.state.reviews.review(ask).await {
+                    Ok(crate::review::ReviewOutcome::Run { request_id }) => {
+                        review_approved = Some(request_id);
+                        None
+                    }
+                    Ok(crate::review::ReviewOutcome::Held {
+                        request_id,
+                        approvers,
+                        ..
+                    }) => Some((
+                        format!("held for review as request {request_id}"),
+                        format!(
+                            "command held for review ({}): request {request_id}, approvers: \
+                             {approvers}. Follow it with `hoopctl requests show {request_id}`; \
+                             once it is approved, run the same command again (once).",
+                            verdict.reason
+                        ),
+                    )),
+                    Err(e) => Some((
+                        format!("review unavailable: {e}"),
+                        format!("command held for review ({}), but {e}", verdict.reason),
+                    )),
+                };
+                if let Some((why, message)) = refusal {
+                    self.audit("ssh.exec.held", format!("{command:?}: {why}")).await;
+                    self.recordings.refused(
+                        &self.meta,
+                        EntryKind::Exec,
+                        Some(&command),
+                        "held_for_review",
+                        verdict.rule.as_deref(),
+                        &why,
+                    );
+                    return self.refuse_on_channel(channel, session, &message);
+                }
             }
             Action::Allow => {}
         }
         // The audit record is durable before the command reaches the target.
         self.audit(
             "ssh.exec",
-            match &verdict.rule {
-                Some(rule) => format!("{command:?} (rule {rule})"),
-                None => format!("{command:?}"),
+            match (&verdict.rule, &review_approved) {
+                (Some(rule), Some(id)) => {
+                    format!("{command:?} (rule {rule}; approved in review {id})")
+                }
+                (Some(rule), None) => format!("{command:?} (rule {rule})"),
+                (None, _) => format!("{command:?}"),
             },
         )
         .await;
