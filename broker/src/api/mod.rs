@@ -219,7 +219,13 @@ async fn open_session(
                 .request(&id)
                 .await
                 .map_err(|e| ApiFailure::internal("look up the access request", &e))?
-                .filter(|r| r.subject == who.subject && r.connection == conn.name)
+                // A statement review is approval to run one statement, never
+                // a grant to open sessions.
+                .filter(|r| {
+                    r.subject == who.subject
+                        && r.connection == conn.name
+                        && r.kind != crate::store::KIND_STATEMENT
+                })
                 .ok_or_else(|| {
                     ApiFailure::new(
                         StatusCode::NOT_FOUND,
