@@ -175,10 +175,12 @@ impl Guardrails {
         &self.set_names
     }
 
-    /// Judges the SQL text of one `Query` or `Parse` message (cached by exact text).
+    /// Judges the SQL text of one `Query` or `Parse` message (cached by
+    /// [`cache::cache_key`]: exact text, top-level numbers aside).
     pub fn judge(&self, sql: &str) -> Arc<Decision> {
+        let key = cache::cache_key(sql);
         self.cache
-            .get_or_insert_with(sql, || self.judge_uncached(sql))
+            .get_or_insert_with(&key, || self.judge_uncached(sql))
     }
 
     /// Judges without the cache (benchmarks, tests).

@@ -531,3 +531,24 @@ fn sessions_are_judged_by_the_connection_sets_then_the_granting_rules() {
     // An unknown set refuses the session (the caller's job), never runs unguarded.
     assert!(book.for_session("demo-pg", &["nope".to_owned()]).is_err());
 }
+
+/// The verdict cache keys statements with top-level numbers replaced
+/// (`cache::cache_key`): over the whole corpus, a statement and its key get
+/// the same decision, so sharing an entry can never change a verdict.
+#[test]
+fn cache_keys_are_judged_like_the_statements_they_stand_for() {
+    let g = no_destructive();
+    let mut replaced = 0;
+    for sql in MUST_BLOCK.iter().chain(MUST_PASS) {
+        let key = super::cache::cache_key(sql);
+        if key != *sql {
+            replaced += 1;
+        }
+        assert_eq!(
+            format!("{:?}", g.judge_uncached(sql)),
+            format!("{:?}", g.judge_uncached(&key)),
+            "{sql:?} vs its key {key:?}"
+        );
+    }
+    assert!(replaced >= 10, "the corpus exercises the replacement ({replaced})");
+}
