@@ -514,10 +514,7 @@ fn a_command_held_for_review_runs_once_after_another_user_approves() {
 
     let first = alice.run(&["exec", "ssh-prod", "--", &command]);
     let id = held(&first);
-    assert!(
-        first.stderr.contains("hoopctl requests show"),
-        "{first:#?}"
-    );
+    assert!(first.stderr.contains("hoopctl requests show"), "{first:#?}");
     assert!(!std::path::Path::new(&marker).exists(), "held: not run");
     // The requester cannot approve it; bob (sre, the policy's admins) can.
     let own = alice.run(&["approve", &id]);

@@ -180,11 +180,19 @@ mod tests {
             assert_eq!(cache_key(kept), kept);
         }
         // Digits inside strings, identifiers and comments are not constants.
-        for kept in ["select 'x1'", "select c1 from t2", "select /* 7 */ x", "select $1"] {
+        for kept in [
+            "select 'x1'",
+            "select c1 from t2",
+            "select /* 7 */ x",
+            "select $1",
+        ] {
             assert!(matches!(cache_key(kept), Cow::Borrowed(_)), "{kept}");
         }
         assert_eq!(cache_key("select 1 /* 7 */"), "select 0 /* 7 */");
         // Text the lexer rejects is its own key.
-        assert_eq!(cache_key("select 'unterminated 1"), "select 'unterminated 1");
+        assert_eq!(
+            cache_key("select 'unterminated 1"),
+            "select 'unterminated 1"
+        );
     }
 }

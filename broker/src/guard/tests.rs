@@ -550,5 +550,8 @@ fn cache_keys_are_judged_like_the_statements_they_stand_for() {
             "{sql:?} vs its key {key:?}"
         );
     }
-    assert!(replaced >= 10, "the corpus exercises the replacement ({replaced})");
+    assert!(
+        replaced >= 10,
+        "the corpus exercises the replacement ({replaced})"
+    );
 }

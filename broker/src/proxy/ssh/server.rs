@@ -600,7 +600,8 @@ impl russh::server::Handler for ClientSide {
                     )),
                 };
                 if let Some((why, message)) = refusal {
-                    self.audit("ssh.exec.held", format!("{command:?}: {why}")).await;
+                    self.audit("ssh.exec.held", format!("{command:?}: {why}"))
+                        .await;
                     self.recordings.refused(
                         &self.meta,
                         EntryKind::Exec,
