@@ -234,6 +234,11 @@ mod tests {
             checkpoint_number: 2,
             checkpoint_seq: 7,
         };
-        assert!(sealer.seal(&tip, Vec::new(), true, 11).checkpoints.is_empty());
+        assert!(
+            sealer
+                .seal(&tip, Vec::new(), true, 11)
+                .checkpoints
+                .is_empty()
+        );
     }
 }

@@ -194,6 +194,22 @@ pub trait BlockingAuditBackend: Send + Sync {
     /// under the write lock, calls `seal` with the tip, stores what it
     /// returns, commits.
     fn append_blocking(&self, seal: SealFn) -> Result<Sealed, AuditError>;
+    /// An append on the caller's own thread, only when it can start at once
+    /// and finishes quickly (the store is not in use, and a commit does not
+    /// wait for the disk); `None` otherwise, and then `ready` was not
+    /// called. Once the store is held, `ready` gives what to seal, or
+    /// `None` to give up (the store is let go untouched).
+    fn try_append_now(
+        &self,
+        ready: &mut dyn FnMut() -> Option<SealFn>,
+    ) -> Option<Result<Sealed, AuditError>> {
+        let _ = ready;
+        None
+    }
+    /// Whether [`BlockingAuditBackend::after_batch`] has work to do.
+    fn maintenance_due(&self) -> bool {
+        false
+    }
     /// Housekeeping the writer runs after it acknowledged a batch, so that
     /// no caller waits for it (SQLite: a WAL checkpoint now and then).
     fn after_batch(&self) {}

@@ -18,9 +18,7 @@
 use std::time::Duration;
 
 use hoop_shared::Secret;
-use hoop_shared::audit::{
-    AuditRecord, Checkpoint, Export, PublicKeyInfo, parse_hash,
-};
+use hoop_shared::audit::{AuditRecord, Checkpoint, Export, PublicKeyInfo, parse_hash};
 use tokio_postgres::{Client, NoTls};
 
 use super::sqlite::{parse_detail, split_anchor};

@@ -18,12 +18,18 @@
 //! linear whoever writes, at the cost of one pragma per append.
 //!
 //! Checkpoints of the WAL into the database file do not run inside a commit
-//! (`wal_autocheckpoint = 0` on this connection): the writer runs one
+//! (`wal_autocheckpoint = 0` on this connection): the writer thread runs one
 //! ([`BlockingAuditBackend::after_batch`]) every [`CHECKPOINT_BATCHES`]
-//! appends, after it has acknowledged the batch, so their copying and
-//! fsyncs never sit between a statement and its acknowledgement. No append
-//! runs meanwhile, so the checkpoint completes and the WAL restarts from
-//! its beginning (it stays small).
+//! appends, after it has acknowledged the batch, so their fsyncs never sit
+//! inside a statement's own commit. Appends wait meanwhile (a statement
+//! arriving then queues for a fraction of a millisecond), which is what
+//! lets the checkpoint complete and the WAL restart from its beginning; a
+//! checkpoint on a second connection, concurrent with appends, would never
+//! catch up under steady load and the WAL would grow without bound. Its
+//! cost is two fsyncs plus the few distinct pages written since the last
+//! one (appends touch the same rightmost pages), so a long interval costs
+//! WAL size (about 8 KiB per append; `journal_size_limit` trims it back
+//! after a burst), not checkpoint time.
 //!
 //! Durability: with `synchronous = NORMAL` (default) a commit is in the WAL
 //! file before it returns, so it survives the broker being killed (kill -9)
@@ -31,14 +37,15 @@
 //! the WAL at every commit and survives that too.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
-use hoop_shared::audit::{
-    AuditRecord, Checkpoint, Export, PublicKeyInfo, parse_hash,
-};
+use hoop_shared::audit::{AuditRecord, Checkpoint, Export, PublicKeyInfo, parse_hash};
 use rusqlite::{Connection, OptionalExtension as _, params};
 
-use super::{AuditBackend, AuditError, BlockingAuditBackend, BoxFuture, Query, SealFn, Sealed, Tip};
+use super::{
+    AuditBackend, AuditError, BlockingAuditBackend, BoxFuture, Query, SealFn, Sealed, Tip,
+};
 use crate::config::AuditSynchronous;
 
 /// The broker's SQLite file (shared with [`crate::store`]).
@@ -75,12 +82,21 @@ const MIGRATIONS: &[&str] = &[
 ];
 
 /// Appends between two WAL checkpoints.
-pub const CHECKPOINT_BATCHES: u32 = 256;
+pub const CHECKPOINT_BATCHES: u32 = 1024;
+
+/// The WAL is truncated to this after a checkpoint restarted it.
+const WAL_SIZE_LIMIT: i64 = 16 << 20;
 
 /// The SQLite backend.
 #[derive(Clone)]
 pub struct SqliteAuditBackend {
     conn: Arc<Mutex<Writer>>,
+    /// Commits do not wait for the disk (`synchronous = NORMAL`): an append
+    /// may then run on the caller's thread (see [`BlockingAuditBackend::try_append_now`]).
+    fast_commit: bool,
+    /// Appends since the last checkpoint (read without the connection's
+    /// lock, which a checkpoint holds).
+    appends: Arc<AtomicU32>,
 }
 
 /// The connection and what the appends remember.
@@ -89,8 +105,6 @@ struct Writer {
     /// The tip after this connection's last append, with the
     /// `data_version` seen in that append's transaction.
     tip: Option<(Tip, i64)>,
-    /// Appends since the last checkpoint.
-    since_checkpoint: u32,
 }
 
 impl SqliteAuditBackend {
@@ -108,6 +122,7 @@ impl SqliteAuditBackend {
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        conn.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT)?;
         conn.pragma_update(
             None,
             "synchronous",
@@ -139,11 +154,9 @@ impl SqliteAuditBackend {
         }
         tx.commit()?;
         Ok(SqliteAuditBackend {
-            conn: Arc::new(Mutex::new(Writer {
-                conn,
-                tip: None,
-                since_checkpoint: 0,
-            })),
+            conn: Arc::new(Mutex::new(Writer { conn, tip: None })),
+            fast_commit: sync == AuditSynchronous::Normal,
+            appends: Arc::new(AtomicU32::new(0)),
         })
     }
 
@@ -268,25 +281,37 @@ pub(super) fn split_anchor(
 
 impl BlockingAuditBackend for SqliteAuditBackend {
     fn append_blocking(&self, seal: SealFn) -> Result<Sealed, AuditError> {
-        let mut w = self.lock();
-        let w = &mut *w;
-        w.since_checkpoint = w.since_checkpoint.saturating_add(1);
-        let result = append(&mut w.conn, w.tip.take(), seal);
-        match result {
-            Ok((sealed, tip)) => {
-                w.tip = Some(tip);
-                Ok(sealed)
-            }
-            Err(e) => Err(e),
+        self.appends.fetch_add(1, Ordering::Relaxed);
+        self.lock().append(seal)
+    }
+
+    fn try_append_now(
+        &self,
+        ready: &mut dyn FnMut() -> Option<SealFn>,
+    ) -> Option<Result<Sealed, AuditError>> {
+        if !self.fast_commit {
+            return None;
         }
+        let mut w = match self.conn.try_lock() {
+            Ok(w) => w,
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => return None,
+        };
+        let seal = ready()?;
+        self.appends.fetch_add(1, Ordering::Relaxed);
+        Some(w.append(seal))
+    }
+
+    fn maintenance_due(&self) -> bool {
+        self.appends.load(Ordering::Relaxed) >= CHECKPOINT_BATCHES
     }
 
     fn after_batch(&self) {
-        let mut w = self.lock();
-        if w.since_checkpoint < CHECKPOINT_BATCHES {
+        if !self.maintenance_due() {
             return;
         }
-        w.since_checkpoint = 0;
+        let w = self.lock();
+        self.appends.store(0, Ordering::Relaxed);
         // PASSIVE: never waits for readers; what it cannot copy now, the
         // next one will.
         let done = w
@@ -299,14 +324,40 @@ impl BlockingAuditBackend for SqliteAuditBackend {
     }
 }
 
-/// One append on `c`; `cached` is the tip this connection left, with the
-/// `data_version` of then. Returns what was stored and the new cache entry.
-fn append(
-    c: &mut Connection,
+impl Writer {
+    /// One append; keeps the tip for the next one when it succeeds.
+    fn append(&mut self, seal: SealFn) -> Result<Sealed, AuditError> {
+        let cached = self.tip.take();
+        // Statements are prepared once (BEGIN and COMMIT too): parsing SQL
+        // was a visible part of each append.
+        self.conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
+        let done = append_in_transaction(&self.conn, cached, seal).and_then(|stored| {
+            self.conn.prepare_cached("COMMIT")?.execute([])?;
+            Ok(stored)
+        });
+        match done {
+            Ok((sealed, tip)) => {
+                self.tip = Some(tip);
+                Ok(sealed)
+            }
+            Err(e) => {
+                if !self.conn.is_autocommit() {
+                    let _ = self.conn.execute_batch("ROLLBACK");
+                }
+                Err(e)
+            }
+        }
+    }
+}
+
+/// One append's work inside its transaction on `tx`; `cached` is the tip
+/// this connection left, with the `data_version` of then. Returns what was
+/// stored and the new cache entry.
+fn append_in_transaction(
+    tx: &Connection,
     cached: Option<(Tip, i64)>,
     seal: SealFn,
 ) -> Result<(Sealed, (Tip, i64)), AuditError> {
-    let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     // Changes only when another connection committed since this one's last
     // transaction.
     let version: i64 = tx
@@ -314,7 +365,7 @@ fn append(
         .query_row([], |r| r.get(0))?;
     let before = match cached {
         Some((tip, v)) if v == version => tip,
-        _ => tip(&tx)?,
+        _ => tip(tx)?,
     };
     let sealed = seal(&before);
     {
@@ -353,7 +404,6 @@ fn append(
             }
         }
     }
-    tx.commit()?;
     let after = sealed.tip_after(&before);
     Ok((sealed, (after, version)))
 }

@@ -278,3 +278,54 @@ async fn statements_are_committed_before_their_future_resolves() {
     assert_eq!(b.kind, "statement.blocked");
     assert_eq!(b.detail["rule"], "no-destructive/drop");
 }
+
+#[tokio::test]
+async fn a_lone_outcome_is_committed_soon_without_a_later_statement() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = AuditLog::start(sqlite_file_backend(dir.path()).await, signer(5), 1000, None)
+        .await
+        .unwrap();
+    let seq = log.append(event("test.event", "alice", 0)).await.unwrap();
+    log.append_nowait(event("test.lazy", "alice", 1));
+    // Another connection to the file sees it, with no close and no append
+    // after it.
+    let other = sqlite::SqliteAuditBackend::open(
+        &dir.path().join(sqlite::DB_FILE),
+        crate::config::AuditSynchronous::Normal,
+    )
+    .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let records = other.export().await.unwrap().records;
+        if let Some(r) = records.iter().find(|r| r.kind == "test.lazy") {
+            assert_eq!(r.seq, seq + 1);
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never committed");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    log.close().await;
+}
+
+#[tokio::test]
+async fn appends_chain_onto_what_another_connection_left() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = AuditLog::start(sqlite_file_backend(dir.path()).await, signer(6), 1000, None)
+        .await
+        .unwrap();
+    for i in 0..3 {
+        log.append(event("test.event", "alice", i)).await.unwrap();
+    }
+    // Behind the writer's back, the last record goes: the tip it remembers
+    // is stale, and the next record must chain onto #2, not #3.
+    rusqlite::Connection::open(dir.path().join(sqlite::DB_FILE))
+        .unwrap()
+        .execute_batch("DELETE FROM audit_records WHERE seq = 3")
+        .unwrap();
+    assert_eq!(
+        log.append(event("test.event", "alice", 3)).await.unwrap(),
+        3
+    );
+    assert_eq!(log.verify().await.unwrap().unwrap().records, 3);
+    log.close().await;
+}

@@ -18,6 +18,12 @@
 //!   broker's time under load).
 //! - a tokio task, for an async backend (PostgreSQL).
 //!
+//! With a blocking backend whose commits do not wait for the disk (SQLite,
+//! `synchronous = NORMAL`), a caller that finds nothing waiting in the
+//! queue and the store free commits its own event on its own thread
+//! (`WriterHandle::append_now`): group commit's uncontended case, with no
+//! thread hop at all. Callers that arrive meanwhile queue for the writer.
+//!
 //! Best-effort events ([`WriterHandle::append_lazy`]: statement outcomes)
 //! do not wake the writer: they ride in the next transaction that a waited
 //! event starts, or are written on their own at most [`LAZY_DELAY`] after
@@ -73,13 +79,15 @@ struct State {
     lazy_since: Option<Instant>,
     /// Callers of `close`, told when the writer has stopped.
     closers: Vec<oneshot::Sender<()>>,
-    /// The writer has stopped (or is writing its last batch).
+    /// The writer has stopped.
     stopped: bool,
     /// Every handle is gone: write what is queued and stop.
     dropped: bool,
     /// No more events accepted.
     closed: bool,
     idle: Idle,
+    /// An append made by a caller left housekeeping for the writer.
+    maintain: bool,
 }
 
 /// How a push wakes the writer.
@@ -107,6 +115,7 @@ impl Queue {
                 dropped: false,
                 closed: false,
                 idle: Idle::No,
+                maintain: false,
             }),
             wake,
             room: Semaphore::new(QUEUE),
@@ -168,6 +177,8 @@ enum Next {
     Batch(Batch),
     /// Wait for a push, at most this long.
     Wait(Option<Duration>),
+    /// Run the backend's housekeeping.
+    Maintain,
     /// Every handle is gone and the queue is empty.
     Stop,
 }
@@ -183,6 +194,10 @@ struct Batch {
 impl State {
     /// Decides under the lock; `wrote` says the writer just wrote a batch.
     fn next(&mut self, wrote: bool) -> Next {
+        if std::mem::take(&mut self.maintain) {
+            self.idle = Idle::No;
+            return Next::Maintain;
+        }
         let closing = !self.closers.is_empty();
         if self.items.is_empty() {
             if closing {
@@ -220,9 +235,6 @@ impl State {
             self.lazy_since = None;
         }
         let last = self.items.is_empty() && !self.closers.is_empty();
-        if last {
-            self.stopped = true;
-        }
         self.idle = Idle::No;
         Batch {
             records,
@@ -232,9 +244,19 @@ impl State {
     }
 }
 
+/// What [`WriterHandle::append_now`] did.
+enum Now {
+    /// It appended (or tried, and this is the error).
+    Done(Result<u64, AuditError>),
+    /// It could not start at once: the record goes through the queue.
+    Queue(NewRecord),
+}
+
 /// Closes the queue when the last handle goes.
 struct Owner {
     queue: Arc<Queue>,
+    /// For appends on the caller's thread (a blocking backend).
+    now: Option<(Arc<dyn AuditBackend>, Arc<Sealer>)>,
 }
 
 impl Drop for Owner {
@@ -262,6 +284,10 @@ impl WriterHandle {
 
     /// Appends and waits for the commit.
     pub async fn append(&self, record: NewRecord) -> Result<u64, AuditError> {
+        let record = match self.append_now(record) {
+            Now::Done(committed) => return committed,
+            Now::Queue(record) => record,
+        };
         let (ack, done) = oneshot::channel();
         let work = async {
             self.queue()
@@ -279,6 +305,76 @@ impl WriterHandle {
         tokio::time::timeout(APPEND_TIMEOUT, work)
             .await
             .unwrap_or(Err(AuditError::Timeout(APPEND_TIMEOUT)))
+    }
+
+    /// Commits `record` on the caller's thread, when nothing waits in the
+    /// queue and the store can start at once and commits without waiting
+    /// for the disk (SQLite with `synchronous = NORMAL`: some tens of
+    /// microseconds). This is group commit's uncontended case: the first
+    /// caller to find the writer with nothing to do writes for itself
+    /// (with the best-effort events queued before it), and saves the two
+    /// thread wake-ups of the round trip through the writer; callers that
+    /// arrive meanwhile queue up for the writer as before. Gives `record`
+    /// back when it cannot.
+    fn append_now(&self, record: NewRecord) -> Now {
+        let Some((backend, sealer)) = &self.owner.now else {
+            return Now::Queue(record);
+        };
+        let Some(blocking) = backend.blocking() else {
+            return Now::Queue(record);
+        };
+        let queue = self.queue();
+        let mut slot = Some(record);
+        let mut lazy = 0;
+        let result = blocking.try_append_now(&mut || {
+            let mut st = queue.lock();
+            if st.closed || st.waited > 0 {
+                return None;
+            }
+            let mine = slot.take()?;
+            // Only best-effort events are queued: they go first, in order.
+            let n = st.items.len().min(MAX_BATCH - 1);
+            let mut records: Vec<NewRecord> = Vec::with_capacity(n + 1);
+            records.extend(st.items.drain(..n).map(|i| i.record));
+            if st.items.is_empty() {
+                st.lazy_since = None;
+            }
+            drop(st);
+            records.push(mine);
+            lazy = n;
+            let sealer = sealer.clone();
+            Some(Box::new(move |tip| {
+                sealer.seal(tip, records, false, now_ms())
+            }))
+        });
+        let result = match (result, slot) {
+            (Some(result), _) => result,
+            (None, Some(record)) => return Now::Queue(record),
+            // `ready` takes the record only to append it.
+            (None, None) => return Now::Done(Err(AuditError::Closed)),
+        };
+        queue.room.add_permits(lazy);
+        if blocking.maintenance_due() {
+            let mut st = queue.lock();
+            st.maintain = true;
+            let wake = st.idle != Idle::No;
+            st.idle = Idle::No;
+            drop(st);
+            if wake {
+                queue.notify();
+            }
+        }
+        Now::Done(match result {
+            Ok(sealed) => sealed
+                .records
+                .last()
+                .map(|r| r.seq)
+                .ok_or_else(|| AuditError::Corrupt("an append stored nothing".into())),
+            Err(e) => {
+                tracing::error!(records = lazy + 1, "audit append failed: {e}");
+                Err(e)
+            }
+        })
     }
 
     /// Queues without waiting; the event is committed with the next
@@ -324,10 +420,11 @@ pub fn spawn(
     sealer: Arc<Sealer>,
     tasks: &tokio_util::task::TaskTracker,
 ) -> Result<WriterHandle, AuditError> {
-    let queue = if backend.blocking().is_some() {
+    let (queue, now) = if backend.blocking().is_some() {
         let queue = Arc::new(Queue::new(Wake::Thread(Condvar::new())));
         let q = queue.clone();
         let token = tasks.token();
+        let now = Some((backend.clone(), sealer.clone()));
         std::thread::Builder::new()
             .name("audit-writer".into())
             .spawn(move || {
@@ -337,14 +434,14 @@ pub fn spawn(
                 drop(token);
             })
             .map_err(|e| AuditError::Sqlite(format!("cannot start the writer thread: {e}")))?;
-        queue
+        (queue, now)
     } else {
         let queue = Arc::new(Queue::new(Wake::Task(Notify::new())));
         tasks.spawn(run_async(queue.clone(), backend, sealer));
-        queue
+        (queue, None)
     };
     Ok(WriterHandle {
-        owner: Arc::new(Owner { queue }),
+        owner: Arc::new(Owner { queue, now }),
     })
 }
 
@@ -363,12 +460,14 @@ fn run_blocking(queue: &Queue, backend: &dyn BlockingAuditBackend, sealer: &Arc<
                         st.stopped = true;
                         return;
                     }
+                    Next::Maintain => {
+                        drop(st);
+                        backend.after_batch();
+                        st = queue.lock();
+                    }
                     Next::Wait(None) => st = cv.wait(st).unwrap_or_else(|p| p.into_inner()),
                     Next::Wait(Some(d)) => {
-                        st = cv
-                            .wait_timeout(st, d)
-                            .unwrap_or_else(|p| p.into_inner())
-                            .0;
+                        st = cv.wait_timeout(st, d).unwrap_or_else(|p| p.into_inner()).0;
                     }
                 }
                 wrote = false;
@@ -384,13 +483,12 @@ fn run_blocking(queue: &Queue, backend: &dyn BlockingAuditBackend, sealer: &Arc<
         } = batch;
         let s = sealer.clone();
         let n = records.len();
-        let result = backend.append_blocking(Box::new(move |tip| {
-            s.seal(tip, records, last, now_ms())
-        }));
+        let result =
+            backend.append_blocking(Box::new(move |tip| s.seal(tip, records, last, now_ms())));
         acknowledge(result, acks, n);
         backend.after_batch();
         if last {
-            finish(&queue);
+            finish(queue);
             return;
         }
     }
@@ -409,6 +507,7 @@ async fn run_async(queue: Arc<Queue>, backend: Arc<dyn AuditBackend>, sealer: Ar
                 queue.lock().stopped = true;
                 return;
             }
+            Next::Maintain => continue,
             Next::Wait(None) => {
                 notify.notified().await;
                 wrote = false;
