@@ -729,15 +729,34 @@ pub fn logged_in_with(
     user: &str,
     connection_fields: &str,
 ) -> (DemoDb, BrokerProcess, User, tempfile::TempDir) {
+    let (db, broker, dir) = start_demo_broker(connection_fields, "");
+    let u = User::new(user, &broker);
+    u.login().assert_ok();
+    (db, broker, u, dir)
+}
+
+/// A demo database and a broker whose `demo-pg` connection (open to
+/// `engineering`) has the extra `connection_fields`, with `extra` TOML after
+/// the connections (rule sets, `policy_file`, ...). The returned dir holds the
+/// connection's password file and must outlive the broker.
+pub fn start_demo_broker(
+    connection_fields: &str,
+    extra: &str,
+) -> (DemoDb, BrokerProcess, tempfile::TempDir) {
     let db = DemoDb::start();
     let dir = tempfile::tempdir().unwrap();
     let password_file = dir.path().join("demo-pg.password");
     std::fs::write(&password_file, db.password.expose()).unwrap();
     let c = db.connection("demo-pg", &["engineering"]);
     let q = |s: &str| format!("{s:?}");
-    let extra = format!(
+    let sep = if connection_fields.is_empty() {
+        ""
+    } else {
+        ", "
+    };
+    let config = format!(
         "connections = [{{ name = {}, type = \"postgres\", host = {}, port = {}, \
-         database = {}, user = {}, password_file = {}, allow_groups = {:?}, {connection_fields} }}]",
+         database = {}, user = {}, password_file = {}, allow_groups = {:?}{sep}{connection_fields} }}]\n{extra}",
         q(&c.name),
         q(&c.host),
         c.port,
@@ -746,10 +765,8 @@ pub fn logged_in_with(
         q(&password_file.to_string_lossy()),
         c.allow_groups,
     );
-    let broker = start_broker_with(&[], &extra);
-    let u = User::new(user, &broker);
-    u.login().assert_ok();
-    (db, broker, u, dir)
+    let broker = start_broker_with(&[], &config);
+    (db, broker, dir)
 }
 
 /// A blocking client for the broker's REST API (trusts the broker's CA).

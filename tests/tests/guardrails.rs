@@ -506,32 +506,18 @@ fn an_unknown_guardrail_set_stops_the_broker_with_a_clear_error() {
 #[test]
 fn a_policy_rule_adds_its_guardrails_to_the_sessions_it_grants() {
     // The connection itself names no guardrails; the policy rule does.
-    let db = DemoDb::start();
-    let dir = tempfile::tempdir().unwrap();
-    let password_file = dir.path().join("demo-pg.password");
-    std::fs::write(&password_file, db.password.expose()).unwrap();
-    let policy_file = dir.path().join("policy.toml");
+    let policy_dir = tempfile::tempdir().unwrap();
+    let policy_file = policy_dir.path().join("policy.toml");
     std::fs::write(
         &policy_file,
         "groups = [\"engineering\"]\n\n[[rules]]\nname = \"eng\"\nconnections = [\"demo-pg\"]\n\
          groups = [\"engineering\"]\naccess = \"allow\"\nguardrails = [\"no-destructive\"]\n",
     )
     .unwrap();
-    let c = db.connection("demo-pg", &["engineering"]);
-    let q = |s: &str| format!("{s:?}");
-    let extra = format!(
-        "policy_file = {}\nconnections = [{{ name = {}, type = \"postgres\", host = {}, \
-         port = {}, database = {}, user = {}, password_file = {}, allow_groups = {:?} }}]",
-        q(&policy_file.to_string_lossy()),
-        q(&c.name),
-        q(&c.host),
-        c.port,
-        q(&c.database),
-        q(&c.user),
-        q(&password_file.to_string_lossy()),
-        c.allow_groups,
+    let (db, broker, _dir) = start_demo_broker(
+        "",
+        &format!("policy_file = {:?}", policy_file.to_string_lossy()),
     );
-    let broker = start_broker_with(&[], &extra);
     let alice = User::new("alice", &broker);
     alice.login().assert_ok();
     let before = fingerprint(&db);

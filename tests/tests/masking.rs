@@ -37,25 +37,7 @@ style = "full"
 /// A demo database, a broker whose `demo-pg` masks with `pii` and
 /// `orders-private`, and alice logged in.
 fn masked_demo() -> (DemoDb, BrokerProcess, User, tempfile::TempDir) {
-    let db = DemoDb::start();
-    let dir = tempfile::tempdir().unwrap();
-    let password_file = dir.path().join("demo-pg.password");
-    std::fs::write(&password_file, db.password.expose()).unwrap();
-    let c = db.connection("demo-pg", &["engineering"]);
-    let q = |s: &str| format!("{s:?}");
-    let extra = format!(
-        "connections = [{{ name = {}, type = \"postgres\", host = {}, port = {}, \
-         database = {}, user = {}, password_file = {}, allow_groups = {:?}, \
-         masking = [\"pii\", \"orders-private\"] }}]\n{MASKING}",
-        q(&c.name),
-        q(&c.host),
-        c.port,
-        q(&c.database),
-        q(&c.user),
-        q(&password_file.to_string_lossy()),
-        c.allow_groups,
-    );
-    let broker = start_broker_with(&[], &extra);
+    let (db, broker, dir) = start_demo_broker("masking = [\"pii\", \"orders-private\"]", MASKING);
     let alice = User::new("alice", &broker);
     alice.login().assert_ok();
     (db, broker, alice, dir)

@@ -20,25 +20,10 @@ const REVIEW_SET: &str = "guardrail_sets = [{ name = \"orders-review\", rule = [
 /// review set, alice logged in, and bob (sre) logged in. The returned dir
 /// holds the password file and must outlive the broker.
 fn setup() -> (DemoDb, BrokerProcess, User, User, tempfile::TempDir) {
-    let db = DemoDb::start();
-    let dir = tempfile::tempdir().unwrap();
-    let password_file = dir.path().join("demo-pg.password");
-    std::fs::write(&password_file, db.password.expose()).unwrap();
-    let c = db.connection("demo-pg", &["engineering"]);
-    let q = |s: &str| format!("{s:?}");
-    let extra = format!(
-        "{REVIEW_SET}\nconnections = [{{ name = {}, type = \"postgres\", host = {}, port = {}, \
-         database = {}, user = {}, password_file = {}, allow_groups = {:?}, \
-         guardrails = [\"no-destructive\", \"orders-review\"] }}]",
-        q(&c.name),
-        q(&c.host),
-        c.port,
-        q(&c.database),
-        q(&c.user),
-        q(&password_file.to_string_lossy()),
-        c.allow_groups,
+    let (db, broker, dir) = start_demo_broker(
+        "guardrails = [\"no-destructive\", \"orders-review\"]",
+        REVIEW_SET,
     );
-    let broker = start_broker_with(&[], &extra);
     let alice = User::new("alice", &broker);
     alice.login().assert_ok();
     let bob = User::new("bob", &broker);

@@ -236,6 +236,23 @@ fn scp_up_and_down_and_an_sftp_batch_work() {
             .any(|e| e["bytes_up"].as_u64().unwrap() >= content.len() as u64),
         "{sftp_entries:?}"
     );
+    // ... and their file operations: the paths, and the bytes of each file.
+    let ops: Vec<&serde_json::Value> = sftp_entries
+        .iter()
+        .flat_map(|e| e["sftp_ops"].as_array().into_iter().flatten())
+        .collect();
+    let sftp_path = format!("{remote}.sftp");
+    let n = content.len() as u64;
+    assert!(
+        ops.iter()
+            .any(|o| o["op"] == "write" && o["path"] == sftp_path && o["bytes_written"] == n),
+        "the upload is recorded with its path and size: {ops:?}"
+    );
+    assert!(
+        ops.iter()
+            .any(|o| o["op"] == "read" && o["path"] == sftp_path && o["bytes_read"] == n),
+        "the download is recorded with its path and size: {ops:?}"
+    );
     // The key never reached the client side, the logs or the recordings.
     assert_no_key(&sshd, "the broker log", &broker.log());
     assert_not_in_dir(&broker.data_dir, &key_body(&sshd));

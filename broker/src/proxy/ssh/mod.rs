@@ -33,6 +33,7 @@ pub mod bridge;
 pub mod client;
 pub mod recording;
 pub mod server;
+pub mod sftp_watch;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

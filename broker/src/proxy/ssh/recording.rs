@@ -82,6 +82,16 @@ pub struct IndexEntry {
     pub bytes_up: u64,
     /// Bytes from the target to the client.
     pub bytes_down: u64,
+    /// sftp: the file operations, with paths and per-file byte counts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sftp_ops: Vec<super::sftp_watch::SftpOp>,
+    /// sftp: operations beyond the recorded maximum.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub sftp_ops_dropped: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// `<session-id>.json`.
@@ -207,6 +217,8 @@ impl Recordings {
             exit_signal: None,
             bytes_up: 0,
             bytes_down: 0,
+            sftp_ops: Vec::new(),
+            sftp_ops_dropped: 0,
         };
         if let Err(e) = self.update(meta, |i| i.entries.push(entry)) {
             tracing::error!(session = %meta.session_id, "cannot write the recording index: {e}");
@@ -252,6 +264,8 @@ impl Recordings {
                 exit_signal: None,
                 bytes_up: 0,
                 bytes_down: 0,
+                sftp_ops: Vec::new(),
+                sftp_ops_dropped: 0,
             });
         })?;
         if let Some(name) = &file_name {
@@ -284,6 +298,7 @@ impl Recordings {
             started: Instant::now(),
             inner: Mutex::new(Inner {
                 cast,
+                sftp: (kind == EntryKind::Sftp).then(super::sftp_watch::SftpWatch::default),
                 carry: Vec::new(),
                 bytes_up: 0,
                 bytes_down: 0,
@@ -297,6 +312,8 @@ impl Recordings {
 
 struct Inner {
     cast: Option<std::fs::File>,
+    /// sftp channels: the file operations seen so far.
+    sftp: Option<super::sftp_watch::SftpWatch>,
     /// An incomplete UTF-8 sequence at the end of the last output chunk.
     carry: Vec<u8>,
     bytes_up: u64,
@@ -346,6 +363,9 @@ impl ChannelRecord {
     pub fn output(&self, data: &[u8]) {
         let mut inner = self.lock();
         inner.bytes_down += data.len() as u64;
+        if let Some(w) = inner.sftp.as_mut() {
+            w.target_data(data);
+        }
         if inner.cast.is_none() {
             return;
         }
@@ -365,9 +385,15 @@ impl ChannelRecord {
         }
     }
 
-    /// Bytes from the client to the target (counted, not recorded).
-    pub fn input(&self, len: usize) {
-        self.lock().bytes_up += len as u64;
+    /// Bytes from the client to the target: counted; keystrokes are not
+    /// recorded (a typed password must not land in a file), sftp requests
+    /// are read for the file operations they name.
+    pub fn input(&self, data: &[u8]) {
+        let mut inner = self.lock();
+        inner.bytes_up += data.len() as u64;
+        if let Some(w) = inner.sftp.as_mut() {
+            w.client_data(data);
+        }
     }
 
     /// Bytes carried outside the channel callbacks (a forwarded connection).
@@ -395,7 +421,7 @@ impl ChannelRecord {
 
     /// The channel closed: the index gets the end, exit and byte counts.
     pub fn finish(&self) {
-        let (up, down, status, signal) = {
+        let (up, down, status, signal, sftp_ops, sftp_dropped) = {
             let mut inner = self.lock();
             if std::mem::replace(&mut inner.finished, true) {
                 return;
@@ -404,11 +430,18 @@ impl ChannelRecord {
                 let _ = f.flush();
             }
             inner.cast = None;
+            let (ops, dropped) = inner
+                .sftp
+                .as_ref()
+                .map(|w| (w.ops().0.to_vec(), w.ops().1))
+                .unwrap_or_default();
             (
                 inner.bytes_up,
                 inner.bytes_down,
                 inner.exit_status,
                 inner.exit_signal.clone(),
+                ops,
+                dropped,
             )
         };
         let slot = self.slot;
@@ -419,6 +452,8 @@ impl ChannelRecord {
                 e.bytes_down = down;
                 e.exit_status = status;
                 e.exit_signal = signal;
+                e.sftp_ops = sftp_ops;
+                e.sftp_ops_dropped = sftp_dropped;
             }
         });
         if let Err(e) = result {
@@ -464,7 +499,7 @@ mod tests {
         rec.output(&euro[..1]);
         rec.output(&euro[1..]);
         rec.resize(120, 40);
-        rec.input(3);
+        rec.input(b"abc");
         rec.exit_status(0);
         drop(rec);
         let text = std::fs::read_to_string(dir.path().join("recordings/0b7c-test.cast")).unwrap();

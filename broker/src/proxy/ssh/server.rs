@@ -421,7 +421,7 @@ impl russh::server::Handler for ClientSide {
     ) -> Result<(), Self::Error> {
         if let Some(c) = self.channels.get(&channel) {
             if let Some(r) = c.slot.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
-                r.input(data.len());
+                r.input(data);
             }
             // Waits for the target's window: back-pressure reaches the client.
             c.up.data_bytes(bytes::Bytes::copy_from_slice(data)).await?;
