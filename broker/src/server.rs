@@ -26,6 +26,12 @@ pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Deadline for a client to send a complete request head.
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long clients should keep an idle connection to the broker: shorter
+/// than [`HEADER_READ_TIMEOUT`], which also ends idle keep-alive
+/// connections, so a client drops its idle connection before the broker
+/// does and never sends a request into one the broker is closing.
+pub const CLIENT_POOL_IDLE: Duration = Duration::from_secs(5);
+
 /// Serves `app` on `listener` over TLS until `shutdown` is cancelled.
 pub async fn run(
     listener: TcpListener,

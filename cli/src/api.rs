@@ -454,6 +454,10 @@ fn base_builder(roots: &[reqwest::Certificate]) -> reqwest::ClientBuilder {
     let mut b = reqwest::Client::builder()
         .use_rustls_tls()
         .user_agent(USER_AGENT)
+        // The broker ends idle keep-alive connections after 10 s (its
+        // header-read deadline); dropping ours after 5 s means a request is
+        // never written into a connection the broker is closing.
+        .pool_idle_timeout(std::time::Duration::from_secs(5))
         .connect_timeout(CONNECT_TIMEOUT)
         .redirect(reqwest::redirect::Policy::none());
     for cert in roots {

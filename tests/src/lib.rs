@@ -334,6 +334,7 @@ mod reqwest {
                 .unwrap();
             let client = ::reqwest::Client::builder()
                 .add_root_certificate(ca.clone())
+                .pool_idle_timeout(hoop_broker::server::CLIENT_POOL_IDLE)
                 .build()
                 .unwrap();
             rt.block_on(async {
@@ -597,6 +598,7 @@ impl BrokerProcess {
         let jwks: serde_json::Value = rt.block_on(async {
             ::reqwest::Client::builder()
                 .add_root_certificate(ca)
+                .pool_idle_timeout(hoop_broker::server::CLIENT_POOL_IDLE)
                 .build()
                 .unwrap()
                 .get(format!("{}/idp/jwks", self.url))
@@ -791,6 +793,7 @@ impl Api {
                 .unwrap(),
             http: ::reqwest::Client::builder()
                 .add_root_certificate(ca)
+                .pool_idle_timeout(hoop_broker::server::CLIENT_POOL_IDLE)
                 .build()
                 .unwrap(),
             url: broker.url.clone(),
