@@ -29,14 +29,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::{BufMut as _, BytesMut};
-use tokio::io::AsyncWriteExt as _;
-
 use super::Upstream;
-use super::frame::{
-    FrameError, MAX_MESSAGE_LEN, cstr, data_row_text, error_code_and_message, i32_at, read_tagged,
-};
-use super::upstream::UpstreamStream;
+use super::frame::{cstr, i32_at};
 
 /// How long a found table's description is trusted.
 pub const FOUND_TTL: Duration = Duration::from_secs(60);
@@ -72,15 +66,6 @@ pub enum CatalogError {
     /// The lookup took longer than [`CATALOG_TIMEOUT`].
     #[error("the catalog did not answer within {0:?}")]
     Timeout(Duration),
-}
-
-impl From<FrameError> for CatalogError {
-    fn from(e: FrameError) -> Self {
-        match e {
-            FrameError::Io(e) => CatalogError::Io(e),
-            other => CatalogError::Protocol(other.to_string()),
-        }
-    }
 }
 
 /// One field of a RowDescription.
@@ -326,113 +311,48 @@ impl Catalog {
 
 /// The broker's own connection for catalog questions.
 struct SideConn {
-    stream: UpstreamStream,
-    buf: BytesMut,
+    conn: super::upstream::UpstreamConn,
     last_used: Instant,
 }
 
-fn frame(out: &mut BytesMut, tag: u8, body: impl FnOnce(&mut BytesMut)) {
-    out.put_u8(tag);
-    let at = out.len();
-    out.put_u32(0);
-    body(out);
-    let len = u32::try_from(out.len() - at).unwrap_or(u32::MAX);
-    if let Some(slot) = out.get_mut(at..at + 4) {
-        slot.copy_from_slice(&len.to_be_bytes());
+impl From<super::PgProxyError> for CatalogError {
+    fn from(e: super::PgProxyError) -> Self {
+        match e {
+            super::PgProxyError::Server { code, message } => CatalogError::Server { code, message },
+            super::PgProxyError::UpstreamIo(e) => CatalogError::Io(e),
+            other => CatalogError::Protocol(other.to_string()),
+        }
     }
 }
 
 impl SideConn {
     async fn open(upstream: &Upstream) -> Result<SideConn, CatalogError> {
-        let params = [(
-            "application_name".to_owned(),
-            "hoop-broker masking catalog".to_owned(),
-        )];
-        let logged_in = super::upstream::login(upstream, &params)
+        let conn = super::upstream::connect_as(upstream, "hoop-broker masking catalog")
             .await
             .map_err(CatalogError::Login)?;
         Ok(SideConn {
-            stream: logged_in.stream,
-            buf: logged_in.leftover,
+            conn,
             last_used: Instant::now(),
         })
     }
 
-    async fn send(&mut self, out: &[u8]) -> Result<(), CatalogError> {
-        self.stream.write_all(out).await.map_err(CatalogError::Io)
-    }
-
-    async fn next(&mut self) -> Result<super::frame::TaggedFrame, CatalogError> {
-        read_tagged(&mut self.stream, &mut self.buf, MAX_MESSAGE_LEN)
-            .await?
-            .ok_or_else(|| CatalogError::Protocol("the server closed the connection".to_owned()))
-    }
-
     /// Simple query; rows as text.
     async fn query(&mut self, sql: String) -> Result<Vec<Vec<Option<String>>>, CatalogError> {
-        let mut out = BytesMut::new();
-        frame(&mut out, b'Q', |b| {
-            b.put_slice(sql.as_bytes());
-            b.put_u8(0);
-        });
-        self.send(&out).await?;
-        let mut rows = Vec::new();
-        let mut error = None;
-        loop {
-            let f = self.next().await?;
-            match f.tag {
-                b'D' => rows.push(
-                    data_row_text(&f.body)
-                        .ok_or_else(|| CatalogError::Protocol("malformed DataRow".to_owned()))?,
-                ),
-                b'E' => {
-                    let (code, message) = error_code_and_message(&f.body);
-                    error.get_or_insert(CatalogError::Server { code, message });
-                }
-                b'Z' => return error.map_or(Ok(rows), Err),
-                _ => {}
-            }
-        }
+        Ok(self.conn.simple_query(&sql).await?)
     }
 
     /// Parse + Describe statement + Sync on the unnamed statement.
     async fn describe(&mut self, sql: String) -> Result<Option<Vec<FieldDesc>>, CatalogError> {
-        let mut out = BytesMut::new();
-        frame(&mut out, b'P', |b| {
-            b.put_u8(0);
-            b.put_slice(sql.as_bytes());
-            b.put_u8(0);
-            b.put_u16(0);
-        });
-        frame(&mut out, b'D', |b| {
-            b.put_u8(b'S');
-            b.put_u8(0);
-        });
-        frame(&mut out, b'S', |_| {});
-        self.send(&out).await?;
-        let mut fields = None;
-        let mut error = None;
-        loop {
-            let f = self.next().await?;
-            match f.tag {
-                b'T' => {
-                    fields = Some(parse_row_description(&f.body).ok_or_else(|| {
-                        CatalogError::Protocol("malformed RowDescription".to_owned())
-                    })?);
-                }
-                b'E' => {
-                    let (code, message) = error_code_and_message(&f.body);
-                    error.get_or_insert(CatalogError::Server { code, message });
-                }
-                b'Z' => return error.map_or(Ok(fields), Err),
-                _ => {}
-            }
+        match self.conn.describe(&sql).await? {
+            None => Ok(None),
+            Some(body) => parse_row_description(&body)
+                .map(Some)
+                .ok_or_else(|| CatalogError::Protocol("malformed RowDescription".to_owned())),
         }
     }
 
-    async fn close(mut self) {
-        let _ = self.stream.write_all(b"X\0\0\0\x04").await;
-        let _ = self.stream.shutdown().await;
+    async fn close(self) {
+        self.conn.close().await;
     }
 }
 

@@ -209,22 +209,41 @@ pub(crate) fn error_code_and_message(body: &[u8]) -> (String, String) {
 
 /// A FATAL ErrorResponse, encoded for the wire, with `hint` when given.
 pub(crate) fn fatal_message(code: &str, message: &str, hint: Option<&str>) -> BytesMut {
-    error_response("FATAL", code, message, hint)
+    error_response("FATAL", code, message, None, hint)
 }
 
 /// An ERROR-level ErrorResponse (the session goes on), encoded for the wire.
 pub(crate) fn error_message(code: &str, message: &str, hint: Option<&str>) -> BytesMut {
-    error_response("ERROR", code, message, hint)
+    error_response("ERROR", code, message, None, hint)
 }
 
-fn error_response(severity: &str, code: &str, message: &str, hint: Option<&str>) -> BytesMut {
-    let fields = |message: &str, hint: Option<&str>| {
+/// [`error_message`] with a DETAIL field (read by tools, e.g. a review id).
+pub(crate) fn error_message_with_detail(
+    code: &str,
+    message: &str,
+    detail: &str,
+    hint: Option<&str>,
+) -> BytesMut {
+    error_response("ERROR", code, message, Some(detail), hint)
+}
+
+fn error_response(
+    severity: &str,
+    code: &str,
+    message: &str,
+    detail: Option<&str>,
+    hint: Option<&str>,
+) -> BytesMut {
+    let fields = |message: &str, detail: Option<&str>, hint: Option<&str>| {
         let mut fields = vec![
             (b'S', severity.to_owned()),
             (b'V', severity.to_owned()),
             (b'C', code.to_owned()),
             (b'M', message.to_owned()),
         ];
+        if let Some(detail) = detail {
+            fields.push((b'D', detail.to_owned()));
+        }
         if let Some(hint) = hint {
             fields.push((b'H', hint.to_owned()));
         }
@@ -233,13 +252,14 @@ fn error_response(severity: &str, code: &str, message: &str, hint: Option<&str>)
     let mut out = BytesMut::new();
     // Encoding only fails for messages over the codec's limit; a message we
     // compose ourselves is far below it, but fall back to a short one anyway.
-    if ErrorResponse::new(fields(message, hint))
+    if ErrorResponse::new(fields(message, detail, hint))
         .encode(&mut out)
         .is_err()
     {
         out.clear();
         let _ = ErrorResponse::new(fields(
             "hoop: the statement or connection was refused",
+            None,
             None,
         ))
         .encode(&mut out);

@@ -64,9 +64,8 @@ use std::sync::{Arc, Mutex};
 use std::task::Poll;
 
 use bytes::{BufMut as _, Bytes, BytesMut};
-use pgwire::messages::Message as _;
 
-use super::frame::{cstr, error_code_and_message, error_message};
+use super::frame::{cstr, error_code_and_message, error_message, error_message_with_detail};
 use super::relay::{Frame, FrameHook, Pending, Verdict};
 use crate::guard::{Action, Decision, Denial, Guardrails, is_parser_safe_encoding};
 use crate::record::{Durable, RecordError, SessionLog, StatementDecision, StatementId};
@@ -686,19 +685,13 @@ fn held_for_review(d: &Denial, id: &str, approvers: &str, new: bool, connection:
          again (it may run once), or let `hoopctl exec {connection} --wait -c SQL` wait for the \
          decision and run it"
     );
-    let fields = vec![
-        (b'S', "ERROR".to_owned()),
-        (b'V', "ERROR".to_owned()),
-        (b'C', d.sqlstate.to_owned()),
-        (b'M', message),
-        (b'D', format!("{REVIEW_DETAIL_PREFIX}{id}")),
-        (b'H', hint),
-    ];
-    let mut out = BytesMut::new();
-    match pgwire::messages::response::ErrorResponse::new(fields).encode(&mut out) {
-        Ok(()) => out.freeze(),
-        Err(_) => refusal(d.sqlstate, &d.message),
-    }
+    error_message_with_detail(
+        d.sqlstate,
+        &message,
+        &format!("{REVIEW_DETAIL_PREFIX}{id}"),
+        Some(&hint),
+    )
+    .freeze()
 }
 
 impl FrameHook for GuardStatements {

@@ -540,8 +540,8 @@ async fn authenticate(
     }
 }
 
-/// A minimal upstream client for the broker's own use: simple queries only,
-/// results as text.
+/// A minimal upstream client for the broker's own use (the dev database,
+/// the masking catalog): simple queries with text results, and Describe.
 pub struct UpstreamConn {
     stream: UpstreamStream,
     buf: BytesMut,
@@ -552,7 +552,15 @@ pub struct UpstreamConn {
 /// Connects and logs in to `upstream` as its stored user (deadline
 /// [`UPSTREAM_LOGIN_TIMEOUT`]).
 pub async fn connect(upstream: &Upstream) -> Result<UpstreamConn, PgProxyError> {
-    let params = [("application_name".to_owned(), "hoop-broker".to_owned())];
+    connect_as(upstream, "hoop-broker").await
+}
+
+/// [`connect`], showing `application_name` in the server's activity view.
+pub async fn connect_as(
+    upstream: &Upstream,
+    application_name: &str,
+) -> Result<UpstreamConn, PgProxyError> {
+    let params = [("application_name".to_owned(), application_name.to_owned())];
     let logged_in = login(upstream, &params).await?;
     Ok(UpstreamConn {
         stream: logged_in.stream,
@@ -560,6 +568,13 @@ pub async fn connect(upstream: &Upstream) -> Result<UpstreamConn, PgProxyError> 
         parameters: logged_in.parameters,
         backend_key: logged_in.backend_key,
     })
+}
+
+fn encode_error(e: std::io::Error) -> PgProxyError {
+    PgProxyError::Refused {
+        code: "54000".to_owned(),
+        message: format!("cannot encode the query ({e})"),
+    }
 }
 
 impl UpstreamConn {
@@ -571,16 +586,49 @@ impl UpstreamConn {
         sql: &str,
     ) -> Result<Vec<Vec<Option<String>>>, PgProxyError> {
         let mut out = BytesMut::new();
-        frontend::query(sql, &mut out).map_err(|e| PgProxyError::Refused {
-            code: "54000".to_owned(),
-            message: format!("cannot encode the query ({e})"),
-        })?;
+        frontend::query(sql, &mut out).map_err(encode_error)?;
+        let mut rows = Vec::new();
+        self.exchange(&out, |tag, body| {
+            if tag == b'D' {
+                rows.push(data_row_text(body).ok_or_else(|| {
+                    PgProxyError::UpstreamProtocol("malformed DataRow".to_owned())
+                })?);
+            }
+            Ok(())
+        })
+        .await?;
+        Ok(rows)
+    }
+
+    /// The RowDescription body `sql` would produce (`None`: it returns no
+    /// rows), from Parse + Describe of the unnamed statement; nothing runs.
+    pub async fn describe(&mut self, sql: &str) -> Result<Option<Vec<u8>>, PgProxyError> {
+        let mut out = BytesMut::new();
+        frontend::parse("", sql, std::iter::empty(), &mut out).map_err(encode_error)?;
+        frontend::describe(b'S', "", &mut out).map_err(encode_error)?;
+        frontend::sync(&mut out);
+        let mut description = None;
+        self.exchange(&out, |tag, body| {
+            if tag == b'T' {
+                description = Some(body.to_vec());
+            }
+            Ok(())
+        })
+        .await?;
+        Ok(description)
+    }
+
+    /// Sends `out` and reads the answers up to ReadyForQuery, showing each
+    /// message to `on`; the first server error is the result.
+    async fn exchange(
+        &mut self,
+        out: &[u8],
+        mut on: impl FnMut(u8, &[u8]) -> Result<(), PgProxyError>,
+    ) -> Result<(), PgProxyError> {
         self.stream
-            .write_all(&out)
+            .write_all(out)
             .await
             .map_err(PgProxyError::UpstreamIo)?;
-
-        let mut rows = Vec::new();
         let mut error = None;
         loop {
             let frame = match read_tagged(&mut self.stream, &mut self.buf, MAX_MESSAGE_LEN).await {
@@ -595,9 +643,6 @@ impl UpstreamConn {
                 Err(e) => return Err(upstream_frame_err(e)),
             };
             match frame.tag {
-                b'D' => rows.push(data_row_text(&frame.body).ok_or_else(|| {
-                    PgProxyError::UpstreamProtocol("malformed DataRow".to_owned())
-                })?),
                 b'E' => {
                     let (code, message) = error_code_and_message(&frame.body);
                     error.get_or_insert(PgProxyError::Server { code, message });
@@ -611,15 +656,10 @@ impl UpstreamConn {
                         .await
                         .map_err(PgProxyError::UpstreamIo)?;
                 }
-                b'Z' => {
-                    return match error {
-                        Some(e) => Err(e),
-                        None => Ok(rows),
-                    };
-                }
-                // RowDescription, CommandComplete, notices, COPY OUT data,
-                // ParameterStatus, notifications: nothing to collect.
-                _ => {}
+                b'Z' => return error.map_or(Ok(()), Err),
+                // Everything else (rows, descriptions, notices, COPY OUT
+                // data, ParameterStatus, notifications) is for `on`.
+                tag => on(tag, &frame.body)?,
             }
         }
     }
