@@ -1376,6 +1376,11 @@ struct CsvField<'a> {
 
 /// Parses CSV records from `data`; each record is a list of fields and
 /// whether it ended with a newline.
+///
+/// Not the `csv` crate: PostgreSQL's CSV tells a NULL (unquoted, equal to
+/// the NULL string) from an empty string (quoted), and fields that stay
+/// unmasked must pass through byte for byte; `csv`/`csv-core` report
+/// neither a field's quoting nor its raw bytes.
 fn parse_csv(
     data: &[u8],
     (delimiter, quote, escape): (u8, u8, u8),
