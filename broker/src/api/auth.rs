@@ -67,7 +67,13 @@ impl FromRequestParts<Arc<AppState>> for Caller {
             return Err(failure);
         };
         match state.verifier.verify(token).await {
-            Ok(identity) => Ok(Caller(identity)),
+            Ok(identity) => {
+                let now = crate::app::now_unix();
+                if state.verifier.first_use(token, identity.expires_at, now) {
+                    audit_first_use(state, parts, &identity).await;
+                }
+                Ok(Caller(identity))
+            }
             Err(e) => {
                 let message = e.to_string();
                 audit_refusal(state, parts, e.class(), &Claimed::peek(token), &message).await;
@@ -75,6 +81,38 @@ impl FromRequestParts<Arc<AppState>> for Caller {
             }
         }
     }
+}
+
+/// Appends the `token.accepted` event: the first request this broker
+/// serves with a token (after `hoopctl login`, a refresh, or a CI job's new
+/// workload token): who, which issuer, groups, until when, from where.
+async fn audit_first_use(state: &AppState, parts: &Parts, who: &Identity) {
+    let detail = serde_json::json!({
+        "iss": who.issuer,
+        "sub": who.subject,
+        "kind": who.kind,
+        "groups": who.groups,
+        "rule": who.matched_rule,
+        "expires_at": who.expires_at,
+        "ip": client_ip(parts),
+    });
+    state
+        .audit(Event {
+            at: crate::app::now_unix(),
+            kind: "token.accepted".into(),
+            user_name: Some(who.user.clone()),
+            connection: None,
+            session_id: None,
+            detail: detail.to_string(),
+        })
+        .await;
+}
+
+fn client_ip(parts: &Parts) -> String {
+    parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or_else(|| "-".to_owned(), |ConnectInfo(peer)| peer.ip().to_string())
 }
 
 /// Appends the `token.refused` event (and logs the refusal, without the token).
@@ -85,10 +123,7 @@ async fn audit_refusal(
     claimed: &Claimed,
     message: &str,
 ) {
-    let ip = parts
-        .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map_or_else(|| "-".to_owned(), |ConnectInfo(peer)| peer.ip().to_string());
+    let ip = client_ip(parts);
     let path = sanitize(parts.uri.path());
     tracing::info!(
         class = class.as_str(),

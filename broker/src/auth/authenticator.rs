@@ -25,7 +25,8 @@
     clippy::panic
 )]
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -76,7 +77,14 @@ pub struct Authenticator {
 struct Inner {
     person: TokenVerifier,
     workloads: Vec<WorkloadIssuer>,
+    /// SHA-256 of tokens already accepted → their `exp`: each token's first
+    /// use is audited once (the broker's record of a login), never the token.
+    seen: Mutex<HashMap<[u8; 32], u64>>,
 }
+
+/// Tokens remembered for [`Authenticator::first_use`] before expired ones
+/// are dropped; past it even live ones are (their next use is audited again).
+const MAX_SEEN_TOKENS: usize = 100_000;
 
 enum Chosen<'a> {
     Person,
@@ -87,7 +95,11 @@ impl Authenticator {
     /// Trusts `person` (the `[identity]` issuer) and `workloads`.
     pub fn new(person: TokenVerifier, workloads: Vec<WorkloadIssuer>) -> Authenticator {
         Authenticator {
-            inner: Arc::new(Inner { person, workloads }),
+            inner: Arc::new(Inner {
+                person,
+                workloads,
+                seen: Mutex::new(HashMap::new()),
+            }),
         }
     }
 
@@ -99,6 +111,25 @@ impl Authenticator {
     /// The trusted workload issuers.
     pub fn workloads(&self) -> &[WorkloadIssuer] {
         &self.inner.workloads
+    }
+
+    /// True the first time this broker accepts `token` (until its `exp`,
+    /// Unix seconds, passes). Only the token's SHA-256 is kept.
+    pub fn first_use(&self, token: &str, expires_at: u64, now: u64) -> bool {
+        use sha2::Digest as _;
+        let digest: [u8; 32] = sha2::Sha256::digest(token.trim().as_bytes()).into();
+        let mut seen = self.inner.seen.lock().unwrap_or_else(PoisonError::into_inner);
+        if seen.contains_key(&digest) {
+            return false;
+        }
+        if seen.len() >= MAX_SEEN_TOKENS {
+            seen.retain(|_, exp| *exp > now);
+            if seen.len() >= MAX_SEEN_TOKENS {
+                seen.clear();
+            }
+        }
+        seen.insert(digest, expires_at);
+        true
     }
 
     /// Validates `token` and returns who it identifies.

@@ -222,12 +222,32 @@ fn tamper_tests(backend: Backend) {
     // list: filters, and JSON that parses.
     let r = s
         .carol
-        .run(&["audit", "list", "--kind", "token", "-o", "json"]);
+        .run(&["audit", "list", "--kind", "token.refused", "-o", "json"]);
     r.assert_ok();
     let list: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
     let records = list["records"].as_array().unwrap();
     assert_eq!(records.len(), 10, "{}", r.stdout);
     assert!(records.iter().all(|r| r["kind"] == "token.refused"));
+    // Each token's first use is a record (its "login" at this broker), once
+    // per token and broker run however often it is used: alice's exec and
+    // carol's verify before the restart, alice's list and carol's export
+    // after it (carol ran more commands than that).
+    let r = s
+        .carol
+        .run(&["audit", "list", "--kind", "token.accepted", "-o", "json"]);
+    r.assert_ok();
+    let list: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let mut actors: Vec<&str> = list["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["actor"].as_str().unwrap())
+        .collect();
+    actors.sort_unstable();
+    assert_eq!(actors, ["alice", "alice", "carol", "carol"], "{}", r.stdout);
+    let first = &list["records"][0]["detail"];
+    assert!(first["iss"].as_str().unwrap().starts_with("http"), "{first}");
+    assert!(first["expires_at"].as_u64().is_some(), "{first}");
     let r = s
         .carol
         .run(&["audit", "list", "--user", "alice", "--since", "1h"]);
