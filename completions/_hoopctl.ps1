@@ -42,7 +42,7 @@ Register-ArgumentCompleter -Native -CommandName 'hoopctl' -ScriptBlock {
             [CompletionResult]::new('policy', 'policy', [CompletionResultType]::ParameterValue, 'Read, check, apply and test the access policy')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
             [CompletionResult]::new('audit', 'audit', [CompletionResultType]::ParameterValue, 'The tamper-evident audit log: list, export, verify (admins and auditors)')
-            [CompletionResult]::new('sessions', 'sessions', [CompletionResultType]::ParameterValue, 'Recorded sessions: replay an SSH shell session in the terminal')
+            [CompletionResult]::new('sessions', 'sessions', [CompletionResultType]::ParameterValue, 'Recorded sessions: list, show, replay and export them')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -541,19 +541,83 @@ Register-ArgumentCompleter -Native -CommandName 'hoopctl' -ScriptBlock {
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
-            [CompletionResult]::new('replay', 'replay', [CompletionResultType]::ParameterValue, 'Play a recorded SSH shell session at recorded speed')
+            [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List sessions, newest first (yours; everyone''s for admins and auditors)')
+            [CompletionResult]::new('ls', 'ls', [CompletionResultType]::ParameterValue, 'List sessions, newest first (yours; everyone''s for admins and auditors)')
+            [CompletionResult]::new('show', 'show', [CompletionResultType]::ParameterValue, 'Show a session: who, where, when, and its statements or SSH commands')
+            [CompletionResult]::new('replay', 'replay', [CompletionResultType]::ParameterValue, 'Play a session back: Postgres statements with their outcomes, or an SSH shell, at recorded speed')
+            [CompletionResult]::new('export', 'export', [CompletionResultType]::ParameterValue, 'Write a session''s recording: JSON for Postgres, asciicast v2 for an SSH shell')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'hoopctl;sessions;list' {
+            [CompletionResult]::new('--user', '--user', [CompletionResultType]::ParameterName, 'Sessions of this user')
+            [CompletionResult]::new('--connection', '--connection', [CompletionResultType]::ParameterName, 'Sessions on this connection')
+            [CompletionResult]::new('--since', '--since', [CompletionResultType]::ParameterName, 'Sessions opened since this time: RFC 3339 (2025-01-31T08:00:00Z) or a duration ago (1h, 7d)')
+            [CompletionResult]::new('--limit', '--limit', [CompletionResultType]::ParameterName, 'At most this many sessions (the newest)')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format')
+            [CompletionResult]::new('--broker', '--broker', [CompletionResultType]::ParameterName, 'Broker URL, e.g. https://hoop.example.com:8443 [default: $HOOP_BROKER, then config.toml]')
+            [CompletionResult]::new('--ca-file', '--ca-file', [CompletionResultType]::ParameterName, 'PEM file with the CA certificate that signs the broker''s TLS certificate, when it is not in the system trust store [default: $HOOP_CA_FILE, then config.toml]')
+            [CompletionResult]::new('--token-file', '--token-file', [CompletionResultType]::ParameterName, 'Read the bearer token from this file instead of the stored login (a CI job''s OIDC token, a Kubernetes projected token); re-read when the token in it expires')
+            [CompletionResult]::new('--audience', '--audience', [CompletionResultType]::ParameterName, 'Audience to request when hoopctl fetches a GitHub Actions OIDC token [default: $HOOP_AUDIENCE, then "hoop"]')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'hoopctl;sessions;ls' {
+            [CompletionResult]::new('--user', '--user', [CompletionResultType]::ParameterName, 'Sessions of this user')
+            [CompletionResult]::new('--connection', '--connection', [CompletionResultType]::ParameterName, 'Sessions on this connection')
+            [CompletionResult]::new('--since', '--since', [CompletionResultType]::ParameterName, 'Sessions opened since this time: RFC 3339 (2025-01-31T08:00:00Z) or a duration ago (1h, 7d)')
+            [CompletionResult]::new('--limit', '--limit', [CompletionResultType]::ParameterName, 'At most this many sessions (the newest)')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format')
+            [CompletionResult]::new('--broker', '--broker', [CompletionResultType]::ParameterName, 'Broker URL, e.g. https://hoop.example.com:8443 [default: $HOOP_BROKER, then config.toml]')
+            [CompletionResult]::new('--ca-file', '--ca-file', [CompletionResultType]::ParameterName, 'PEM file with the CA certificate that signs the broker''s TLS certificate, when it is not in the system trust store [default: $HOOP_CA_FILE, then config.toml]')
+            [CompletionResult]::new('--token-file', '--token-file', [CompletionResultType]::ParameterName, 'Read the bearer token from this file instead of the stored login (a CI job''s OIDC token, a Kubernetes projected token); re-read when the token in it expires')
+            [CompletionResult]::new('--audience', '--audience', [CompletionResultType]::ParameterName, 'Audience to request when hoopctl fetches a GitHub Actions OIDC token [default: $HOOP_AUDIENCE, then "hoop"]')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'hoopctl;sessions;show' {
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format')
+            [CompletionResult]::new('--broker', '--broker', [CompletionResultType]::ParameterName, 'Broker URL, e.g. https://hoop.example.com:8443 [default: $HOOP_BROKER, then config.toml]')
+            [CompletionResult]::new('--ca-file', '--ca-file', [CompletionResultType]::ParameterName, 'PEM file with the CA certificate that signs the broker''s TLS certificate, when it is not in the system trust store [default: $HOOP_CA_FILE, then config.toml]')
+            [CompletionResult]::new('--token-file', '--token-file', [CompletionResultType]::ParameterName, 'Read the bearer token from this file instead of the stored login (a CI job''s OIDC token, a Kubernetes projected token); re-read when the token in it expires')
+            [CompletionResult]::new('--audience', '--audience', [CompletionResultType]::ParameterName, 'Audience to request when hoopctl fetches a GitHub Actions OIDC token [default: $HOOP_AUDIENCE, then "hoop"]')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
         }
         'hoopctl;sessions;replay' {
             [CompletionResult]::new('--speed', '--speed', [CompletionResultType]::ParameterName, 'Playback speed factor (2 = twice as fast)')
             [CompletionResult]::new('--max-idle', '--max-idle', [CompletionResultType]::ParameterName, 'Cut pauses longer than this many seconds')
-            [CompletionResult]::new('--part', '--part', [CompletionResultType]::ParameterName, 'Which shell of the session (0 = the first)')
+            [CompletionResult]::new('--part', '--part', [CompletionResultType]::ParameterName, 'SSH: which shell of the session (0 = the first)')
             [CompletionResult]::new('--broker', '--broker', [CompletionResultType]::ParameterName, 'Broker URL, e.g. https://hoop.example.com:8443 [default: $HOOP_BROKER, then config.toml]')
             [CompletionResult]::new('--ca-file', '--ca-file', [CompletionResultType]::ParameterName, 'PEM file with the CA certificate that signs the broker''s TLS certificate, when it is not in the system trust store [default: $HOOP_CA_FILE, then config.toml]')
             [CompletionResult]::new('--token-file', '--token-file', [CompletionResultType]::ParameterName, 'Read the bearer token from this file instead of the stored login (a CI job''s OIDC token, a Kubernetes projected token); re-read when the token in it expires')
             [CompletionResult]::new('--audience', '--audience', [CompletionResultType]::ParameterName, 'Audience to request when hoopctl fetches a GitHub Actions OIDC token [default: $HOOP_AUDIENCE, then "hoop"]')
-            [CompletionResult]::new('--index', '--index', [CompletionResultType]::ParameterName, 'Print the session''s recording index (shells, commands, transfers) as JSON instead')
+            [CompletionResult]::new('--index', '--index', [CompletionResultType]::ParameterName, 'SSH: print the session''s recording index (shells, commands, transfers) as JSON instead')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'hoopctl;sessions;export' {
+            [CompletionResult]::new('--out', '--out', [CompletionResultType]::ParameterName, 'Write to this file instead of stdout')
+            [CompletionResult]::new('--part', '--part', [CompletionResultType]::ParameterName, 'SSH: which shell of the session (0 = the first)')
+            [CompletionResult]::new('--broker', '--broker', [CompletionResultType]::ParameterName, 'Broker URL, e.g. https://hoop.example.com:8443 [default: $HOOP_BROKER, then config.toml]')
+            [CompletionResult]::new('--ca-file', '--ca-file', [CompletionResultType]::ParameterName, 'PEM file with the CA certificate that signs the broker''s TLS certificate, when it is not in the system trust store [default: $HOOP_CA_FILE, then config.toml]')
+            [CompletionResult]::new('--token-file', '--token-file', [CompletionResultType]::ParameterName, 'Read the bearer token from this file instead of the stored login (a CI job''s OIDC token, a Kubernetes projected token); re-read when the token in it expires')
+            [CompletionResult]::new('--audience', '--audience', [CompletionResultType]::ParameterName, 'Audience to request when hoopctl fetches a GitHub Actions OIDC token [default: $HOOP_AUDIENCE, then "hoop"]')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
@@ -561,11 +625,23 @@ Register-ArgumentCompleter -Native -CommandName 'hoopctl' -ScriptBlock {
             break
         }
         'hoopctl;sessions;help' {
-            [CompletionResult]::new('replay', 'replay', [CompletionResultType]::ParameterValue, 'Play a recorded SSH shell session at recorded speed')
+            [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List sessions, newest first (yours; everyone''s for admins and auditors)')
+            [CompletionResult]::new('show', 'show', [CompletionResultType]::ParameterValue, 'Show a session: who, where, when, and its statements or SSH commands')
+            [CompletionResult]::new('replay', 'replay', [CompletionResultType]::ParameterValue, 'Play a session back: Postgres statements with their outcomes, or an SSH shell, at recorded speed')
+            [CompletionResult]::new('export', 'export', [CompletionResultType]::ParameterValue, 'Write a session''s recording: JSON for Postgres, asciicast v2 for an SSH shell')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
+        'hoopctl;sessions;help;list' {
+            break
+        }
+        'hoopctl;sessions;help;show' {
+            break
+        }
         'hoopctl;sessions;help;replay' {
+            break
+        }
+        'hoopctl;sessions;help;export' {
             break
         }
         'hoopctl;sessions;help;help' {
@@ -584,7 +660,7 @@ Register-ArgumentCompleter -Native -CommandName 'hoopctl' -ScriptBlock {
             [CompletionResult]::new('policy', 'policy', [CompletionResultType]::ParameterValue, 'Read, check, apply and test the access policy')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
             [CompletionResult]::new('audit', 'audit', [CompletionResultType]::ParameterValue, 'The tamper-evident audit log: list, export, verify (admins and auditors)')
-            [CompletionResult]::new('sessions', 'sessions', [CompletionResultType]::ParameterValue, 'Recorded sessions: replay an SSH shell session in the terminal')
+            [CompletionResult]::new('sessions', 'sessions', [CompletionResultType]::ParameterValue, 'Recorded sessions: list, show, replay and export them')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -673,10 +749,22 @@ Register-ArgumentCompleter -Native -CommandName 'hoopctl' -ScriptBlock {
             break
         }
         'hoopctl;help;sessions' {
-            [CompletionResult]::new('replay', 'replay', [CompletionResultType]::ParameterValue, 'Play a recorded SSH shell session at recorded speed')
+            [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List sessions, newest first (yours; everyone''s for admins and auditors)')
+            [CompletionResult]::new('show', 'show', [CompletionResultType]::ParameterValue, 'Show a session: who, where, when, and its statements or SSH commands')
+            [CompletionResult]::new('replay', 'replay', [CompletionResultType]::ParameterValue, 'Play a session back: Postgres statements with their outcomes, or an SSH shell, at recorded speed')
+            [CompletionResult]::new('export', 'export', [CompletionResultType]::ParameterValue, 'Write a session''s recording: JSON for Postgres, asciicast v2 for an SSH shell')
+            break
+        }
+        'hoopctl;help;sessions;list' {
+            break
+        }
+        'hoopctl;help;sessions;show' {
             break
         }
         'hoopctl;help;sessions;replay' {
+            break
+        }
+        'hoopctl;help;sessions;export' {
             break
         }
         'hoopctl;help;help' {

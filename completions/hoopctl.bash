@@ -181,8 +181,17 @@ _hoopctl() {
             hoopctl__subcmd__help__subcmd__requests,show)
                 cmd="hoopctl__subcmd__help__subcmd__requests__subcmd__show"
                 ;;
+            hoopctl__subcmd__help__subcmd__sessions,export)
+                cmd="hoopctl__subcmd__help__subcmd__sessions__subcmd__export"
+                ;;
+            hoopctl__subcmd__help__subcmd__sessions,list)
+                cmd="hoopctl__subcmd__help__subcmd__sessions__subcmd__list"
+                ;;
             hoopctl__subcmd__help__subcmd__sessions,replay)
                 cmd="hoopctl__subcmd__help__subcmd__sessions__subcmd__replay"
+                ;;
+            hoopctl__subcmd__help__subcmd__sessions,show)
+                cmd="hoopctl__subcmd__help__subcmd__sessions__subcmd__show"
                 ;;
             hoopctl__subcmd__policy,apply)
                 cmd="hoopctl__subcmd__policy__subcmd__apply"
@@ -247,17 +256,38 @@ _hoopctl() {
             hoopctl__subcmd__requests__subcmd__help,show)
                 cmd="hoopctl__subcmd__requests__subcmd__help__subcmd__show"
                 ;;
+            hoopctl__subcmd__sessions,export)
+                cmd="hoopctl__subcmd__sessions__subcmd__export"
+                ;;
             hoopctl__subcmd__sessions,help)
                 cmd="hoopctl__subcmd__sessions__subcmd__help"
+                ;;
+            hoopctl__subcmd__sessions,list)
+                cmd="hoopctl__subcmd__sessions__subcmd__list"
+                ;;
+            hoopctl__subcmd__sessions,ls)
+                cmd="hoopctl__subcmd__sessions__subcmd__list"
                 ;;
             hoopctl__subcmd__sessions,replay)
                 cmd="hoopctl__subcmd__sessions__subcmd__replay"
                 ;;
+            hoopctl__subcmd__sessions,show)
+                cmd="hoopctl__subcmd__sessions__subcmd__show"
+                ;;
+            hoopctl__subcmd__sessions__subcmd__help,export)
+                cmd="hoopctl__subcmd__sessions__subcmd__help__subcmd__export"
+                ;;
             hoopctl__subcmd__sessions__subcmd__help,help)
                 cmd="hoopctl__subcmd__sessions__subcmd__help__subcmd__help"
                 ;;
+            hoopctl__subcmd__sessions__subcmd__help,list)
+                cmd="hoopctl__subcmd__sessions__subcmd__help__subcmd__list"
+                ;;
             hoopctl__subcmd__sessions__subcmd__help,replay)
                 cmd="hoopctl__subcmd__sessions__subcmd__help__subcmd__replay"
+                ;;
+            hoopctl__subcmd__sessions__subcmd__help,show)
+                cmd="hoopctl__subcmd__sessions__subcmd__help__subcmd__show"
                 ;;
             *)
                 ;;
@@ -1236,7 +1266,7 @@ _hoopctl() {
             return 0
             ;;
         hoopctl__subcmd__help__subcmd__sessions)
-            opts="replay"
+            opts="list show replay export"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1249,7 +1279,49 @@ _hoopctl() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        hoopctl__subcmd__help__subcmd__sessions__subcmd__export)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hoopctl__subcmd__help__subcmd__sessions__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         hoopctl__subcmd__help__subcmd__sessions__subcmd__replay)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hoopctl__subcmd__help__subcmd__sessions__subcmd__show)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1905,7 +1977,7 @@ _hoopctl() {
             return 0
             ;;
         hoopctl__subcmd__sessions)
-            opts="-h -V --broker --ca-file --token-file --audience --help --version replay help"
+            opts="-h -V --broker --ca-file --token-file --audience --help --version list ls show replay export help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1934,8 +2006,46 @@ _hoopctl() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        hoopctl__subcmd__sessions__subcmd__export)
+            opts="-h -V --out --part --broker --ca-file --token-file --audience --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --out)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --part)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --broker)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ca-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --token-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --audience)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         hoopctl__subcmd__sessions__subcmd__help)
-            opts="replay help"
+            opts="list show replay export help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1948,7 +2058,35 @@ _hoopctl() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        hoopctl__subcmd__sessions__subcmd__help__subcmd__export)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         hoopctl__subcmd__sessions__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hoopctl__subcmd__sessions__subcmd__help__subcmd__list)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1976,6 +2114,74 @@ _hoopctl() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        hoopctl__subcmd__sessions__subcmd__help__subcmd__show)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hoopctl__subcmd__sessions__subcmd__list)
+            opts="-o -h -V --user --connection --since --limit --output --broker --ca-file --token-file --audience --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --user)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --connection)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --since)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --limit)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                --broker)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ca-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --token-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --audience)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         hoopctl__subcmd__sessions__subcmd__replay)
             opts="-h -V --speed --max-idle --part --index --broker --ca-file --token-file --audience --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -1993,6 +2199,44 @@ _hoopctl() {
                     ;;
                 --part)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --broker)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ca-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --token-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --audience)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hoopctl__subcmd__sessions__subcmd__show)
+            opts="-o -h -V --output --broker --ca-file --token-file --audience --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --output)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
                     return 0
                     ;;
                 --broker)

@@ -43,7 +43,7 @@ complete -c hoopctl -n "__fish_hoopctl_needs_command" -f -a "deny" -d 'Deny an a
 complete -c hoopctl -n "__fish_hoopctl_needs_command" -f -a "policy" -d 'Read, check, apply and test the access policy'
 complete -c hoopctl -n "__fish_hoopctl_needs_command" -f -a "completions" -d 'Print a shell completion script'
 complete -c hoopctl -n "__fish_hoopctl_needs_command" -f -a "audit" -d 'The tamper-evident audit log: list, export, verify (admins and auditors)'
-complete -c hoopctl -n "__fish_hoopctl_needs_command" -f -a "sessions" -d 'Recorded sessions: replay an SSH shell session in the terminal'
+complete -c hoopctl -n "__fish_hoopctl_needs_command" -f -a "sessions" -d 'Recorded sessions: list, show, replay and export them'
 complete -c hoopctl -n "__fish_hoopctl_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c hoopctl -n "__fish_hoopctl_using_subcommand login" -l broker -d 'Broker URL, e.g. https://hoop.example.com:8443 [default: $HOOP_BROKER, then config.toml]' -r
 complete -c hoopctl -n "__fish_hoopctl_using_subcommand login" -l ca-file -d 'PEM file with the CA certificate that signs the broker\'s TLS certificate, when it is not in the system trust store [default: $HOOP_CA_FILE, then config.toml]' -r -F
@@ -315,25 +315,72 @@ complete -c hoopctl -n "__fish_hoopctl_using_subcommand audit; and __fish_seen_s
 complete -c hoopctl -n "__fish_hoopctl_using_subcommand audit; and __fish_seen_subcommand_from help" -f -a "export" -d 'Write the whole log as JSON Lines: records with hashes, checkpoints, public keys'
 complete -c hoopctl -n "__fish_hoopctl_using_subcommand audit; and __fish_seen_subcommand_from help" -f -a "verify" -d 'Verify the hash chain and the signed checkpoints (an export file, or the broker\'s log)'
 complete -c hoopctl -n "__fish_hoopctl_using_subcommand audit; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c hoopctl -n "__fish_hoopctl_using_subcommand sessions; and not __fish_seen_subcommand_from replay help" -l broker -d 'Broker URL, e.g. https://hoop.example.com:8443 [default: $HOOP_BROKER, then config.toml]' -r
-complete -c hoopctl -n "__fish_hoopctl_using_subcommand sessions; and not __fish_seen_subcommand_from replay help" -l ca-file -d 'PEM file with the CA certificate that signs the broker\'s TLS certificate, when it is not in the system trust store [default: $HOOP_CA_FILE, then config.toml]' -r -F
-complete -c hoopctl -n "__fish_hoopctl_using_subcommand sessions; and not __fish_seen_subcommand_from replay help" -l token-file -d 'Read the bearer token from this file instead of the stored login (a CI job\'s OIDC token, a Kubernetes projected token); re-read when the token in it expires' -r -F
-complete -c hoopctl -n "__fish_hoopctl_using_subcommand sessions; and not __fish_seen_subcommand_from replay help" -l audience -d 'Audience to request when hoopctl fetches a GitHub Actions OIDC token [default: $HOOP_AUDIENCE, then "hoop"]' -r
-complete -c hoopctl -n "__fish_hoopctl_using_subcommand sessions; and not __fish_seen_subcommand_from replay help" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c hoopctl -n "__fish_hoopctl_using_subcommand sessions; and not __fish_seen_subcommand_from replay help" -s V -l version -d 'Print version'
-complete -c hoopctl -n "__fish_hoopctl_using_subcommand sessions; and not __fish_seen_subcommand_from replay help" -f -a "replay" -d 'Play a recorded SSH shell session at recorded speed'
-complete -c hoopctl -n "__fish_hoopctl_using_subcommand sessions; and not __fish_seen_subcommand_from replay help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c hoopctl -n "__fish_hoopctl_using_subcommand sessions; and not __fish_seen_subcommand_from list ls show replay export help" -l broker -d 'Broker URL, e.g. https://hoop.example.com:8443 [default: $HOOP_BROKER, then config.toml]' -r
+complete -c hoopctl -n "__fish_hoopctl_using_subcommand sessions; and not __fish_seen_subcommand_from list ls show replay export help" -l ca-file -d 'PEM file with the CA certificate that signs the broker\'s TLS certificate, when it is not in the system trust store [default: $HOOP_CA_FILE, then config.toml]' -r -F
+complete -c hoopctl -n "__fish_hoopctl_using_subcommand sessions; and not __fish_seen_subcommand_from list ls show replay export help" -l token-file -d 'Read the bearer token from this file instead of the stored login (a CI job\'s OIDC token, a Kubernetes projected token); re-read when the token in it expires' -r -F
+complete -c hoopctl -n "__fish_hoopctl_using_subcommand sessions; and not __fish_seen_subcommand_from list ls show replay export help" -l audience -d 'Audience to request when hoopctl fetches a GitHub Actions OIDC token [default: $HOOP_AUDIENCE, then "hoop"]' -r
+complete -c hoopctl -n "__fish_hoopctl_using_subcommand sessions; and not __fish_seen_subcommand_from list ls show replay export help" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c hoopctl -n "__fish_hoopctl_using_subcommand sessions; and not __fish_seen_subcommand_from list ls show replay export help" -s V -l version -d 'Print version'
+complete -c hoopctl -n "__fish_hoopctl_using_subcommand sessions; and not __fish_seen_subcommand_from list ls show replay export help" -f -a "list" -d 'List sessions, newest first (yours; everyone\'s for admins and auditors)'
+complete -c hoopctl -n "__fish_hoopctl_using_subcommand sessions; and not __fish_seen_subcommand_from list ls show replay export help" -f -a "ls" -d 'List sessions, newest first (yours; everyone\'s for admins and auditors)'
+complete -c hoopctl -n "__fish_hoopctl_using_subcommand sessions; and not __fish_seen_subcommand_from list ls show replay export help" -f -a "show" -d 'Show a session: who, where, when, and its statements or SSH commands'
+complete -c hoopctl -n "__fish_hoopctl_using_subcommand sessions; and not __fish_seen_subcommand_from list ls show replay export help" -f -a "replay" -d 'Play a session back: Postgres statements with their outcomes, or an SSH shell, at recorded speed'
+complete -c hoopctl -n "__fish_hoopctl_using_subcommand sessions; and not __fish_seen_subcommand_from list ls show replay export help" -f -a "export" -d 'Write a session\'s recording: JSON for Postgres, asciicast v2 for an SSH shell'
+complete -c hoopctl -n "__fish_hoopctl_using_subcommand sessions; and not __fish_seen_subcommand_from list ls show replay export help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c hoopctl -n "__fish_hoopctl_using_subcommand sessions; and __fish_seen_subcommand_from list" -l user -d 'Sessions of this user' -r
+complete -c hoopctl -n "__fish_hoopctl_using_subcommand sessions; and __fish_seen_subcommand_from list" -l connection -d 'Sessions on this connection' -r
+complete -c hoopctl -n "__fish_hoopctl_using_subcommand sessions; and __fish_seen_subcommand_from list" -l since -d 'Sessions opened since this time: RFC 3339 (2025-01-31T08:00:00Z) or a duration ago (1h, 7d)' -r
+complete -c hoopctl -n "__fish_hoopctl_using_subcommand sessions; and __fish_seen_subcommand_from list" -l limit -d 'At most this many sessions (the newest)' -r
+complete -c hoopctl -n "__fish_hoopctl_using_subcommand sessions; and __fish_seen_subcommand_from list" -s o -l output -d 'Output format' -r -f -a "table\t'Aligned columns for people'
+json\t'The broker\'s JSON, for scripts'"
+complete -c hoopctl -n "__fish_hoopctl_using_subcommand sessions; and __fish_seen_subcommand_from list" -l broker -d 'Broker URL, e.g. https://hoop.example.com:8443 [default: $HOOP_BROKER, then config.toml]' -r
+complete -c hoopctl -n "__fish_hoopctl_using_subcommand sessions; and __fish_seen_subcommand_from list" -l ca-file -d 'PEM file with the CA certificate that signs the broker\'s TLS certificate, when it is not in the system trust store [default: $HOOP_CA_FILE, then config.toml]' -r -F
+complete -c hoopctl -n "__fish_hoopctl_using_subcommand sessions; and __fish_seen_subcommand_from list" -l token-file -d 'Read the bearer token from this file instead of the stored login (a CI job\'s OIDC token, a Kubernetes projected token); re-read when the token in it expires' -r -F
+complete -c hoopctl -n "__fish_hoopctl_using_subcommand sessions; and __fish_seen_subcommand_from list" -l audience -d 'Audience to request when hoopctl fetches a GitHub Actions OIDC token [default: $HOOP_AUDIENCE, then "hoop"]' -r
+complete -c hoopctl -n "__fish_hoopctl_using_subcommand sessions; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c hoopctl -n "__fish_hoopctl_using_subcommand sessions; and __fish_seen_subcommand_from list" -s V -l version -d 'Print version'
+complete -c hoopctl -n "__fish_hoopctl_using_subcommand sessions; and __fish_seen_subcommand_from ls" -l user -d 'Sessions of this user' -r
+complete -c hoopctl -n "__fish_hoopctl_using_subcommand sessions; and __fish_seen_subcommand_from ls" -l connection -d 'Sessions on this connection' -r
+complete -c hoopctl -n "__fish_hoopctl_using_subcommand sessions; and __fish_seen_subcommand_from ls" -l since -d 'Sessions opened since this time: RFC 3339 (2025-01-31T08:00:00Z) or a duration ago (1h, 7d)' -r
+complete -c hoopctl -n "__fish_hoopctl_using_subcommand sessions; and __fish_seen_subcommand_from ls" -l limit -d 'At most this many sessions (the newest)' -r
+complete -c hoopctl -n "__fish_hoopctl_using_subcommand sessions; and __fish_seen_subcommand_from ls" -s o -l output -d 'Output format' -r -f -a "table\t'Aligned columns for people'
+json\t'The broker\'s JSON, for scripts'"
+complete -c hoopctl -n "__fish_hoopctl_using_subcommand sessions; and __fish_seen_subcommand_from ls" -l broker -d 'Broker URL, e.g. https://hoop.example.com:8443 [default: $HOOP_BROKER, then config.toml]' -r
+complete -c hoopctl -n "__fish_hoopctl_using_subcommand sessions; and __fish_seen_subcommand_from ls" -l ca-file -d 'PEM file with the CA certificate that signs the broker\'s TLS certificate, when it is not in the system trust store [default: $HOOP_CA_FILE, then config.toml]' -r -F
+complete -c hoopctl -n "__fish_hoopctl_using_subcommand sessions; and __fish_seen_subcommand_from ls" -l token-file -d 'Read the bearer token from this file instead of the stored login (a CI job\'s OIDC token, a Kubernetes projected token); re-read when the token in it expires' -r -F
+complete -c hoopctl -n "__fish_hoopctl_using_subcommand sessions; and __fish_seen_subcommand_from ls" -l audience -d 'Audience to request when hoopctl fetches a GitHub Actions OIDC token [default: $HOOP_AUDIENCE, then "hoop"]' -r
+complete -c hoopctl -n "__fish_hoopctl_using_subcommand sessions; and __fish_seen_subcommand_from ls" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c hoopctl -n "__fish_hoopctl_using_subcommand sessions; and __fish_seen_subcommand_from ls" -s V -l version -d 'Print version'
+complete -c hoopctl -n "__fish_hoopctl_using_subcommand sessions; and __fish_seen_subcommand_from show" -s o -l output -d 'Output format' -r -f -a "table\t'Aligned columns for people'
+json\t'The broker\'s JSON, for scripts'"
+complete -c hoopctl -n "__fish_hoopctl_using_subcommand sessions; and __fish_seen_subcommand_from show" -l broker -d 'Broker URL, e.g. https://hoop.example.com:8443 [default: $HOOP_BROKER, then config.toml]' -r
+complete -c hoopctl -n "__fish_hoopctl_using_subcommand sessions; and __fish_seen_subcommand_from show" -l ca-file -d 'PEM file with the CA certificate that signs the broker\'s TLS certificate, when it is not in the system trust store [default: $HOOP_CA_FILE, then config.toml]' -r -F
+complete -c hoopctl -n "__fish_hoopctl_using_subcommand sessions; and __fish_seen_subcommand_from show" -l token-file -d 'Read the bearer token from this file instead of the stored login (a CI job\'s OIDC token, a Kubernetes projected token); re-read when the token in it expires' -r -F
+complete -c hoopctl -n "__fish_hoopctl_using_subcommand sessions; and __fish_seen_subcommand_from show" -l audience -d 'Audience to request when hoopctl fetches a GitHub Actions OIDC token [default: $HOOP_AUDIENCE, then "hoop"]' -r
+complete -c hoopctl -n "__fish_hoopctl_using_subcommand sessions; and __fish_seen_subcommand_from show" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c hoopctl -n "__fish_hoopctl_using_subcommand sessions; and __fish_seen_subcommand_from show" -s V -l version -d 'Print version'
 complete -c hoopctl -n "__fish_hoopctl_using_subcommand sessions; and __fish_seen_subcommand_from replay" -l speed -d 'Playback speed factor (2 = twice as fast)' -r
 complete -c hoopctl -n "__fish_hoopctl_using_subcommand sessions; and __fish_seen_subcommand_from replay" -l max-idle -d 'Cut pauses longer than this many seconds' -r
-complete -c hoopctl -n "__fish_hoopctl_using_subcommand sessions; and __fish_seen_subcommand_from replay" -l part -d 'Which shell of the session (0 = the first)' -r
+complete -c hoopctl -n "__fish_hoopctl_using_subcommand sessions; and __fish_seen_subcommand_from replay" -l part -d 'SSH: which shell of the session (0 = the first)' -r
 complete -c hoopctl -n "__fish_hoopctl_using_subcommand sessions; and __fish_seen_subcommand_from replay" -l broker -d 'Broker URL, e.g. https://hoop.example.com:8443 [default: $HOOP_BROKER, then config.toml]' -r
 complete -c hoopctl -n "__fish_hoopctl_using_subcommand sessions; and __fish_seen_subcommand_from replay" -l ca-file -d 'PEM file with the CA certificate that signs the broker\'s TLS certificate, when it is not in the system trust store [default: $HOOP_CA_FILE, then config.toml]' -r -F
 complete -c hoopctl -n "__fish_hoopctl_using_subcommand sessions; and __fish_seen_subcommand_from replay" -l token-file -d 'Read the bearer token from this file instead of the stored login (a CI job\'s OIDC token, a Kubernetes projected token); re-read when the token in it expires' -r -F
 complete -c hoopctl -n "__fish_hoopctl_using_subcommand sessions; and __fish_seen_subcommand_from replay" -l audience -d 'Audience to request when hoopctl fetches a GitHub Actions OIDC token [default: $HOOP_AUDIENCE, then "hoop"]' -r
-complete -c hoopctl -n "__fish_hoopctl_using_subcommand sessions; and __fish_seen_subcommand_from replay" -l index -d 'Print the session\'s recording index (shells, commands, transfers) as JSON instead'
+complete -c hoopctl -n "__fish_hoopctl_using_subcommand sessions; and __fish_seen_subcommand_from replay" -l index -d 'SSH: print the session\'s recording index (shells, commands, transfers) as JSON instead'
 complete -c hoopctl -n "__fish_hoopctl_using_subcommand sessions; and __fish_seen_subcommand_from replay" -s h -l help -d 'Print help'
 complete -c hoopctl -n "__fish_hoopctl_using_subcommand sessions; and __fish_seen_subcommand_from replay" -s V -l version -d 'Print version'
-complete -c hoopctl -n "__fish_hoopctl_using_subcommand sessions; and __fish_seen_subcommand_from help" -f -a "replay" -d 'Play a recorded SSH shell session at recorded speed'
+complete -c hoopctl -n "__fish_hoopctl_using_subcommand sessions; and __fish_seen_subcommand_from export" -l out -d 'Write to this file instead of stdout' -r -F
+complete -c hoopctl -n "__fish_hoopctl_using_subcommand sessions; and __fish_seen_subcommand_from export" -l part -d 'SSH: which shell of the session (0 = the first)' -r
+complete -c hoopctl -n "__fish_hoopctl_using_subcommand sessions; and __fish_seen_subcommand_from export" -l broker -d 'Broker URL, e.g. https://hoop.example.com:8443 [default: $HOOP_BROKER, then config.toml]' -r
+complete -c hoopctl -n "__fish_hoopctl_using_subcommand sessions; and __fish_seen_subcommand_from export" -l ca-file -d 'PEM file with the CA certificate that signs the broker\'s TLS certificate, when it is not in the system trust store [default: $HOOP_CA_FILE, then config.toml]' -r -F
+complete -c hoopctl -n "__fish_hoopctl_using_subcommand sessions; and __fish_seen_subcommand_from export" -l token-file -d 'Read the bearer token from this file instead of the stored login (a CI job\'s OIDC token, a Kubernetes projected token); re-read when the token in it expires' -r -F
+complete -c hoopctl -n "__fish_hoopctl_using_subcommand sessions; and __fish_seen_subcommand_from export" -l audience -d 'Audience to request when hoopctl fetches a GitHub Actions OIDC token [default: $HOOP_AUDIENCE, then "hoop"]' -r
+complete -c hoopctl -n "__fish_hoopctl_using_subcommand sessions; and __fish_seen_subcommand_from export" -s h -l help -d 'Print help'
+complete -c hoopctl -n "__fish_hoopctl_using_subcommand sessions; and __fish_seen_subcommand_from export" -s V -l version -d 'Print version'
+complete -c hoopctl -n "__fish_hoopctl_using_subcommand sessions; and __fish_seen_subcommand_from help" -f -a "list" -d 'List sessions, newest first (yours; everyone\'s for admins and auditors)'
+complete -c hoopctl -n "__fish_hoopctl_using_subcommand sessions; and __fish_seen_subcommand_from help" -f -a "show" -d 'Show a session: who, where, when, and its statements or SSH commands'
+complete -c hoopctl -n "__fish_hoopctl_using_subcommand sessions; and __fish_seen_subcommand_from help" -f -a "replay" -d 'Play a session back: Postgres statements with their outcomes, or an SSH shell, at recorded speed'
+complete -c hoopctl -n "__fish_hoopctl_using_subcommand sessions; and __fish_seen_subcommand_from help" -f -a "export" -d 'Write a session\'s recording: JSON for Postgres, asciicast v2 for an SSH shell'
 complete -c hoopctl -n "__fish_hoopctl_using_subcommand sessions; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c hoopctl -n "__fish_hoopctl_using_subcommand help; and not __fish_seen_subcommand_from login logout whoami connections connect exec requests approve deny policy completions audit sessions help" -f -a "login" -d 'Log in with your identity provider (OAuth device flow) and store the tokens'
 complete -c hoopctl -n "__fish_hoopctl_using_subcommand help; and not __fish_seen_subcommand_from login logout whoami connections connect exec requests approve deny policy completions audit sessions help" -f -a "logout" -d 'Forget the stored login (keyring entry and token file)'
@@ -347,7 +394,7 @@ complete -c hoopctl -n "__fish_hoopctl_using_subcommand help; and not __fish_see
 complete -c hoopctl -n "__fish_hoopctl_using_subcommand help; and not __fish_seen_subcommand_from login logout whoami connections connect exec requests approve deny policy completions audit sessions help" -f -a "policy" -d 'Read, check, apply and test the access policy'
 complete -c hoopctl -n "__fish_hoopctl_using_subcommand help; and not __fish_seen_subcommand_from login logout whoami connections connect exec requests approve deny policy completions audit sessions help" -f -a "completions" -d 'Print a shell completion script'
 complete -c hoopctl -n "__fish_hoopctl_using_subcommand help; and not __fish_seen_subcommand_from login logout whoami connections connect exec requests approve deny policy completions audit sessions help" -f -a "audit" -d 'The tamper-evident audit log: list, export, verify (admins and auditors)'
-complete -c hoopctl -n "__fish_hoopctl_using_subcommand help; and not __fish_seen_subcommand_from login logout whoami connections connect exec requests approve deny policy completions audit sessions help" -f -a "sessions" -d 'Recorded sessions: replay an SSH shell session in the terminal'
+complete -c hoopctl -n "__fish_hoopctl_using_subcommand help; and not __fish_seen_subcommand_from login logout whoami connections connect exec requests approve deny policy completions audit sessions help" -f -a "sessions" -d 'Recorded sessions: list, show, replay and export them'
 complete -c hoopctl -n "__fish_hoopctl_using_subcommand help; and not __fish_seen_subcommand_from login logout whoami connections connect exec requests approve deny policy completions audit sessions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c hoopctl -n "__fish_hoopctl_using_subcommand help; and __fish_seen_subcommand_from requests" -f -a "list" -d 'Your requests, newest first'
 complete -c hoopctl -n "__fish_hoopctl_using_subcommand help; and __fish_seen_subcommand_from requests" -f -a "show" -d 'One request: state, reason, approvers, decisions, grant'
@@ -361,4 +408,7 @@ complete -c hoopctl -n "__fish_hoopctl_using_subcommand help; and __fish_seen_su
 complete -c hoopctl -n "__fish_hoopctl_using_subcommand help; and __fish_seen_subcommand_from audit" -f -a "list" -d 'List audit records (the newest --limit, oldest first)'
 complete -c hoopctl -n "__fish_hoopctl_using_subcommand help; and __fish_seen_subcommand_from audit" -f -a "export" -d 'Write the whole log as JSON Lines: records with hashes, checkpoints, public keys'
 complete -c hoopctl -n "__fish_hoopctl_using_subcommand help; and __fish_seen_subcommand_from audit" -f -a "verify" -d 'Verify the hash chain and the signed checkpoints (an export file, or the broker\'s log)'
-complete -c hoopctl -n "__fish_hoopctl_using_subcommand help; and __fish_seen_subcommand_from sessions" -f -a "replay" -d 'Play a recorded SSH shell session at recorded speed'
+complete -c hoopctl -n "__fish_hoopctl_using_subcommand help; and __fish_seen_subcommand_from sessions" -f -a "list" -d 'List sessions, newest first (yours; everyone\'s for admins and auditors)'
+complete -c hoopctl -n "__fish_hoopctl_using_subcommand help; and __fish_seen_subcommand_from sessions" -f -a "show" -d 'Show a session: who, where, when, and its statements or SSH commands'
+complete -c hoopctl -n "__fish_hoopctl_using_subcommand help; and __fish_seen_subcommand_from sessions" -f -a "replay" -d 'Play a session back: Postgres statements with their outcomes, or an SSH shell, at recorded speed'
+complete -c hoopctl -n "__fish_hoopctl_using_subcommand help; and __fish_seen_subcommand_from sessions" -f -a "export" -d 'Write a session\'s recording: JSON for Postgres, asciicast v2 for an SSH shell'

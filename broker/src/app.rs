@@ -37,26 +37,53 @@ pub fn now_unix() -> u64 {
 
 /// Live tunnels by the grant (access request) they run under, so revoking
 /// a grant ends them at once.
+///
+/// Revoked ids are remembered (a revoked grant never comes back), so a
+/// tunnel that checked its grant just before a revocation and registers just
+/// after it gets an already-cancelled token instead of outliving it.
 #[derive(Debug, Default)]
 pub struct Grants {
-    live: std::sync::Mutex<HashMap<String, CancellationToken>>,
+    inner: std::sync::Mutex<GrantsInner>,
 }
 
+#[derive(Debug, Default)]
+struct GrantsInner {
+    live: HashMap<String, CancellationToken>,
+    revoked: std::collections::HashSet<String>,
+}
+
+/// Revoked ids remembered; past this the oldest knowledge is dropped (the
+/// store still refuses those grants to new tunnels).
+const MAX_REVOKED_REMEMBERED: usize = 100_000;
+
 impl Grants {
-    /// The token cancelled when `request_id` is revoked.
-    pub fn token(&self, request_id: &str) -> CancellationToken {
-        let mut live = match self.live.lock() {
-            Ok(g) => g,
-            Err(p) => p.into_inner(),
-        };
-        live.entry(request_id.to_owned()).or_default().clone()
+    fn lock(&self) -> std::sync::MutexGuard<'_, GrantsInner> {
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Ends every tunnel under `request_id`.
+    /// The token cancelled when `request_id` is revoked (already cancelled
+    /// when it was).
+    pub fn token(&self, request_id: &str) -> CancellationToken {
+        let mut g = self.lock();
+        if g.revoked.contains(request_id) {
+            let t = CancellationToken::new();
+            t.cancel();
+            return t;
+        }
+        g.live.entry(request_id.to_owned()).or_default().clone()
+    }
+
+    /// Ends every tunnel under `request_id`, now and later.
     pub fn revoke(&self, request_id: &str) {
-        let token = match self.live.lock() {
-            Ok(mut g) => g.remove(request_id),
-            Err(p) => p.into_inner().remove(request_id),
+        let token = {
+            let mut g = self.lock();
+            if g.revoked.len() >= MAX_REVOKED_REMEMBERED {
+                g.revoked.clear();
+            }
+            g.revoked.insert(request_id.to_owned());
+            g.live.remove(request_id)
         };
         if let Some(t) = token {
             t.cancel();
@@ -374,8 +401,9 @@ impl Broker {
             masking_sets.insert(m.name.clone(), Arc::new(set));
         }
 
-        let store = Store::open(&config.data_dir)
-            .with_context(|| format!("store in {}", config.data_dir.display()))?;
+        let store = Store::open(&config.store, &config.data_dir)
+            .await
+            .with_context(|| format!("[store] {}", config.store.redacted_url()))?;
         let active_policy = crate::policy::load_active(&config, &store)
             .await
             .context("policy")?;
@@ -394,9 +422,10 @@ impl Broker {
         let (notifier, notify_workers) =
             crate::notify::Notifier::new(&webhooks, &public_url, store.clone())
                 .context("[[webhooks]]")?;
-        let audit_log = crate::audit::AuditLog::open(&config.audit, &config.data_dir)
-            .await
-            .context("[audit]")?;
+        let audit_log =
+            crate::audit::AuditLog::open(&config.audit, &config.store, &config.data_dir)
+                .await
+                .context("[audit]")?;
         // Query review: held statements become review requests (crate::review).
         let policy = Arc::new(crate::policy::PolicyHolder::new(active_policy));
         let reviews = Arc::new(crate::review::ReviewDesk::new(
@@ -485,6 +514,18 @@ impl Broker {
                 }
             });
         }
+        // Revocations and policy changes made through other brokers sharing
+        // the store (a single broker sees none; the poll is cheap).
+        let interval = state
+            .config
+            .cluster
+            .poll_interval
+            .unwrap_or(crate::cluster::DEFAULT_POLL_INTERVAL);
+        tasks.spawn(crate::cluster::run(
+            state.clone(),
+            interval,
+            state.shutdown.clone(),
+        ));
         let serve = crate::server::run(
             self.listener,
             self.tls,
@@ -587,4 +628,24 @@ fn is_loopback_host(host: &str) -> bool {
             .trim_matches(['[', ']'])
             .parse::<std::net::IpAddr>()
             .is_ok_and(|ip| ip.is_loopback())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Grants;
+
+    #[test]
+    fn revocation_ends_live_tunnels_and_those_that_register_after_it() {
+        let grants = Grants::default();
+        let live = grants.token("r1");
+        let other = grants.token("r2");
+        grants.revoke("r1");
+        assert!(live.is_cancelled());
+        assert!(!other.is_cancelled());
+        // A tunnel that checked the grant before the revocation and
+        // registers after it ends at once.
+        assert!(grants.token("r1").is_cancelled());
+        grants.revoke("r1"); // idempotent
+        assert!(!grants.token("r2").is_cancelled());
+    }
 }

@@ -73,6 +73,123 @@ pub struct Config {
     /// The tamper-evident audit log (`[audit]`, docs/audit.md).
     #[serde(default)]
     pub audit: AuditConfig,
+    /// Where requests, grants, sessions and policies live (`[store]`, docs/store.md).
+    #[serde(default)]
+    pub store: StoreConfig,
+    /// Several brokers on one store (`[cluster]`, docs/deploy.md).
+    #[serde(default)]
+    pub cluster: ClusterConfig,
+}
+
+/// `[cluster]`: how a broker keeps up with the others sharing its store.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// How often the broker reads revocations and policy changes made
+    /// through other brokers (default 1s): it bounds how long a session
+    /// outlives a grant revoked elsewhere, and how long the old policy
+    /// stays in force here after an apply elsewhere.
+    #[serde(default, with = "humantime_opt")]
+    pub poll_interval: Option<Duration>,
+}
+
+/// `[store]`: where requests, approvals, grants, sessions, policy versions
+/// and recordings live (docs/store.md).
+#[derive(Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// `"sqlite"` (default: `DATA_DIR/hoop.sqlite3`) or a
+    /// `postgres://user@host:port/db` URL (several brokers share one store;
+    /// the audit log goes there too unless `[audit] store` says otherwise).
+    /// A credential when it carries a password: never logged.
+    #[serde(default)]
+    pub url: Option<Spanned<String>>,
+    /// Environment variable holding the PostgreSQL password.
+    #[serde(default)]
+    pub password_env: Option<String>,
+    /// File holding the PostgreSQL password.
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+}
+
+impl StoreConfig {
+    /// The PostgreSQL URL, when `url` names one.
+    pub fn postgres_url(&self) -> Option<&str> {
+        self.url
+            .as_ref()
+            .map(|u| u.get_ref().as_str())
+            .filter(|u| u.starts_with("postgres://") || u.starts_with("postgresql://"))
+    }
+
+    /// Where the password is, when `password_env` or `password_file` is set.
+    pub fn credential(&self) -> Option<crate::secrets::CredentialRef> {
+        match (&self.password_env, &self.password_file) {
+            (Some(v), _) => Some(crate::secrets::CredentialRef::Env(v.clone())),
+            (None, Some(p)) => Some(crate::secrets::CredentialRef::File(p.clone())),
+            (None, None) => None,
+        }
+    }
+
+    /// `url` for logs and `Debug`: `sqlite`, or the PostgreSQL URL without
+    /// its password (and without query parameters, which may carry one).
+    pub fn redacted_url(&self) -> String {
+        let Some(url) = self.postgres_url() else {
+            return "sqlite".to_owned();
+        };
+        match url::Url::parse(url) {
+            Ok(mut u) => {
+                let _ = u.set_password(None);
+                if u.query().is_some() {
+                    u.set_query(Some("***"));
+                }
+                u.to_string()
+            }
+            Err(_) => "postgres://***".to_owned(),
+        }
+    }
+
+    /// The `[store]` checks that need no I/O: a known URL, a credential by
+    /// reference at most once and only for PostgreSQL.
+    fn check(&self) -> Result<(), (Option<std::ops::Range<usize>>, String)> {
+        if let Some(url) = &self.url {
+            let s = url.get_ref();
+            if s != "sqlite" && self.postgres_url().is_none() {
+                return Err((
+                    Some(url.span()),
+                    "[store] url must be \"sqlite\" or a postgres://user@host:port/db URL"
+                        .to_owned(),
+                ));
+            }
+            if self.postgres_url().is_some()
+                && let Err(e) = crate::pg_client::PgTarget::parse(s, None)
+            {
+                return Err((Some(url.span()), format!("[store] url: {e}")));
+            }
+        }
+        if self.password_env.is_some() && self.password_file.is_some() {
+            return Err((
+                None,
+                "[store] takes password_env or password_file, not both".to_owned(),
+            ));
+        }
+        if self.postgres_url().is_none() && self.credential().is_some() {
+            return Err((
+                self.url.as_ref().map(Spanned::span),
+                "[store] password_env/password_file apply to a postgres:// url only".to_owned(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl std::fmt::Debug for StoreConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreConfig")
+            .field("url", &self.redacted_url())
+            .field("password_env", &self.password_env)
+            .field("password_file", &self.password_file)
+            .finish()
+    }
 }
 
 /// `[audit]`: where the hash-chained audit log lives, how often it is
@@ -153,11 +270,8 @@ impl AuditConfig {
                     "[audit] store must be \"sqlite\" or a postgres:// URL".to_owned(),
                 ));
             }
-            if postgres && s.parse::<tokio_postgres::Config>().is_err() {
-                return Err((
-                    Some(store.span()),
-                    "[audit] store is not a valid postgres:// URL".to_owned(),
-                ));
+            if postgres && let Err(e) = crate::pg_client::PgTarget::parse(s, None) {
+                return Err((Some(store.span()), format!("[audit] store: {e}")));
             }
         }
         if self.password_env.is_some() && self.password_file.is_some() {
@@ -521,6 +635,18 @@ impl Config {
             Some(span) => at(span, msg),
             None => ConfigError(format!("{}: {msg}", path.display())),
         })?;
+        self.store.check().map_err(|(span, msg)| match span {
+            Some(span) => at(span, msg),
+            None => ConfigError(format!("{}: {msg}", path.display())),
+        })?;
+        if let Some(every) = self.cluster.poll_interval
+            && !(Duration::from_millis(100)..=Duration::from_secs(60)).contains(&every)
+        {
+            return Err(ConfigError(format!(
+                "{}: [cluster] poll_interval must be between 100ms and 60s",
+                path.display()
+            )));
+        }
         self.listen.get_ref().parse::<SocketAddr>().map_err(|_| {
             at(
                 self.listen.span(),
@@ -1035,6 +1161,44 @@ allow_groups = ["engineering"]
 
     fn parse(text: &str) -> Result<Config, String> {
         Config::parse(Path::new("broker.toml"), text).map_err(|e| e.0)
+    }
+
+    #[test]
+    fn store_section_is_checked_and_its_password_never_shown() {
+        let with = |store: &str| GOOD.replace("[tls]", &format!("[store]\n{store}\n\n[tls]"));
+        assert!(parse(GOOD).unwrap().store.postgres_url().is_none());
+        let cfg = parse(&with(
+            "url = \"postgres://hoop:s3cret@db:5432/hoop?password=s3cret\"",
+        ))
+        .unwrap();
+        let shown = format!("{cfg:?}");
+        assert!(
+            !shown.contains("s3cret") && shown.contains("hoop@db:5432/hoop"),
+            "{shown}"
+        );
+        let cfg = parse(&with(
+            "url = \"postgres://hoop@db/hoop\"\npassword_file = \"/run/pw\"",
+        ))
+        .unwrap();
+        assert!(cfg.store.credential().is_some());
+        for (store, message) in [
+            (
+                "url = \"mysql://x\"",
+                "broker.toml:6:7: [store] url must be \"sqlite\" or a postgres://",
+            ),
+            (
+                "url = \"postgres://h:notaport/db\"",
+                "not a valid postgres:// URL",
+            ),
+            (
+                "url = \"postgres://h/d\"\npassword_env = \"A\"\npassword_file = \"/b\"",
+                "not both",
+            ),
+            ("password_env = \"A\"", "apply to a postgres:// url only"),
+        ] {
+            let err = parse(&with(store)).unwrap_err();
+            assert!(err.contains(message), "{store}: {err}");
+        }
     }
 
     #[test]

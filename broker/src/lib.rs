@@ -31,11 +31,13 @@
 //!   recording interface.
 //! - [`secrets`]: resolves credential references (`password_env`,
 //!   `password_file`); values live only in [`hoop_shared::Secret`].
-//! - [`store`]: the embedded SQLite store.
+//! - [`store`]: requests, grants, sessions, policies: SQLite or PostgreSQL.
 //! - [`tls`]: certificate loading, and the generated CA for development.
 //! - [`notify`]: webhooks told about access requests (created, approved,
 //!   denied, expired, cancelled), Slack-compatible, signed, retried, and
 //!   never in the way of the API answer.
+//! - [`cluster`]: several brokers on one store: each polls it for grants
+//!   revoked and policies applied through the others.
 //! - [`config`]: the config file, strictly parsed and validated.
 //! - [`dev`]: `hoop-broker dev`, everything for a local try-out in one command,
 //!   including a throwaway PostgreSQL ([`dev::postgres`]).
@@ -45,12 +47,14 @@ pub mod api;
 pub mod app;
 pub mod audit;
 pub mod auth;
+pub mod cluster;
 pub mod config;
 pub mod dev;
 pub mod guard;
 pub mod idp;
 pub mod mask;
 pub mod notify;
+pub mod pg_client;
 pub mod policy;
 pub mod proxy;
 pub mod record;

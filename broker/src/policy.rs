@@ -34,7 +34,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::auth::Identity;
 use crate::config::Config;
-use crate::store::Store;
+use crate::store::{PolicyVersion, Store};
 
 /// The policy in force.
 #[derive(Debug, Clone)]
@@ -79,6 +79,23 @@ impl PolicyHolder {
             Ok(mut guard) => *guard = Arc::new(active),
             Err(poisoned) => *poisoned.into_inner() = Arc::new(active),
         }
+    }
+
+    /// Makes `active` the policy in force unless a version at least as new
+    /// already is; true when it was installed. With several brokers on one
+    /// store, the API handler that applied version N and the sync task that
+    /// read N+1 from another broker may install in either order: the
+    /// newer one must win.
+    pub fn install_newer(&self, active: ActivePolicy) -> bool {
+        let mut guard = match self.current.write() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if active.version <= guard.version {
+            return false;
+        }
+        *guard = Arc::new(active);
+        true
     }
 
     /// The decision for `who` on `connection`, now.
@@ -232,6 +249,25 @@ pub fn read_policy_file(path: &std::path::Path) -> anyhow::Result<PolicySource> 
     }
 }
 
+/// The active policy a stored version describes, validated against this
+/// broker's names: at startup, and when another broker sharing the store
+/// applied a newer version ([`crate::cluster`]).
+pub fn from_stored(
+    stored: &PolicyVersion,
+    known: &KnownNames,
+) -> Result<ActivePolicy, hoop_shared::policy::PolicyErrors> {
+    let label = format!("stored policy version {}", stored.version);
+    let source = decode(&stored.text);
+    let policy = source.parse(Some(&label), known)?;
+    Ok(ActivePolicy {
+        version: stored.version,
+        source,
+        policy,
+        applied_by: stored.applied_by.clone(),
+        applied_at: stored.applied_at,
+    })
+}
+
 /// Loads the policy in force at startup (see the module docs).
 pub async fn load_active(config: &Config, store: &Store) -> anyhow::Result<ActivePolicy> {
     let known = known_names(config);
@@ -248,10 +284,8 @@ pub async fn load_active(config: &Config, store: &Store) -> anyhow::Result<Activ
     };
     let stored = store.active_policy().await?;
     if let Some(v) = &stored {
-        let label = format!("stored policy version {}", v.version);
-        let source = decode(&v.text);
-        match source.parse(Some(&label), &known) {
-            Ok(policy) => {
+        match from_stored(v, &known) {
+            Ok(active) => {
                 if let Some((file, _)) = &from_file
                     && encode(file) != v.text
                 {
@@ -262,13 +296,7 @@ pub async fn load_active(config: &Config, store: &Store) -> anyhow::Result<Activ
                          (apply the file with `hoopctl policy apply -f`)"
                     );
                 }
-                return Ok(ActivePolicy {
-                    version: v.version,
-                    source,
-                    policy,
-                    applied_by: v.applied_by.clone(),
-                    applied_at: v.applied_at,
-                });
+                return Ok(active);
             }
             Err(e) if from_file.is_none() => {
                 anyhow::bail!(

@@ -89,6 +89,13 @@ pub struct StatementOutcome {
     pub masked_columns: Vec<String>,
     /// The error the client saw, if any (SQLSTATE and message).
     pub error: Option<String>,
+    /// The statement's session, user and connection (so the outcome
+    /// record names who and where, like the statement record).
+    pub session_id: String,
+    /// The hoop identity.
+    pub user: String,
+    /// The connection.
+    pub connection: String,
 }
 
 /// Where statement records go.
@@ -207,6 +214,9 @@ impl SessionLog {
                 rows,
                 masked_columns: masked.into_iter().collect(),
                 error,
+                session_id: self.session_id.clone(),
+                user: self.user.clone(),
+                connection: self.connection.clone(),
             },
         );
     }

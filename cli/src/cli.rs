@@ -293,16 +293,20 @@ Exit status (verify): 0 intact (prints the count and the last checkpoint), 4 not
 the first record modified, deleted, inserted or reordered), 1 other errors."
     )]
     Audit(AuditArgs),
-    /// Recorded sessions: replay an SSH shell session in the terminal
+    /// Recorded sessions: list, show, replay and export them
     #[command(
-        long_about = "Recorded sessions. SSH shells are recorded by the broker as asciicast v2 \
-(output with timing, terminal size, resizes); exec commands with exit codes and sftp transfers \
-with byte counts are listed in the session's index. Readable by the session's own user, the \
-policy's admins and members of the `auditors` group.",
+        long_about = "Recorded sessions. A Postgres session's recording is each statement as \
+received, with its time, the broker's decision (and the guardrail rule), duration, rows, masked \
+columns and error; result values are never recorded. An SSH session's recording is the terminal \
+of each shell as asciicast v2 (output with timing, size, resizes), plus exec commands with exit \
+codes and sftp transfers with byte counts. You see your own sessions; the policy's admins and \
+members of the `auditors` group see everyone's (reference: docs/sessions.md).",
         after_help = "Examples:\n  \
-hoopctl sessions replay 5f0c...            play the first shell at recorded speed\n  \
+hoopctl sessions list --since 1h\n  \
+hoopctl sessions list --user alice --connection pg-prod -o json | jq -r '.sessions[].id'\n  \
+hoopctl sessions show 5f0c...              the session and its statements (or SSH commands)\n  \
 hoopctl sessions replay 5f0c... --speed 4 --max-idle 2\n  \
-hoopctl sessions replay 5f0c... --index    what the session did, as JSON"
+hoopctl sessions export 5f0c... --out session.json    (an SSH shell: session.cast)"
     )]
     Sessions(SessionsArgs),
 }
@@ -671,14 +675,67 @@ pub struct SessionsArgs {
 /// `hoopctl sessions ...`.
 #[derive(Debug, Clone, Subcommand)]
 pub enum SessionsCommand {
-    /// Play a recorded SSH shell session at recorded speed
+    /// List sessions, newest first (yours; everyone's for admins and auditors)
+    #[command(visible_alias = "ls")]
+    List(SessionsListArgs),
+    /// Show a session: who, where, when, and its statements or SSH commands
+    Show(SessionShowArgs),
+    /// Play a session back: Postgres statements with their outcomes, or an SSH shell,
+    /// at recorded speed
     Replay(ReplayArgs),
+    /// Write a session's recording: JSON for Postgres, asciicast v2 for an SSH shell
+    Export(SessionExportArgs),
+}
+
+/// `hoopctl sessions list`.
+#[derive(Debug, Clone, Args)]
+pub struct SessionsListArgs {
+    /// Sessions of this user
+    #[arg(long, value_name = "USER")]
+    pub user: Option<String>,
+    /// Sessions on this connection
+    #[arg(long, value_name = "NAME")]
+    pub connection: Option<String>,
+    /// Sessions opened since this time: RFC 3339 (2025-01-31T08:00:00Z) or a duration ago (1h, 7d)
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// At most this many sessions (the newest)
+    #[arg(long, value_name = "N", default_value_t = 50)]
+    pub limit: usize,
+    /// Output format
+    #[arg(short, long, value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
+}
+
+/// `hoopctl sessions show`.
+#[derive(Debug, Clone, Args)]
+pub struct SessionShowArgs {
+    /// Session id (see `hoopctl sessions list`)
+    #[arg(value_name = "ID")]
+    pub id: String,
+    /// Output format
+    #[arg(short, long, value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
+}
+
+/// `hoopctl sessions export`.
+#[derive(Debug, Clone, Args)]
+pub struct SessionExportArgs {
+    /// Session id (see `hoopctl sessions list`)
+    #[arg(value_name = "ID")]
+    pub id: String,
+    /// Write to this file instead of stdout
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// SSH: which shell of the session (0 = the first)
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub part: usize,
 }
 
 /// `hoopctl sessions replay`.
 #[derive(Debug, Clone, Args)]
 pub struct ReplayArgs {
-    /// Session id (printed by `hoopctl connect`; also in the audit log)
+    /// Session id (see `hoopctl sessions list`)
     #[arg(value_name = "ID")]
     pub id: String,
     /// Playback speed factor (2 = twice as fast)
@@ -687,10 +744,10 @@ pub struct ReplayArgs {
     /// Cut pauses longer than this many seconds
     #[arg(long, value_name = "SECS")]
     pub max_idle: Option<f64>,
-    /// Which shell of the session (0 = the first)
+    /// SSH: which shell of the session (0 = the first)
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub part: usize,
-    /// Print the session's recording index (shells, commands, transfers) as JSON instead
+    /// SSH: print the session's recording index (shells, commands, transfers) as JSON instead
     #[arg(long)]
     pub index: bool,
 }

@@ -471,3 +471,93 @@ pub struct StatementReview {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub used_at: Option<u64>,
 }
+
+/// One session as `GET /v1/sessions` lists it (newest first).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SessionSummary {
+    /// Session id.
+    pub id: String,
+    /// The hoop user who opened it.
+    pub user: String,
+    /// The connection.
+    pub connection: String,
+    /// The connection's type; absent when the broker no longer has a
+    /// connection by that name.
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<ConnectionKind>,
+    /// The justification given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// When it was opened, Unix seconds.
+    pub opened_at: u64,
+    /// When its grant ends (or ended), Unix seconds.
+    pub expires_at: u64,
+    /// When it was closed, Unix seconds (absent while open).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub closed_at: Option<u64>,
+    /// The access request (grant) it was opened under.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+}
+
+/// `GET /v1/sessions`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SessionList {
+    /// Newest first.
+    pub sessions: Vec<SessionSummary>,
+}
+
+/// One statement of a Postgres session's recording: what arrived, what the
+/// broker decided, how it ended. Result values are never recorded.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RecordedStatement {
+    /// Its audit record's seq.
+    pub seq: u64,
+    /// When the broker received it, Unix milliseconds.
+    pub at_ms: i64,
+    /// The statement text exactly as received.
+    pub sql: String,
+    /// `Q` (simple query) or `P` (extended-protocol Parse).
+    pub protocol: String,
+    /// `allowed`, `blocked`, `held_for_review` or `review_approved`.
+    pub decision: String,
+    /// The guardrail set and rule that decided, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
+    /// The review request that held or approved it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    /// From forwarding to the server's complete answer (absent when it was
+    /// not forwarded, or its outcome is not recorded yet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
+    /// Rows returned or affected, when the server said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rows: Option<u64>,
+    /// Columns whose values were masked in its results.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub masked_columns: Vec<String>,
+    /// The error the client saw (SQLSTATE and message).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// `GET /v1/sessions/{id}` (and, for Postgres, `/v1/sessions/{id}/export`):
+/// a session and its recording.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SessionDetail {
+    /// The session.
+    #[serde(flatten)]
+    pub session: SessionSummary,
+    /// Postgres: its statements, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub statements: Vec<RecordedStatement>,
+    /// True when the session has more statements than one answer holds
+    /// (the newest are shown).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub statements_truncated: bool,
+    /// SSH: the recording index (shells with their asciicast part, exec
+    /// commands with exit status, sftp transfers, refusals).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssh: Option<serde_json::Value>,
+}

@@ -1,5 +1,5 @@
 //! Audit endpoints: list and export the hash-chained log (policy admins and
-//! members of the `auditor` group), and the public checkpoint keys (anyone:
+//! members of the `auditors` group), and the public checkpoint keys (anyone:
 //! they are what an auditor pins to verify an export offline).
 //!
 //! | method | path | what |
@@ -30,14 +30,13 @@ use axum::response::IntoResponse;
 use hoop_shared::api::ErrorCode;
 use hoop_shared::audit::{AuditKeys, AuditList};
 
+use super::recordings::AUDITORS_GROUP;
 use super::{ApiFailure, Caller};
 use crate::app::{AppState, now_unix};
 use crate::audit::{Query, ms, now_ms};
 use crate::auth::Identity;
 use crate::store::Event;
 
-/// The group whose members may read the audit log besides policy admins.
-pub const AUDITOR_GROUP: &str = "auditor";
 /// Records per list answer by default.
 const DEFAULT_LIMIT: u32 = 100;
 /// Records per list answer at most (export has no limit).
@@ -61,18 +60,18 @@ fn require_auditor(state: &AppState, who: &Identity) -> Result<(), ApiFailure> {
         .current()
         .policy
         .is_admin(&crate::policy::subject(who));
-    if admin || who.groups.iter().any(|g| g == AUDITOR_GROUP) {
+    if admin || who.groups.iter().any(|g| g == AUDITORS_GROUP) {
         return Ok(());
     }
     Err(ApiFailure::new(
         StatusCode::FORBIDDEN,
         ErrorCode::Forbidden,
         format!(
-            "{} may not read the audit log: policy admins and members of the {AUDITOR_GROUP:?} group may",
+            "{} may not read the audit log: policy admins and members of the {AUDITORS_GROUP:?} group may",
             who.user
         ),
     )
-    .hint("ask an admin to add you to the auditor group"))
+    .hint(format!("ask an admin to add you to the {AUDITORS_GROUP:?} group")))
 }
 
 /// `since`: RFC 3339, or a duration back from now.
@@ -111,6 +110,7 @@ pub async fn list(
         actor: p.user.filter(|s| !s.is_empty()),
         connection: p.connection.filter(|s| !s.is_empty()),
         kind: p.kind.filter(|s| !s.is_empty()),
+        session: None,
         limit: p.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT),
     };
     let records = state

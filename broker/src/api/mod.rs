@@ -6,6 +6,9 @@
 //! | GET | `/v1/me` | bearer | the identity behind the token |
 //! | GET | `/v1/connections` | bearer | connections the caller may use |
 //! | POST | `/v1/sessions` | bearer | open a session: policy check, one-time tunnel secret |
+//! | GET | `/v1/sessions` | bearer, own/admin/auditors | sessions, newest first ([`sessions`]) |
+//! | GET | `/v1/sessions/{id}` | bearer, own/admin/auditors | a session with its recording (statements, or the SSH index) |
+//! | GET | `/v1/sessions/{id}/export` | bearer, own/admin/auditors | Postgres: that JSON; SSH: a shell as asciicast |
 //! | DELETE | `/v1/sessions/{id}` | bearer | close your session |
 //! | GET | `/v1/sessions/{id}/tunnel` | bearer | `hoop-tunnel/1` upgrade ([`crate::tunnel`]) |
 //! | GET | `/v1/sessions/{id}/recording` | bearer, own/admin/auditors | an SSH session's recording (asciicast, or `?index`) |
@@ -30,12 +33,13 @@ mod error;
 mod policy;
 mod recordings;
 pub(crate) mod requests;
+mod sessions;
 
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{delete, get, post};
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use hoop_shared::Secret;
 use hoop_shared::api::{
@@ -58,12 +62,22 @@ const MAX_REASON_LEN: usize = 1000;
 
 /// The API router (without the identity provider, which [`crate::app`] nests).
 pub fn router(state: Arc<AppState>) -> Router {
+    // SSH recordings go to the store too, so every broker sharing it can
+    // serve them; the uploads are the broker's tasks (waited for at shutdown).
+    state
+        .ssh
+        .recordings()
+        .attach_store(state.store.clone(), state.tasks.clone());
     Router::new()
         .route(hoop_shared::api::AUTH_CONFIG_PATH, get(auth_config))
         .route("/v1/me", get(me))
         .route("/v1/connections", get(connections))
-        .route("/v1/sessions", post(open_session))
-        .route("/v1/sessions/{id}", delete(close_session))
+        .route("/v1/sessions", get(sessions::list).post(open_session))
+        .route(
+            "/v1/sessions/{id}",
+            get(sessions::show).delete(close_session),
+        )
+        .route("/v1/sessions/{id}/export", get(sessions::export))
         .route("/v1/sessions/{id}/tunnel", get(crate::tunnel::upgrade))
         .route("/v1/sessions/{id}/recording", get(recordings::get))
         .route("/v1/requests", get(requests::mine).post(requests::create))

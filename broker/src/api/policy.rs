@@ -170,7 +170,9 @@ pub async fn apply(
         .await
         .map_err(|e| ApiFailure::internal("store the policy", &e))?
         .ok_or_else(|| conflict(active.version, active.version + 1))?;
-    state.policy.replace(ActivePolicy {
+    // Newer-only: the cluster sync (crate::cluster) may already hold this
+    // version, or a newer one another broker applied since.
+    state.policy.install_newer(ActivePolicy {
         version,
         source,
         policy,

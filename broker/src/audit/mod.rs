@@ -149,6 +149,10 @@ pub struct Query {
     /// Records of this kind, or of a kind starting with `KIND.`
     /// (`statement` matches `statement.allowed`).
     pub kind: Option<String>,
+    /// Records of this session, and the `statement.outcome` records of its
+    /// statements (those carry the statement's seq, not the session): a
+    /// Postgres session's recording is this query.
+    pub session: Option<String>,
     /// At most this many (the newest), returned oldest first.
     pub limit: u32,
 }
@@ -240,27 +244,40 @@ impl AuditLog {
     /// Opens the configured backend (running its migrations), loads or
     /// creates the signing key, registers its public half, and starts the
     /// writer task (owned by the log; [`AuditLog::close`] stops it).
-    pub async fn open(config: &AuditConfig, data_dir: &Path) -> Result<AuditLog, AuditError> {
+    /// Without `[audit] store`, the log goes where `[store] url` points when
+    /// that is PostgreSQL (same database, same credential).
+    pub async fn open(
+        config: &AuditConfig,
+        store: &crate::config::StoreConfig,
+        data_dir: &Path,
+    ) -> Result<AuditLog, AuditError> {
         let signer =
             CheckpointSigner::load_or_create(data_dir, config.signing_key_file.as_deref())?;
-        let backend: Arc<dyn AuditBackend> =
-            match config.store.as_ref().map(|s| s.get_ref().as_str()) {
-                Some(url) if url != "sqlite" => {
-                    let password = match (&config.password_env, &config.password_file) {
-                        (Some(v), _) => Some(crate::secrets::CredentialRef::Env(v.clone())),
-                        (None, Some(p)) => Some(crate::secrets::CredentialRef::File(p.clone())),
-                        (None, None) => None,
-                    }
+        let (url, credential) = match (&config.store, store.postgres_url()) {
+            (Some(url), _) => (
+                Some(url.get_ref().as_str()),
+                match (&config.password_env, &config.password_file) {
+                    (Some(v), _) => Some(crate::secrets::CredentialRef::Env(v.clone())),
+                    (None, Some(p)) => Some(crate::secrets::CredentialRef::File(p.clone())),
+                    (None, None) => None,
+                },
+            ),
+            (None, Some(url)) => (Some(url), store.credential()),
+            (None, None) => (None, None),
+        };
+        let backend: Arc<dyn AuditBackend> = match url {
+            Some(url) if url != "sqlite" => {
+                let password = credential
                     .map(|r| crate::secrets::resolve(&r))
                     .transpose()
                     .map_err(|e| AuditError::Postgres(format!("password: {e}")))?;
-                    Arc::new(postgres::PgAuditBackend::connect(url, password).await?)
-                }
-                _ => Arc::new(sqlite::SqliteAuditBackend::open(
-                    &data_dir.join(sqlite::DB_FILE),
-                    config.synchronous.unwrap_or_default(),
-                )?),
-            };
+                Arc::new(postgres::PgAuditBackend::connect(url, password).await?)
+            }
+            _ => Arc::new(sqlite::SqliteAuditBackend::open(
+                &data_dir.join(sqlite::DB_FILE),
+                config.synchronous.unwrap_or_default(),
+            )?),
+        };
         Self::start(
             backend,
             signer,
@@ -390,6 +407,9 @@ impl Recorder for AuditLog {
 
     fn outcome(&self, id: StatementId, outcome: crate::record::StatementOutcome) {
         let mut r = NewRecord::now("statement.outcome");
+        r.actor = Some(outcome.user);
+        r.connection = Some(outcome.connection);
+        r.session = Some(outcome.session_id);
         r.detail = serde_json::json!({
             "statement": id,
             "duration_ms": u64::try_from(outcome.duration.as_millis()).unwrap_or(u64::MAX),

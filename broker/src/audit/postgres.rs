@@ -12,23 +12,18 @@
 //! under a session advisory lock, so two brokers starting together do not
 //! race. The connection is re-established on the next call after it drops.
 //!
-//! Not done here: TLS to the database (the URL's `sslmode` is ignored; use a
-//! database on loopback or a trusted network, or a local TLS proxy).
-
-use std::time::Duration;
+//! TLS to the database as the URL's `sslmode`/`sslrootcert` ask
+//! (`crate::pg_client`).
 
 use hoop_shared::Secret;
 use hoop_shared::audit::{AuditRecord, Checkpoint, Export, PublicKeyInfo, parse_hash};
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 
 use super::sqlite::{parse_detail, split_anchor};
 use super::{AuditBackend, AuditError, BoxFuture, Query, SealFn, Sealed, Tip};
 
 /// Key of the advisory lock held while migrating.
 const MIGRATION_LOCK: i64 = 0x686f_6f70_6175_6474; // "hoopaudt"
-
-/// How long connecting may take.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Migrations, in order; index + 1 is the version after applying it.
 const MIGRATIONS: &[&str] = &[
@@ -62,7 +57,7 @@ const MIGRATIONS: &[&str] = &[
 
 /// The PostgreSQL backend.
 pub struct PgAuditBackend {
-    config: tokio_postgres::Config,
+    target: crate::pg_client::PgTarget,
     client: tokio::sync::Mutex<Option<Client>>,
     /// Owns the connection tasks.
     tasks: tokio_util::task::TaskTracker,
@@ -78,16 +73,11 @@ impl PgAuditBackend {
     /// Connects to `url` (the password from `password` when given, else
     /// from the URL) and runs the migrations.
     pub async fn connect(url: &str, password: Option<Secret>) -> Result<Self, AuditError> {
-        let mut config: tokio_postgres::Config = url.parse().map_err(|_| {
-            AuditError::Postgres("[audit] store is not a valid postgres:// URL".into())
-        })?;
-        if let Some(p) = password {
-            config.password(p.expose());
-        }
-        config.connect_timeout(CONNECT_TIMEOUT);
-        config.application_name("hoop-broker audit");
+        let target = crate::pg_client::PgTarget::parse(url, password.as_ref())
+            .map_err(|e| AuditError::Postgres(format!("[audit] store: {e}")))?
+            .with_application_name("hoop-broker audit");
         let backend = PgAuditBackend {
-            config,
+            target,
             client: tokio::sync::Mutex::new(None),
             tasks: tokio_util::task::TaskTracker::new(),
         };
@@ -99,15 +89,14 @@ impl PgAuditBackend {
     async fn client(&self) -> Result<tokio::sync::MutexGuard<'_, Option<Client>>, AuditError> {
         let mut guard = self.client.lock().await;
         if guard.as_ref().is_none_or(Client::is_closed) {
-            let (client, connection) =
-                tokio::time::timeout(CONNECT_TIMEOUT, self.config.connect(NoTls))
-                    .await
-                    .map_err(|_| AuditError::Postgres("connect timed out".into()))??;
-            self.tasks.spawn(async move {
-                if let Err(e) = connection.await {
-                    tracing::warn!("audit database connection ended: {}", AuditError::from(e));
-                }
-            });
+            let client = self
+                .target
+                .connect("audit", &self.tasks)
+                .await
+                .map_err(|e| match e {
+                    crate::pg_client::PgConnectError::Postgres(e) => AuditError::from(e),
+                    timeout => AuditError::Postgres(timeout.to_string()),
+                })?;
             *guard = Some(client);
         }
         Ok(guard)
@@ -290,6 +279,14 @@ impl PgAuditBackend {
                          AND ($2::text IS NULL OR actor = $2)
                          AND ($3::text IS NULL OR connection = $3)
                          AND ($4::text IS NULL OR kind = $4 OR kind LIKE $5)
+                         AND ($7::text IS NULL OR session = $7
+                              OR (kind = 'statement.outcome'
+                                  -- CASE: only outcome details are parsed as JSON.
+                                  AND CASE WHEN kind = 'statement.outcome'
+                                           THEN (detail::jsonb ->> 'statement')::bigint END
+                                      IN (SELECT seq FROM audit_records
+                                           WHERE session = $7
+                                             AND ($1::bigint IS NULL OR time_ms >= $1))))
                        ORDER BY seq DESC LIMIT $6) newest
                      ORDER BY seq ASC"
                 ),
@@ -300,6 +297,7 @@ impl PgAuditBackend {
                     &q.kind,
                     &like,
                     &i64::from(q.limit),
+                    &q.session,
                 ],
             )
             .await?;

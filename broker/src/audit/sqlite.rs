@@ -453,6 +453,11 @@ impl AuditBackend for SqliteAuditBackend {
                          AND (?2 IS NULL OR actor = ?2)
                          AND (?3 IS NULL OR connection = ?3)
                          AND (?4 IS NULL OR kind = ?4 OR kind LIKE ?5 ESCAPE '\\')
+                         AND (?7 IS NULL OR session = ?7
+                              OR (kind = 'statement.outcome'
+                                  AND json_extract(detail, '$.statement') IN
+                                      (SELECT seq FROM audit_records
+                                        WHERE session = ?7 AND (?1 IS NULL OR time_ms >= ?1))))
                        ORDER BY seq DESC LIMIT ?6)
                  ORDER BY seq ASC",
             )?;
@@ -463,7 +468,8 @@ impl AuditBackend for SqliteAuditBackend {
                     q.connection,
                     q.kind,
                     like,
-                    i64::from(q.limit)
+                    i64::from(q.limit),
+                    q.session
                 ],
                 record_from_row,
             )?;

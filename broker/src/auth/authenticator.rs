@@ -118,7 +118,11 @@ impl Authenticator {
     pub fn first_use(&self, token: &str, expires_at: u64, now: u64) -> bool {
         use sha2::Digest as _;
         let digest: [u8; 32] = sha2::Sha256::digest(token.trim().as_bytes()).into();
-        let mut seen = self.inner.seen.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut seen = self
+            .inner
+            .seen
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         if seen.contains_key(&digest) {
             return false;
         }

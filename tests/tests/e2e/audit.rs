@@ -39,7 +39,7 @@ struct Setup {
 
 const IDENTITY: &str = "[identity.builtin]\npoll_interval = \"1s\"\nusers = [\n  \
      { name = \"alice\", groups = [\"engineering\"] },\n  \
-     { name = \"carol\", groups = [\"auditor\"] },\n]\n";
+     { name = \"carol\", groups = [\"auditors\"] },\n]\n";
 
 /// A demo database, a broker writing its audit log to `backend` with a
 /// checkpoint every 5 records, alice (engineering) and carol (auditor)
@@ -246,7 +246,10 @@ fn tamper_tests(backend: Backend) {
     actors.sort_unstable();
     assert_eq!(actors, ["alice", "alice", "carol", "carol"], "{}", r.stdout);
     let first = &list["records"][0]["detail"];
-    assert!(first["iss"].as_str().unwrap().starts_with("http"), "{first}");
+    assert!(
+        first["iss"].as_str().unwrap().starts_with("http"),
+        "{first}"
+    );
     assert!(first["expires_at"].as_u64().is_some(), "{first}");
     let r = s
         .carol

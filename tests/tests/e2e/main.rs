@@ -19,6 +19,7 @@ mod policy_dir;
 mod psql_fidelity;
 mod requests_api;
 mod review;
+mod sessions;
 mod ssh;
 mod tokens;
 mod webhooks;

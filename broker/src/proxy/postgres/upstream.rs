@@ -141,6 +141,12 @@ impl TlsSettings {
     pub fn mode(&self) -> UpstreamTls {
         self.mode
     }
+
+    /// The rustls client settings (`None` for plain TCP), for other
+    /// PostgreSQL clients of the broker (`crate::pg_client`).
+    pub fn client_config(&self) -> Option<Arc<rustls::ClientConfig>> {
+        self.client.clone()
+    }
 }
 
 /// `prefer`/`require`: encryption without authentication of the server, as

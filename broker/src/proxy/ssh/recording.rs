@@ -9,6 +9,14 @@
 //!   decision, exit status and bytes) and sftp subsystem (bytes up and down),
 //!   including what the broker refused.
 //!
+//! Each part is also put into the store ([`crate::store::Store::put_recording`],
+//! once [`Recordings::attach_store`] was called): the index as `index.json`
+//! after every change, each asciicast under its file name when its channel
+//! ends. The API reads the store first and these files second, so any
+//! broker sharing a PostgreSQL store serves a recording, whichever broker
+//! carried the session; the files stay as the local copy (and the only one
+//! while a shell is still running).
+//!
 //! Only what the target sends is recorded, never what the client types (it
 //! may be a password typed at a `sudo` prompt; the terminal echo shows what
 //! was typed otherwise), and never a credential: the broker's upstream key
@@ -23,7 +31,7 @@
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
@@ -118,12 +126,36 @@ pub struct SessionMeta {
     pub connection: String,
 }
 
-/// The recordings directory.
+/// Name of the index part in the store.
+pub const INDEX_PART: &str = "index.json";
+
+/// Sessions whose last stored index version is remembered before pruning.
+const STORED_KEEP: usize = 1024;
+/// Index versions (across sessions) an upload may lag behind and still be
+/// refused when stale.
+const STORED_WINDOW: u64 = 4096;
+
+/// The recordings directory (and, once attached, the store).
 #[derive(Debug)]
 pub struct Recordings {
     dir: PathBuf,
-    /// Serialises read-modify-write of index files across tunnels.
-    index_lock: Mutex<()>,
+    /// Serialises read-modify-write of index files across tunnels; holds
+    /// the number of index versions written, so uploads apply in order.
+    index_lock: Mutex<u64>,
+    /// Where finished parts are put, and who owns the upload tasks.
+    store: OnceLock<(crate::store::Store, tokio_util::task::TaskTracker)>,
+    /// The newest index version put into the store, per session. Uploads
+    /// run as tasks and may finish out of order; an older index never
+    /// replaces a newer one.
+    stored: Arc<tokio::sync::Mutex<std::collections::HashMap<String, u64>>>,
+}
+
+/// One part to put into the store.
+struct Upload {
+    session_id: String,
+    /// Asciicast parts first (file name, body), then the index.
+    casts: Vec<(String, Vec<u8>)>,
+    index: Option<(u64, Vec<u8>)>,
 }
 
 /// True for names safe as a file name stem (session ids are UUIDs).
@@ -142,8 +174,61 @@ impl Recordings {
     pub fn new(dir: PathBuf) -> Recordings {
         Recordings {
             dir,
-            index_lock: Mutex::new(()),
+            index_lock: Mutex::new(0),
+            store: OnceLock::new(),
+            stored: Arc::default(),
         }
+    }
+
+    /// Also put every part into `store` from now on, in tasks owned by
+    /// `tasks` (the broker waits for them at shutdown). Later calls are
+    /// ignored.
+    pub fn attach_store(&self, store: crate::store::Store, tasks: tokio_util::task::TaskTracker) {
+        let _ = self.store.set((store, tasks));
+    }
+
+    /// Puts parts into the store in a task (no-op without a store or
+    /// outside a runtime). Failures are logged: the files remain.
+    fn upload(&self, up: Upload) {
+        let Some((store, tasks)) = self.store.get() else {
+            return;
+        };
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let (store, stored) = (store.clone(), self.stored.clone());
+        tasks.spawn_on(
+            async move {
+                let at = crate::app::now_unix();
+                for (name, body) in up.casts {
+                    if let Err(e) = store.put_recording(&up.session_id, &name, body, at).await {
+                        tracing::error!(session = %up.session_id, "cannot store recording {name}: {e}");
+                    }
+                }
+                let Some((version, body)) = up.index else {
+                    return;
+                };
+                // Held across the put: the check and the write are one step.
+                let mut stored = stored.lock().await;
+                if stored.get(&up.session_id).is_some_and(|v| *v >= version) {
+                    return;
+                }
+                match store.put_recording(&up.session_id, INDEX_PART, body, at).await {
+                    Ok(()) => {
+                        stored.insert(up.session_id, version);
+                        // Bounded: an upload in flight is among the last few
+                        // thousand index versions; older entries guard nothing.
+                        if stored.len() > STORED_KEEP {
+                            stored.retain(|_, v| *v + STORED_WINDOW > version);
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!(session = %up.session_id, "cannot store the recording index: {e}")
+                    }
+                }
+            },
+            &rt,
+        );
     }
 
     /// The directory.
@@ -171,7 +256,18 @@ impl Recordings {
         meta: &SessionMeta,
         f: impl FnOnce(&mut RecordingIndex),
     ) -> std::io::Result<()> {
-        let _guard = self.index_lock.lock().unwrap_or_else(|p| p.into_inner());
+        self.update_with(meta, Vec::new(), f)
+    }
+
+    /// Changes the index file, then puts `casts` and the new index into
+    /// the store.
+    fn update_with(
+        &self,
+        meta: &SessionMeta,
+        casts: Vec<(String, Vec<u8>)>,
+        f: impl FnOnce(&mut RecordingIndex),
+    ) -> std::io::Result<()> {
+        let mut version = self.index_lock.lock().unwrap_or_else(|p| p.into_inner());
         crate::app::create_private_dir(&self.dir)
             .map_err(|e| std::io::Error::other(e.to_string()))?;
         let path = self.dir.join(format!("{}.json", meta.session_id));
@@ -187,8 +283,15 @@ impl Recordings {
         f(&mut index);
         let body = serde_json::to_vec_pretty(&index).map_err(std::io::Error::other)?;
         let tmp = self.dir.join(format!("{}.json.tmp", meta.session_id));
-        std::fs::write(&tmp, body)?;
-        std::fs::rename(tmp, path)
+        std::fs::write(&tmp, &body)?;
+        std::fs::rename(tmp, path)?;
+        *version += 1;
+        self.upload(Upload {
+            session_id: meta.session_id.clone(),
+            casts,
+            index: Some((*version, body)),
+        });
+        Ok(())
     }
 
     /// Notes something the broker refused (no channel traffic follows).
@@ -295,6 +398,7 @@ impl Recordings {
             recordings: self.clone(),
             meta: meta.clone(),
             slot,
+            file_name,
             started: Instant::now(),
             inner: Mutex::new(Inner {
                 cast,
@@ -328,6 +432,8 @@ pub struct ChannelRecord {
     recordings: Arc<Recordings>,
     meta: SessionMeta,
     slot: usize,
+    /// The asciicast's file name (shells).
+    file_name: Option<String>,
     started: Instant,
     inner: Mutex<Inner>,
 }
@@ -419,9 +525,10 @@ impl ChannelRecord {
         self.lock().exit_signal = Some(name.to_owned());
     }
 
-    /// The channel closed: the index gets the end, exit and byte counts.
+    /// The channel closed: the index gets the end, exit and byte counts;
+    /// the asciicast and the index go to the store.
     pub fn finish(&self) {
-        let (up, down, status, signal, sftp_ops, sftp_dropped) = {
+        let (up, down, status, signal, sftp_ops, sftp_dropped, cast) = {
             let mut inner = self.lock();
             if std::mem::replace(&mut inner.finished, true) {
                 return;
@@ -429,7 +536,19 @@ impl ChannelRecord {
             if let Some(f) = inner.cast.as_mut() {
                 let _ = f.flush();
             }
+            // Read now, before the index says the shell ended: whoever sees
+            // the end may rely on the bytes being on their way to the store.
             inner.cast = None;
+            let cast = match &self.file_name {
+                Some(name) => match std::fs::read(self.recordings.dir.join(name)) {
+                    Ok(body) => vec![(name.clone(), body)],
+                    Err(e) => {
+                        tracing::error!(session = %self.meta.session_id, "cannot read {name} to store it: {e}");
+                        Vec::new()
+                    }
+                },
+                None => Vec::new(),
+            };
             let (ops, dropped) = inner
                 .sftp
                 .as_ref()
@@ -442,10 +561,11 @@ impl ChannelRecord {
                 inner.exit_signal.clone(),
                 ops,
                 dropped,
+                cast,
             )
         };
         let slot = self.slot;
-        let result = self.recordings.update(&self.meta, |index| {
+        let result = self.recordings.update_with(&self.meta, cast, |index| {
             if let Some(e) = index.entries.get_mut(slot) {
                 e.ended_at = Some(now_secs());
                 e.bytes_up = up;
@@ -548,5 +668,57 @@ mod tests {
         assert!(recs.file("0b7c-test.1.cast").is_some());
         assert!(recs.file("../x.cast").is_none());
         assert!(recs.index("../etc").is_none());
+    }
+
+    #[tokio::test]
+    async fn finished_parts_are_put_into_the_store_newest_index_last() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::Store::in_memory().unwrap();
+        let tasks = tokio_util::task::TaskTracker::new();
+        let recs = Arc::new(Recordings::new(dir.path().join("recordings")));
+        recs.attach_store(store.clone(), tasks.clone());
+        let shell = recs
+            .start(
+                &meta(),
+                EntryKind::Shell,
+                None,
+                None,
+                Some((80, 24, "xterm")),
+            )
+            .unwrap();
+        shell.output(b"$ uptime\r\n");
+        let exec = recs
+            .start(&meta(), EntryKind::Exec, Some("id"), None, None)
+            .unwrap();
+        exec.exit_status(0);
+        drop(exec);
+        shell.exit_status(3);
+        drop(shell);
+        tasks.close();
+        tasks.wait().await;
+        // The files may go: the store has everything.
+        std::fs::remove_dir_all(dir.path().join("recordings")).unwrap();
+        let index: RecordingIndex = serde_json::from_slice(
+            &store
+                .recording("0b7c-test", INDEX_PART)
+                .await
+                .unwrap()
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(index.entries.len(), 2);
+        assert_eq!(index.entries[0].exit_status, Some(3), "the final index won");
+        assert!(index.entries.iter().all(|e| e.ended_at.is_some()));
+        let cast = store
+            .recording("0b7c-test", "0b7c-test.cast")
+            .await
+            .unwrap()
+            .unwrap();
+        let cast = String::from_utf8(cast).unwrap();
+        assert!(cast.lines().nth(1).unwrap().contains("$ uptime"), "{cast}");
+        assert_eq!(
+            store.recording_names("0b7c-test").await.unwrap(),
+            ["0b7c-test.cast", INDEX_PART]
+        );
     }
 }
