@@ -500,6 +500,11 @@ pub struct ConnectionConfig {
     /// (names of `[[masking_sets]]`; docs/masking.md).
     #[serde(default)]
     pub masking: Vec<String>,
+    /// Result rows kept per statement in the session recording (default 0:
+    /// no values; at most [`crate::record::MAX_RECORD_RESULTS`]). The values
+    /// are those the client received, masked (docs/sessions.md).
+    #[serde(default)]
+    pub record_results: u32,
     // --- ssh only (docs/ssh.md): the credential is a reference (private_key_file,
     // private_key_env, or password_env/password_file above), the host key pinned. ---
     /// ssh: the target's host key, one OpenSSH public key line
@@ -1040,6 +1045,13 @@ fn validate_postgres(
             "connection {name:?}: {field} is for type = \"ssh\" connections only"
         ));
     }
+    if c.record_results > crate::record::MAX_RECORD_RESULTS {
+        return Err(format!(
+            "connection {name:?}: record_results = {} is more than {} rows per statement",
+            c.record_results,
+            crate::record::MAX_RECORD_RESULTS
+        ));
+    }
     // Guardrail set names must exist (built-in or [[guardrail_sets]]).
     guard_sets
         .resolve(&c.guardrails)
@@ -1055,10 +1067,14 @@ fn validate_ssh(c: &ConnectionConfig) -> Result<(), String> {
             "connection {name:?}: host and user must not be empty"
         ));
     }
-    if !c.database.is_empty() || !c.guardrails.is_empty() || c.tls_ca_file.is_some() {
+    if !c.database.is_empty()
+        || !c.guardrails.is_empty()
+        || c.tls_ca_file.is_some()
+        || c.record_results > 0
+    {
         return Err(format!(
-            "connection {name:?}: database, guardrails and tls_ca_file are for postgres \
-             connections; an ssh connection uses commands and command_rules"
+            "connection {name:?}: database, guardrails, tls_ca_file and record_results are \
+             for postgres connections; an ssh connection uses commands and command_rules"
         ));
     }
     let credentials = [
@@ -1290,6 +1306,32 @@ allow_groups = ["engineering"]
         assert!(parse(&dup).unwrap_err().contains("defined twice"));
         let nobody = GOOD.replace("allow_groups = [\"engineering\"]", "");
         assert!(parse(&nobody).unwrap_err().contains("nobody may use it"));
+    }
+
+    #[test]
+    fn record_results_is_off_by_default_and_capped() {
+        assert_eq!(
+            parse(GOOD)
+                .unwrap()
+                .connection("pg-prod")
+                .unwrap()
+                .record_results,
+            0
+        );
+        let with = |n: &str| {
+            GOOD.replace(
+                "allow_groups = [\"engineering\"]\n",
+                &format!("allow_groups = [\"engineering\"]\nrecord_results = {n}\n"),
+            )
+        };
+        let cfg = parse(&with("1000")).unwrap();
+        assert_eq!(cfg.connection("pg-prod").unwrap().record_results, 1000);
+        let err = parse(&with("1001")).unwrap_err();
+        assert!(
+            err.contains("record_results = 1001 is more than 1000"),
+            "{err}"
+        );
+        assert!(parse(&with("-1")).is_err());
     }
 
     #[test]

@@ -153,6 +153,75 @@ impl PgTarget {
     }
 }
 
+/// Why [`migrate`] stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum MigrateError {
+    /// The database failed.
+    #[error("{0}")]
+    Postgres(#[from] tokio_postgres::Error),
+    /// The schema is newer than this broker knows: a newer broker migrated
+    /// it, and this one must not write to it.
+    #[error("schema version {found} in {table} is newer than this broker knows ({known})")]
+    TooNew {
+        /// The version table.
+        table: &'static str,
+        /// Version found.
+        found: i64,
+        /// Newest version this broker knows.
+        known: usize,
+    },
+}
+
+/// Applies the `migrations` not applied yet, in order, each in its own
+/// transaction, recording version N (1-based) in `table`; under the session
+/// advisory lock `lock`, so brokers starting together do not race.
+pub async fn migrate(
+    client: &mut tokio_postgres::Client,
+    lock: i64,
+    table: &'static str,
+    migrations: &[&str],
+) -> Result<(), MigrateError> {
+    client
+        .execute("SELECT pg_advisory_lock($1)", &[&lock])
+        .await?;
+    let result = async {
+        client
+            .batch_execute(&format!(
+                "CREATE TABLE IF NOT EXISTS {table} (version INTEGER NOT NULL)"
+            ))
+            .await?;
+        let version: i32 = client
+            .query_one(
+                &format!("SELECT COALESCE(MAX(version), 0) FROM {table}"),
+                &[],
+            )
+            .await?
+            .try_get(0)?;
+        let applied = usize::try_from(version).unwrap_or(0);
+        if applied > migrations.len() {
+            return Err(MigrateError::TooNew {
+                table,
+                found: i64::from(version),
+                known: migrations.len(),
+            });
+        }
+        for (i, sql) in migrations.iter().enumerate().skip(applied) {
+            let tx = client.transaction().await?;
+            tx.batch_execute(sql).await?;
+            let v = i32::try_from(i + 1).unwrap_or(i32::MAX);
+            tx.execute(&format!("INSERT INTO {table} (version) VALUES ($1)"), &[&v])
+                .await?;
+            tx.commit().await?;
+        }
+        Ok(())
+    }
+    .await;
+    client
+        .execute("SELECT pg_advisory_unlock($1)", &[&lock])
+        .await?;
+    result
+}
+
 /// Takes `sslmode` and `sslrootcert` out of a URL's query (the rest goes to
 /// tokio-postgres unchanged). Key=value strings (not URLs) pass through.
 fn split_tls_params(url: &str) -> Result<(String, Option<String>, Option<PathBuf>), PgUrlError> {

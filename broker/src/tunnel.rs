@@ -278,6 +278,10 @@ async fn run_tunnel(
                 expires_at,
                 grant,
                 masking: session_masking(&state, &who, &session.connection),
+                record_results: state
+                    .config
+                    .connection(&session.connection)
+                    .map_or(0, |c| c.record_results),
                 guardrails: session_guardrails(&state, &who, &session.connection),
                 requester: Some(crate::review::Requester::of(&who)),
             };

@@ -508,7 +508,8 @@ pub struct SessionList {
 }
 
 /// One statement of a Postgres session's recording: what arrived, what the
-/// broker decided, how it ended. Result values are never recorded.
+/// broker decided, how it ended. Result values are recorded only on a
+/// connection with `record_results` (see [`RecordedResults`]).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct RecordedStatement {
     /// Its audit record's seq.
@@ -540,6 +541,25 @@ pub struct RecordedStatement {
     /// The error the client saw (SQLSTATE and message).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The first result rows, on a connection with `record_results`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub results: Option<RecordedResults>,
+}
+
+/// The first result rows of a statement, kept in the recording when the
+/// connection's `record_results` is above 0: exactly the values the client
+/// received, so masked values stay masked. Text values as UTF-8 (each cut
+/// to 256 bytes with a `…[+N bytes]` marker); binary-format values as
+/// `<binary>`; NULL as `null`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RecordedResults {
+    /// Column names, from the server's RowDescription.
+    pub columns: Vec<String>,
+    /// The kept rows, in the order the client received them.
+    pub rows: Vec<Vec<Option<String>>>,
+    /// True when the statement returned more than was kept.
+    #[serde(default)]
+    pub truncated: bool,
 }
 
 /// `GET /v1/sessions/{id}` (and, for Postgres, `/v1/sessions/{id}/export`):

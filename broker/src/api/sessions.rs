@@ -15,8 +15,9 @@
 //! statement is already in the hash-chained audit log, committed before it
 //! was forwarded (text as received, decision, rule), followed by an outcome
 //! record (duration, rows, masked columns, error). The recording is those
-//! records, read back by session and joined. Result values are never
-//! recorded, so they cannot appear here. An SSH session's recording is its
+//! records, read back by session and joined. Result values appear only
+//! where the connection's `record_results` had the outcome record keep
+//! the first rows (as the client received them, masked). An SSH session's recording is its
 //! index and asciicasts ([`crate::proxy::ssh::recording`]), read from the
 //! store first.
 
@@ -247,6 +248,9 @@ pub fn statements(records: &[AuditRecord]) -> Vec<RecordedStatement> {
                     })
                     .unwrap_or_default(),
                 error: outcome.and_then(|o| text(o, "error")),
+                results: outcome
+                    .and_then(|o| o.get("results"))
+                    .and_then(|r| serde_json::from_value(r.clone()).ok()),
             })
         })
         .collect()
@@ -336,7 +340,8 @@ mod tests {
                 6,
                 "statement.outcome",
                 None,
-                serde_json::json!({"statement": 3, "duration_ms": 2, "rows": 1, "masked_columns": ["email"], "error": null}),
+                serde_json::json!({"statement": 3, "duration_ms": 2, "rows": 1, "masked_columns": ["email"], "error": null,
+                    "results": {"columns": ["email"], "rows": [["****@example.com"]], "truncated": false}}),
             ),
             record(
                 7,
@@ -354,6 +359,19 @@ mod tests {
         );
         assert_eq!((a.rows, a.duration_ms), (Some(1), Some(2)));
         assert_eq!(a.masked_columns, ["email"]);
+        let results = a.results.as_ref().unwrap();
+        assert_eq!(
+            (
+                results.columns.as_slice(),
+                results.rows.as_slice(),
+                results.truncated
+            ),
+            (
+                &["email".to_owned()][..],
+                &[vec![Some("****@example.com".to_owned())]][..],
+                false
+            )
+        );
         assert_eq!(a.rule, None);
         assert_eq!(b.decision, "blocked");
         assert_eq!(b.rule.as_deref(), Some("no-destructive/drop"));
@@ -361,6 +379,7 @@ mod tests {
             (b.rows, b.duration_ms, b.error.as_deref()),
             (None, None, None)
         );
+        assert_eq!(b.results, None);
     }
 
     /// Two interleaved sessions on `backend`: reading one back gives its
@@ -374,7 +393,8 @@ mod tests {
             .await
             .unwrap();
         let recorder: Arc<dyn crate::record::Recorder> = Arc::new(log.clone());
-        let mine = SessionLog::new(recorder.clone(), "s-mine", "alice", "pg");
+        // Alice's connection keeps one result row per statement; Bob's none.
+        let mine = SessionLog::keeping_results(recorder.clone(), "s-mine", "alice", "pg", 1);
         let other = SessionLog::new(recorder, "s-other", "bob", "pg");
         for (n, session) in [&mine, &other, &mine].into_iter().enumerate() {
             let id = session
@@ -388,6 +408,9 @@ mod tests {
                 .unwrap();
             session.forwarded(id);
             session.masked("email");
+            for _ in 0..2 {
+                session.result_row(&["n".to_owned()], vec![Some(n.to_string())]);
+            }
             session.finish(Some(n as u64), None);
         }
         mine.begin(
@@ -414,7 +437,25 @@ mod tests {
         assert_eq!(sql, ["select 0", "select 2", "drop table t"]);
         assert_eq!(got[1].rows, Some(2), "joined with its own outcome");
         assert_eq!(got[1].masked_columns, ["email"]);
+        let kept = got[1].results.as_ref().unwrap();
+        assert_eq!(kept.rows, [vec![Some("2".to_owned())]]);
+        assert!(kept.truncated, "two rows, one kept");
         assert_eq!((got[2].decision.as_str(), got[2].rows), ("blocked", None));
+        assert_eq!(got[2].results, None);
+        let others = log
+            .query(crate::audit::Query {
+                kind: Some("statement".into()),
+                session: Some("s-other".into()),
+                since_ms: Some(0),
+                limit: 100,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert!(
+            others.iter().all(|r| r.detail.get("results").is_none()),
+            "no record_results, no values: {others:?}"
+        );
     }
 
     #[tokio::test]

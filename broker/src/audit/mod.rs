@@ -417,6 +417,16 @@ impl Recorder for AuditLog {
             "masked_columns": outcome.masked_columns,
             "error": outcome.error,
         });
+        // Only on connections with record_results: the values the client
+        // received (masked), never more than the connection's cap.
+        if let Some(results) = outcome.results
+            && let Some(detail) = r.detail.as_object_mut()
+        {
+            detail.insert(
+                "results".to_owned(),
+                serde_json::to_value(results).unwrap_or_default(),
+            );
+        }
         self.append_nowait(r);
     }
 }

@@ -107,39 +107,12 @@ impl PgAuditBackend {
         let client = guard
             .as_mut()
             .ok_or_else(|| AuditError::Postgres("not connected".into()))?;
-        client
-            .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
-            .await?;
-        let result = async {
-            client
-                .batch_execute("CREATE TABLE IF NOT EXISTS audit_schema (version INTEGER NOT NULL)")
-                .await?;
-            let version: i32 = client
-                .query_one("SELECT COALESCE(MAX(version), 0) FROM audit_schema", &[])
-                .await?
-                .get(0);
-            let applied = usize::try_from(version).unwrap_or(0);
-            if applied > MIGRATIONS.len() {
-                return Err(AuditError::Corrupt(format!(
-                    "audit schema version {version} is newer than this broker knows ({})",
-                    MIGRATIONS.len()
-                )));
-            }
-            for (i, sql) in MIGRATIONS.iter().enumerate().skip(applied) {
-                let tx = client.transaction().await?;
-                tx.batch_execute(sql).await?;
-                let v = i32::try_from(i + 1).unwrap_or(i32::MAX);
-                tx.execute("INSERT INTO audit_schema (version) VALUES ($1)", &[&v])
-                    .await?;
-                tx.commit().await?;
-            }
-            Ok(())
-        }
-        .await;
-        client
-            .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])
-            .await?;
-        result
+        crate::pg_client::migrate(client, MIGRATION_LOCK, "audit_schema", MIGRATIONS)
+            .await
+            .map_err(|e| match e {
+                crate::pg_client::MigrateError::Postgres(e) => AuditError::from(e),
+                too_new => AuditError::Corrupt(too_new.to_string()),
+            })
     }
 }
 

@@ -207,6 +207,24 @@ pub enum DecideError {
     AlreadyDecided,
 }
 
+impl DecideError {
+    /// Whether `approver` may still decide on `row` at `now`: pending,
+    /// before its deadline, and not decided by them yet. Both backends ask
+    /// this inside the transaction that holds the request.
+    pub fn check(row: &RequestRow, approver: &str, now: u64) -> Result<(), DecideError> {
+        if row.state != "pending" {
+            return Err(DecideError::Closed(row.state.clone()));
+        }
+        if now >= row.expires_at {
+            return Err(DecideError::Closed("expired".into()));
+        }
+        if row.approvals.iter().any(|(who, ..)| who == approver) {
+            return Err(DecideError::AlreadyDecided);
+        }
+        Ok(())
+    }
+}
+
 /// The outcome of a decision or transition: the row after it, or why not.
 pub type Decided = Result<RequestRow, DecideError>;
 

@@ -334,38 +334,14 @@ impl PgStoreBackend {
             .client
             .as_mut()
             .ok_or_else(|| StoreError::Postgres("not connected".into()))?;
-        client
-            .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
-            .await?;
-        let result = async {
-            client
-                .batch_execute("CREATE TABLE IF NOT EXISTS store_schema (version INTEGER NOT NULL)")
-                .await?;
-            let version: i32 = client
-                .query_one("SELECT COALESCE(MAX(version), 0) FROM store_schema", &[])
-                .await?
-                .try_get(0)?;
-            let applied = usize::try_from(version).unwrap_or(0);
-            if applied > MIGRATIONS.len() {
-                return Err(StoreError::SchemaTooNew {
-                    found: i64::from(version),
-                    known: MIGRATIONS.len(),
-                });
-            }
-            for (i, sql) in MIGRATIONS.iter().enumerate().skip(applied) {
-                let tx = client.transaction().await?;
-                tx.batch_execute(sql).await?;
-                let v = i32::try_from(i + 1).unwrap_or(i32::MAX);
-                tx.execute("INSERT INTO store_schema (version) VALUES ($1)", &[&v])
-                    .await?;
-                tx.commit().await?;
-            }
-            Ok(())
-        }
-        .await;
-        client
-            .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])
-            .await?;
+        let result = crate::pg_client::migrate(client, MIGRATION_LOCK, "store_schema", MIGRATIONS)
+            .await
+            .map_err(|e| match e {
+                crate::pg_client::MigrateError::Postgres(e) => StoreError::from(e),
+                crate::pg_client::MigrateError::TooNew { found, known, .. } => {
+                    StoreError::SchemaTooNew { found, known }
+                }
+            });
         if result.is_ok() {
             conn.keep();
         }
@@ -941,14 +917,8 @@ impl StoreBackend for PgStoreBackend {
                 let Some(row) = load_request(&tx, &id).await? else {
                     return Ok(Err(DecideError::Unknown));
                 };
-                if row.state != "pending" {
-                    return Ok(Err(DecideError::Closed(row.state)));
-                }
-                if now >= row.expires_at {
-                    return Ok(Err(DecideError::Closed("expired".into())));
-                }
-                if row.approvals.iter().any(|(who, ..)| who == &approver) {
-                    return Ok(Err(DecideError::AlreadyDecided));
+                if let Err(e) = DecideError::check(&row, &approver, now) {
+                    return Ok(Err(e));
                 }
                 tx.execute(
                     "INSERT INTO approvals (request_id, approver, decision, comment, at)

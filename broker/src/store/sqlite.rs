@@ -590,14 +590,8 @@ impl SqliteStoreBackend {
             let Some(row) = load_request(&tx, &id)? else {
                 return Ok(Err(DecideError::Unknown));
             };
-            if row.state != "pending" {
-                return Ok(Err(DecideError::Closed(row.state)));
-            }
-            if now >= row.expires_at {
-                return Ok(Err(DecideError::Closed("expired".into())));
-            }
-            if row.approvals.iter().any(|(who, ..)| who == &approver) {
-                return Ok(Err(DecideError::AlreadyDecided));
+            if let Err(e) = DecideError::check(&row, &approver, now) {
+                return Ok(Err(e));
             }
             tx.execute(
                 "INSERT INTO approvals (request_id, approver, decision, comment, at) VALUES (?1, ?2, ?3, ?4, ?5)",

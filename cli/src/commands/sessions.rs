@@ -10,7 +10,12 @@
 //!   events written to the terminal. Nothing is sent to the broker.
 //! - `export` writes `GET /v1/sessions/{id}/export` to a file or stdout.
 //!
-//! Text recorded from someone's session (SQL, errors) is printed with control
+//! Result rows a connection keeps (`record_results`) are printed under
+//! their statement by `show` and `replay` as a small table, with how many
+//! of the statement's rows were kept; `export` and `-o json` carry them as
+//! the broker's JSON.
+//!
+//! Text recorded from someone's session (SQL, errors, values) is printed with control
 //! characters replaced: replaying a session must not let its author send
 //! escape sequences to the reader's terminal. The SSH shell replay is the
 //! exception, by nature: it is a terminal recording.
@@ -27,7 +32,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use hoop_shared::api::{
-    ConnectionKind, RecordedStatement, SessionDetail, SessionList, SessionSummary,
+    ConnectionKind, RecordedResults, RecordedStatement, SessionDetail, SessionList, SessionSummary,
 };
 
 use super::Context;
@@ -42,6 +47,8 @@ use crate::render;
 const SQL_WIDTH: usize = 60;
 /// Widest error cell in the `show` table.
 const ERROR_WIDTH: usize = 40;
+/// Widest cell of a kept result row.
+const VALUE_WIDTH: usize = 40;
 
 /// Runs `hoopctl sessions ...`.
 pub async fn run(ctx: &Context, args: &SessionsArgs) -> anyhow::Result<u8> {
@@ -231,6 +238,45 @@ pub fn outcome_words(s: &RecordedStatement) -> String {
     parts.join(", ")
 }
 
+/// How many of a statement's result rows the recording kept:
+/// `3 of 10 rows kept`, `2 rows kept`.
+pub fn kept_words(s: &RecordedStatement, r: &RecordedResults) -> String {
+    let kept = r.rows.len();
+    let plural = if kept == 1 { "" } else { "s" };
+    match (r.truncated, s.rows) {
+        (true, Some(total)) => format!("{kept} of {total} rows kept"),
+        (true, None) => format!("the first {kept} row{plural} kept"),
+        (false, _) => format!("{kept} row{plural} kept"),
+    }
+}
+
+/// Kept result rows as a table (`NULL` for null values), every line
+/// starting with `indent`.
+pub fn results_text(r: &RecordedResults, indent: &str) -> String {
+    let header: Vec<String> = r
+        .columns
+        .iter()
+        .map(|c| render::clean_short(c, VALUE_WIDTH))
+        .collect();
+    let header: Vec<&str> = header.iter().map(String::as_str).collect();
+    let rows: Vec<Vec<String>> = r
+        .rows
+        .iter()
+        .map(|row| {
+            row.iter()
+                .map(|v| {
+                    v.as_deref()
+                        .map_or_else(|| "NULL".into(), |v| render::clean_short(v, VALUE_WIDTH))
+                })
+                .collect()
+        })
+        .collect();
+    render::table(&header, &rows)
+        .lines()
+        .map(|l| format!("{indent}{l}\n"))
+        .collect()
+}
+
 /// The session's fields, then its statements or SSH channels.
 pub fn detail_text(d: &SessionDetail, now: u64) -> String {
     let s = &d.session;
@@ -287,6 +333,17 @@ pub fn detail_text(d: &SessionDetail, now: u64) -> String {
         ));
         if d.statements_truncated {
             out.push_str("(only the newest statements are shown)\n");
+        }
+        for st in &d.statements {
+            if let Some(r) = &st.results {
+                out.push_str(&format!(
+                    "\n{}  {} ({}):\n",
+                    rfc3339_ms(st.at_ms),
+                    render::clean_short(st.sql.trim(), SQL_WIDTH),
+                    kept_words(st, r)
+                ));
+                out.push_str(&results_text(r, "  "));
+            }
         }
     } else if let Some(index) = &d.ssh {
         let entries = index
@@ -483,11 +540,16 @@ pub fn statement_text(s: &RecordedStatement, offset_secs: f64) -> String {
     let prefix = format!("[+{offset_secs:.3}s] ");
     let indent = " ".repeat(prefix.len());
     let sql: Vec<String> = s.sql.trim().lines().map(render::clean).collect();
-    format!(
+    let mut text = format!(
         "{prefix}{}\n{indent}-> {}\n",
         sql.join(&format!("\n{indent}")),
         outcome_words(s)
-    )
+    );
+    if let Some(r) = &s.results {
+        text.push_str(&format!("{indent}   ({}):\n", kept_words(s, r)));
+        text.push_str(&results_text(r, &format!("{indent}   ")));
+    }
+    text
 }
 
 /// Prints a Postgres session's statements paced by their recorded gaps.
@@ -622,7 +684,63 @@ mod tests {
             rows: None,
             masked_columns: Vec::new(),
             error: None,
+            results: None,
         }
+    }
+
+    #[test]
+    fn kept_rows_print_under_their_statement() {
+        let mut s = statement("select id, email from customers", "allowed");
+        s.rows = Some(10);
+        s.results = Some(RecordedResults {
+            columns: vec!["id".into(), "email".into()],
+            rows: vec![
+                vec![Some("1".into()), Some("****@example.com".into())],
+                vec![Some("2".into()), None],
+                vec![Some("3".into()), Some("\u{1b}[2Jx".into())],
+            ],
+            truncated: true,
+        });
+        let text = statement_text(&s, 0.0);
+        assert_eq!(
+            text,
+            "[+0.000s] select id, email from customers\n\
+             \x20         -> allowed, 10 rows\n\
+             \x20            (3 of 10 rows kept):\n\
+             \x20            id  email\n\
+             \x20            1   ****@example.com\n\
+             \x20            2   NULL\n\
+             \x20            3    [2Jx\n"
+        );
+        let d = SessionDetail {
+            session: SessionSummary {
+                id: "5f0c".into(),
+                user: "alice".into(),
+                connection: "pg".into(),
+                kind: Some(ConnectionKind::Postgres),
+                reason: None,
+                opened_at: 1_700_000_000,
+                expires_at: 1_700_003_600,
+                closed_at: None,
+                request_id: None,
+            },
+            statements: vec![s.clone(), statement("select 1", "allowed")],
+            statements_truncated: false,
+            ssh: None,
+        };
+        let shown = detail_text(&d, 1_700_000_100);
+        assert!(
+            shown.contains(
+                "\n2023-11-14T22:13:20.000Z  select id, email from customers (3 of 10 rows kept):\n  id  email\n  1   ****@example.com\n"
+            ),
+            "{shown}"
+        );
+        assert!(!shown.contains('\u{1b}'), "{shown}");
+        if let Some(r) = &mut s.results {
+            r.truncated = false;
+            r.rows.truncate(1);
+        }
+        assert_eq!(kept_words(&s, s.results.as_ref().unwrap()), "1 row kept");
     }
 
     #[test]

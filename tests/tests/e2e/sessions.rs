@@ -2,8 +2,10 @@
 //! the broker (guardrails and masking on) is listed, shown, replayed and
 //! exported with `hoopctl sessions`, statement by statement, with decisions,
 //! rows, errors and masked columns, and without any result value; only its
-//! user, admins and auditors can read it. An SSH shell's recording is put
-//! into the store, and served from there once the broker's files are gone.
+//! user, admins and auditors can read it. On a connection with
+//! `record_results` the first rows of each statement are kept, masked
+//! exactly as the client saw them. An SSH shell's recording is put into the
+//! store, and served from there once the broker's files are gone.
 
 use std::io::{Read as _, Write as _};
 use std::process::Stdio;
@@ -141,6 +143,14 @@ fn a_postgres_session_is_recorded_statement_by_statement_without_result_values()
     assert_eq!(
         secret["masked_columns"],
         serde_json::json!(["public.customers.email"])
+    );
+    assert!(
+        detail["statements"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s.get("results").is_none()),
+        "no record_results, no values: {detail:#}"
     );
     let seqs: Vec<u64> = [COUNT, DROP, TYPO, SECRET]
         .iter()
@@ -317,4 +327,130 @@ fn an_ssh_shell_recording_is_served_from_the_store_once_the_files_are_gone() {
         !broker.data_dir.join("recordings").exists(),
         "served without recreating the files"
     );
+}
+
+/// The first ten customers' real emails (the demo schema).
+const TEN_EMAILS: [&str; 10] = [
+    "ada.example@example.com",
+    "bob.sample@example.com",
+    "carol.placeholder@example.com",
+    "dan.testcase@example.com",
+    "eve.fixture@example.com",
+    "frank.mockwell@example.com",
+    "grace.dummy@example.com",
+    "hank.demo@example.com",
+    "ivy.stub@example.com",
+    "jack.fakename@example.com",
+];
+
+#[test]
+fn record_results_keeps_the_first_rows_as_the_client_saw_them_masked() {
+    const TEN: &str = "select id, email, full_name from customers order by id limit 10";
+    let (_db, broker, _dir) = start_demo_broker("masking = [\"pii\"], record_results = 3", MASKING);
+    let alice = User::new("alice", &broker);
+    alice.login().assert_ok();
+    let psql = alice.run(&["connect", "demo-pg", "--", "psql", "-X", "-tA", "-c", TEN]);
+    psql.assert_ok();
+    let seen: Vec<Vec<String>> = psql
+        .stdout
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(|l| l.split('|').map(str::to_owned).collect())
+        .collect();
+    assert_eq!(seen.len(), 10, "{psql:#?}");
+    assert!(
+        seen.iter()
+            .all(|r| r[1].starts_with('*') && r[1].ends_with("@example.com")),
+        "psql got masked emails: {psql:#?}"
+    );
+
+    let list = json(&alice.run(&["sessions", "list", "-o", "json"]));
+    let id = list["sessions"][0]["id"].as_str().unwrap().to_owned();
+    poll("the statement's outcome", || {
+        let d = json(&alice.run(&["sessions", "show", &id, "-o", "json"]));
+        d["statements"]
+            .as_array()
+            .is_some_and(|s| s.iter().any(|s| s["sql"] == TEN && s["rows"] == 10))
+            .then_some(())
+    });
+    let out = tempfile::tempdir().unwrap();
+    let file = out.path().join("session.json");
+    alice
+        .run(&["sessions", "export", &id, "--out", &file.to_string_lossy()])
+        .assert_ok();
+    let exported = std::fs::read(&file).unwrap();
+    let parsed: serde_json::Value = serde_json::from_slice(&exported).unwrap();
+    let results = &statement(&parsed, TEN)["results"];
+    assert_eq!(
+        results["columns"],
+        serde_json::json!(["id", "email", "full_name"]),
+        "{parsed:#}"
+    );
+    assert_eq!(results["truncated"], true, "{parsed:#}");
+    let kept: Vec<Vec<String>> = results["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            r.as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_str().unwrap().to_owned())
+                .collect()
+        })
+        .collect();
+    assert_eq!(
+        kept,
+        seen[..3],
+        "the first three rows, exactly as psql printed them"
+    );
+    assert_eq!(
+        statement(&parsed, TEN)["masked_columns"],
+        serde_json::json!(["public.customers.email"])
+    );
+
+    let show = alice.run(&["sessions", "show", &id]);
+    show.assert_ok();
+    assert!(show.stdout.contains("(3 of 10 rows kept)"), "{show:#?}");
+    assert!(show.stdout.contains(&seen[0][1]), "{show:#?}");
+    let replay = alice.run(&[
+        "sessions",
+        "replay",
+        &id,
+        "--speed",
+        "100",
+        "--max-idle",
+        "1",
+    ]);
+    replay.assert_ok();
+    assert!(replay.stdout.contains("(3 of 10 rows kept)"), "{replay:#?}");
+    for (what, bytes) in [
+        ("export", exported),
+        ("show", show.stdout.into_bytes()),
+        ("replay", replay.stdout.into_bytes()),
+    ] {
+        for email in TEN_EMAILS {
+            assert!(
+                !contains_bytes(&bytes, email.as_bytes()),
+                "{email} in {what}"
+            );
+        }
+    }
+    // Nor anywhere in the audit log behind the recording (read by an auditor).
+    let carol = User::new("carol", &broker);
+    carol.configure();
+    let audit = carol
+        .hoopctl()
+        .env("HOOP_TOKEN", dev_token(&broker, "carol", &["auditors"]))
+        .args(["audit", "list", "--kind", "statement", "-o", "json"])
+        .output()
+        .unwrap();
+    let audit = String::from_utf8(audit.stdout).unwrap();
+    assert!(
+        audit.contains(&seen[2][1]),
+        "the kept rows are in the log: {audit}"
+    );
+    for email in TEN_EMAILS {
+        assert!(!audit.contains(email), "{email} in the audit log");
+    }
 }

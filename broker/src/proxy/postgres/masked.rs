@@ -47,6 +47,18 @@
 //! reads a table only the client's session can see), is refused: the client
 //! gets an ErrorResponse instead of the data, which is dropped.
 //!
+//! # Recording result rows
+//!
+//! On a connection with `record_results = N` the hook also hands the
+//! session's recording ([`SessionLog::result_row`]) the first N rows of
+//! each statement, taken from the row as it leaves the broker: masked
+//! values are recorded masked, exactly as the client received them.
+//! Column names come from the RowDescription; binary-format values are
+//! recorded as a placeholder, never decoded. Without masking sets the hook
+//! still runs (every column passes) so rows can be recorded; it then never
+//! refuses a COPY, and COPY data is not recorded. With recording off, a
+//! DataRow costs one more branch.
+//!
 //! # Failing closed
 //!
 //! When the catalog cannot be read, every column that comes from a table is
@@ -453,6 +465,10 @@ enum Col {
 struct ColumnMap {
     cols: Vec<Col>,
     labels: Vec<String>,
+    /// Column names as the RowDescription gives them (recorded rows).
+    names: Vec<String>,
+    /// Whether each column arrives in binary format (recorded rows).
+    binary: Vec<bool>,
     any: bool,
 }
 
@@ -462,7 +478,21 @@ impl ColumnMap {
         ColumnMap {
             cols: vec![Col::Whole { binary: false }; n],
             labels: vec![label.to_owned(); n],
+            names: vec![label.to_owned(); n],
+            binary: vec![false; n],
             any: n > 0,
+        }
+    }
+
+    /// A map that passes every value (no masking sets: rows are only
+    /// recorded).
+    fn pass(n: usize, label: &str) -> ColumnMap {
+        ColumnMap {
+            cols: vec![Col::Pass; n],
+            labels: vec![label.to_owned(); n],
+            names: vec![label.to_owned(); n],
+            binary: vec![false; n],
+            any: false,
         }
     }
 }
@@ -514,6 +544,15 @@ pub(crate) struct MaskRows {
     waited: bool,
     probe: Option<ProbeSlot>,
     warned_unplaced: bool,
+    /// Where result rows are recorded (`record_results` > 0).
+    capture: Option<Capture>,
+}
+
+/// Result rows going to the recording.
+struct Capture {
+    log: Arc<SessionLog>,
+    /// The recording wants no more rows until the next ReadyForQuery.
+    full: bool,
 }
 
 /// Server-side hook: masking when the session has rules, else nothing.
@@ -532,13 +571,17 @@ impl FrameHook for ServerSide {
 }
 
 /// The hooks of a session: `client` is the client→server hook the
-/// observer goes in front of; with no masking both are pass-through.
+/// observer goes in front of; with no masking and no recorded rows both
+/// are pass-through.
 pub(crate) fn hooks<C: FrameHook>(
     masking: Option<Arc<MaskContext>>,
     client: C,
 ) -> (ClientSide<C>, ServerSide) {
     match masking {
-        Some(ctx) if !ctx.masker.is_empty() => {
+        Some(ctx)
+            if !ctx.masker.is_empty()
+                || ctx.log.as_ref().is_some_and(|l| l.keeps_results() > 0) =>
+        {
             let shared = Arc::new(Shared::default());
             (
                 ClientSide {
@@ -564,7 +607,16 @@ pub(crate) fn hooks<C: FrameHook>(
 
 impl MaskRows {
     fn new(ctx: Arc<MaskContext>, shared: Arc<Shared>) -> MaskRows {
+        let capture = ctx
+            .log
+            .as_ref()
+            .filter(|l| l.keeps_results() > 0)
+            .map(|log| Capture {
+                log: log.clone(),
+                full: false,
+            });
         MaskRows {
+            capture,
             ctx,
             shared,
             statements: HashMap::new(),
@@ -598,6 +650,8 @@ impl MaskRows {
         let mut unknown = Vec::new();
         let mut cols = Vec::with_capacity(fields.len());
         let mut labels = Vec::with_capacity(fields.len());
+        let mut names = Vec::with_capacity(fields.len());
+        let mut binaries = Vec::with_capacity(fields.len());
         for (i, f) in fields.iter().enumerate() {
             let binary = match formats {
                 None => f.format == 1,
@@ -605,6 +659,8 @@ impl MaskRows {
                 Some([one]) => *one == 1,
                 Some(many) => many.get(i).is_some_and(|x| *x == 1),
             };
+            names.push(f.name.clone());
+            binaries.push(binary);
             let mut column = ColumnRef {
                 name: f.name.clone(),
                 ..ColumnRef::default()
@@ -646,7 +702,13 @@ impl MaskRows {
             return Err(unknown);
         }
         let any = cols.iter().any(|c| !matches!(c, Col::Pass));
-        Ok(ColumnMap { cols, labels, any })
+        Ok(ColumnMap {
+            cols,
+            labels,
+            names,
+            binary: binaries,
+            any,
+        })
     }
 
     /// The map for `fields`, or a Wait while the catalog is asked.
@@ -768,6 +830,9 @@ impl MaskRows {
             b'Z' => {
                 self.set_current(None);
                 self.copy = CopyState::Off;
+                if let Some(c) = &mut self.capture {
+                    c.full = false;
+                }
                 let mut sent = self.sent();
                 while let Some(s) = sent.pop_front() {
                     if s.is_sync_point() {
@@ -879,6 +944,11 @@ impl MaskRows {
         if self.current.is_none() {
             match self.execute_map() {
                 Ok(Some(map)) => self.set_current(Some(map)),
+                Ok(None) if self.ctx.masker.is_empty() => {
+                    // Only recording: nothing to fail closed on.
+                    let n = u16_at(body, 0).unwrap_or(0);
+                    self.set_current(Some(Arc::new(ColumnMap::pass(n, "?column?"))));
+                }
                 Ok(None) => {
                     // Rows the notes cannot place: fail closed.
                     if !self.warned_unplaced {
@@ -897,13 +967,28 @@ impl MaskRows {
         let Some(map) = self.current.clone() else {
             return Verdict::Forward;
         };
-        if !map.any {
-            return Verdict::Forward;
+        let verdict = if !map.any {
+            Verdict::Forward
+        } else {
+            match mask_data_row(body, &map, &mut |i| self.report(i)) {
+                Some(bytes) => Verdict::Replace(bytes),
+                None => Verdict::Forward,
+            }
+        };
+        if let Some(c) = &mut self.capture
+            && !c.full
+        {
+            // The row as the client gets it: the rebuilt frame's body, or
+            // the server's.
+            let sent = match &verdict {
+                Verdict::Replace(frame) => frame.get(5..).unwrap_or_default(),
+                _ => body,
+            };
+            if let Some(values) = row_values(sent, &map.binary) {
+                c.full = !c.log.result_row(&map.names, values);
+            }
         }
-        match mask_data_row(body, &map, &mut |i| self.report(i)) {
-            Some(bytes) => Verdict::Replace(bytes),
-            None => Verdict::Forward,
-        }
+        verdict
     }
 
     fn copy_out(&mut self, body: &[u8]) -> Verdict {
@@ -933,6 +1018,10 @@ impl MaskRows {
     }
 
     fn decide_copy(&mut self, spec: Option<CopySpec>, columns: usize, binary: bool) -> Verdict {
+        if self.ctx.masker.is_empty() {
+            // Only recording rows: COPY passes as without this hook.
+            return Verdict::Forward;
+        }
         let refuse = |this: &mut MaskRows, why: &str| {
             this.probe = None;
             this.waited = false;
@@ -1023,6 +1112,8 @@ impl MaskRows {
                 any: cols.iter().any(|c| !matches!(c, Col::Pass)),
                 cols,
                 labels: vec!["(copy)".to_owned(); columns],
+                names: vec!["(copy)".to_owned(); columns],
+                binary: vec![false; columns],
             }
         };
         let header_pending = matches!(spec.format, CopyFormat::Csv { header: true, .. });
@@ -1196,6 +1287,32 @@ fn mask_data_row(body: &[u8], map: &ColumnMap, report: &mut dyn FnMut(usize)) ->
         slot.copy_from_slice(&len.to_be_bytes());
     }
     Some(o.freeze())
+}
+
+/// The values of a DataRow body as the recording keeps them: text as
+/// [`crate::record::result_value`] makes it, binary columns as a
+/// placeholder, NULL as `None`. `None` for a malformed row.
+fn row_values(body: &[u8], binary: &[bool]) -> Option<Vec<Option<String>>> {
+    let count = u16_at(body, 0)?;
+    let mut at = 2usize;
+    let mut values = Vec::with_capacity(count);
+    for i in 0..count {
+        let len = i32_at(body, at)?;
+        at += 4;
+        if len < 0 {
+            values.push(None);
+            continue;
+        }
+        let n = usize::try_from(len).ok()?;
+        let value = body.get(at..at.checked_add(n)?)?;
+        at += n;
+        values.push(Some(if binary.get(i).copied().unwrap_or(false) {
+            crate::record::BINARY_PLACEHOLDER.to_owned()
+        } else {
+            crate::record::result_value(value)
+        }));
+    }
+    Some(values)
 }
 
 /// A DataRow of `count` NULLs (what a malformed row becomes).

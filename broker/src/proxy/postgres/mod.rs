@@ -147,6 +147,9 @@ pub struct ClientSession {
     /// the policy rule's, in that order (names of sets the proxy was built
     /// with, see [`PgProxy::with_masking`]).
     pub masking: Vec<String>,
+    /// Result rows kept per statement in the recording (the connection's
+    /// `record_results`; 0 keeps no values). Kept after masking.
+    pub record_results: u32,
     /// Guardrail sets of the policy rule that granted the session; checked
     /// after the connection's own (see [`crate::guard::GuardBook`]).
     pub guardrails: Vec<String>,
@@ -237,16 +240,19 @@ impl PgProxy {
         }
     }
 
-    /// The masking of a session, `None` without sets; `Err` names a set the
-    /// proxy does not know (the session is refused rather than unmasked).
-    /// `log` hears which columns were masked.
+    /// The masking of a session, `None` without sets (unless result rows
+    /// are recorded: the masking hook is where they are captured, so it runs
+    /// with no sets and passes every value); `Err` names a set the proxy
+    /// does not know (the session is refused rather than unmasked). `log`
+    /// hears which columns were masked, and the rows it keeps.
     fn masking_for(
         &self,
         session: &ClientSession,
         upstream: &Arc<Upstream>,
         log: Option<Arc<crate::record::SessionLog>>,
     ) -> Result<Option<Arc<masked::MaskContext>>, PgProxyError> {
-        if session.masking.is_empty() {
+        let captures = log.as_ref().is_some_and(|l| l.keeps_results() > 0);
+        if session.masking.is_empty() && !captures {
             return Ok(None);
         }
         let mut sets = Vec::new();
@@ -369,11 +375,12 @@ impl PgProxy {
         // hook (from the server's own answers, before any hook replaces or
         // masks them).
         let session_log = self.recorder.as_ref().map(|r| {
-            crate::record::SessionLog::new(
+            crate::record::SessionLog::keeping_results(
                 r.clone(),
                 &session.session_id,
                 &session.user,
                 &upstream.connection,
+                session.record_results,
             )
         });
         let masking = match self.masking_for(&session, &upstream, session_log.clone()) {

@@ -74,6 +74,7 @@ async fn start_session_with(
         expires_at,
         grant,
         masking: Vec::new(),
+        record_results: 0,
         guardrails: Vec::new(),
         requester: None,
     };
@@ -835,6 +836,7 @@ async fn random_input_never_panics_and_always_ends() {
         expires_at: in_an_hour(),
         grant: None,
         masking: Vec::new(),
+        record_results: 0,
         guardrails: Vec::new(),
         requester: None,
     };

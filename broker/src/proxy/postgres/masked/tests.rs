@@ -399,6 +399,8 @@ fn copy_map(ctx: &MaskContext) -> ColumnMap {
     ColumnMap {
         cols: vec![Col::Pass, Col::Text(email), Col::Text(other)],
         labels: vec!["id".into(), "email".into(), "note".into()],
+        names: vec!["id".into(), "email".into(), "note".into()],
+        binary: vec![false; 3],
         any: true,
     }
 }
@@ -460,4 +462,216 @@ fn copy_out_is_masked_and_binary_copy_refused() {
     assert!(pass(&mut server, b'c', b"").unwrap().is_empty());
     assert!(pass(&mut server, b'C', b"COPY 20\0").unwrap().is_empty());
     assert_eq!(pass(&mut server, b'Z', b"I").unwrap(), wire(b'Z', b"I"));
+}
+
+/// Outcomes as the audit log would get them.
+#[derive(Default)]
+struct Outcomes(Mutex<Vec<crate::record::StatementOutcome>>);
+
+impl crate::record::Recorder for Outcomes {
+    fn statement(&self, _record: crate::record::StatementRecord) -> crate::record::Durable {
+        Box::pin(async { Ok(0) })
+    }
+    fn outcome(&self, _id: crate::record::StatementId, outcome: crate::record::StatementOutcome) {
+        self.0.lock().unwrap().push(outcome);
+    }
+}
+
+/// `rules` (or none) with a recording that keeps `keep` rows a statement.
+fn recording(rules: Option<&str>, keep: u32) -> (Arc<MaskContext>, Arc<Outcomes>, Arc<SessionLog>) {
+    let outcomes = Arc::new(Outcomes::default());
+    let log = SessionLog::keeping_results(outcomes.clone(), "s", "alice", "pg", keep);
+    let base = context(rules.unwrap_or(RULES), 1, true);
+    let masker = match rules {
+        Some(rules) => {
+            let doc: MaskSetDoc = toml::from_str(rules).unwrap();
+            Masker::new(vec![Arc::new(MaskSet::compile(&doc, b"k").unwrap())])
+        }
+        None => Masker::new(Vec::new()),
+    };
+    let ctx = Arc::new(MaskContext {
+        masker,
+        catalog: base.catalog.clone(),
+        log: Some(log.clone()),
+        connection: "pg".into(),
+    });
+    (ctx, outcomes, log)
+}
+
+fn strings(values: &[Option<&str>]) -> Vec<Option<String>> {
+    values.iter().map(|v| v.map(str::to_owned)).collect()
+}
+
+#[test]
+fn recorded_rows_are_the_masked_values_capped_with_binary_placeholders() {
+    let (ctx, outcomes, log) = recording(Some(RULES), 2);
+    let (mut client, mut server) = hooks(Some(ctx), crate::proxy::postgres::relay::PassThrough);
+    // Simple protocol: three rows, two kept, as the client got them.
+    log.forwarded(1);
+    pass(
+        &mut client,
+        b'Q',
+        b"select id, email, note from customers\0",
+    )
+    .unwrap();
+    let t = row_description(&[
+        ("id", CUSTOMERS, 1, 20, 0),
+        ("email", CUSTOMERS, 2, 25, 0),
+        ("note", 0, 0, 25, 0),
+    ]);
+    pass(&mut server, b'T', &t).unwrap();
+    let long = "n".repeat(300);
+    let rows = [
+        data_row(&[
+            Some(b"1"),
+            Some(b"ada@example.com"),
+            Some(b"card 4111111111111111"),
+        ]),
+        data_row(&[Some(b"2"), None, Some(long.as_bytes())]),
+        data_row(&[Some(b"3"), Some(b"bob@example.com"), None]),
+    ];
+    let sent: Vec<Vec<Option<String>>> = rows
+        .iter()
+        .map(|r| values(&pass(&mut server, b'D', r).unwrap()))
+        .collect();
+    pass(&mut server, b'C', b"SELECT 3\0").unwrap();
+    pass(&mut server, b'Z', b"I").unwrap();
+    log.finish(Some(3), None);
+
+    // Extended protocol, every result binary: placeholders, NULL stays NULL.
+    log.forwarded(2);
+    pass(
+        &mut client,
+        b'P',
+        b"s1\0select email, secret_num from customers\0\0\0",
+    )
+    .unwrap();
+    pass(&mut client, b'D', b"Ss1\0").unwrap();
+    let mut bind = b"\0s1\0\0\0\0\0".to_vec();
+    bind.extend_from_slice(&1u16.to_be_bytes());
+    bind.extend_from_slice(&1i16.to_be_bytes());
+    pass(&mut client, b'B', &bind).unwrap();
+    pass(&mut client, b'E', b"\0\0\0\0\0").unwrap();
+    pass(&mut client, b'S', b"").unwrap();
+    pass(&mut server, b'1', b"").unwrap();
+    pass(&mut server, b't', b"\0\0").unwrap();
+    pass(
+        &mut server,
+        b'T',
+        &row_description(&[("email", CUSTOMERS, 2, 25, 0), ("secret_num", 0, 0, 20, 0)]),
+    )
+    .unwrap();
+    pass(&mut server, b'2', b"").unwrap();
+    let secret = 42i64.to_be_bytes();
+    let out = pass(
+        &mut server,
+        b'D',
+        &data_row(&[Some(b"ada@example.com"), Some(&secret)]),
+    )
+    .unwrap();
+    assert_eq!(
+        values(&out)[1],
+        None,
+        "a covered int8 in binary is sent as NULL"
+    );
+    pass(&mut server, b'C', b"SELECT 1\0").unwrap();
+    pass(&mut server, b'Z', b"I").unwrap();
+    log.finish(Some(1), None);
+
+    let got = outcomes.0.lock().unwrap();
+    assert_eq!(got.len(), 2);
+    let first = got[0].results.as_ref().unwrap();
+    assert_eq!(first.columns, ["id", "email", "note"]);
+    // Exactly what the client received (the long value cut, below).
+    assert_eq!(first.rows[0], sent[0]);
+    assert_eq!(first.rows[1][..2], sent[1][..2]);
+    assert_eq!(
+        first.rows[0],
+        strings(&[
+            Some("1"),
+            Some("****@example.com"),
+            Some("card ************1111")
+        ])
+    );
+    assert_eq!(
+        first.rows[1][2].as_deref(),
+        Some(format!("{}…[+44 bytes]", "n".repeat(256)).as_str())
+    );
+    assert!(first.truncated, "three rows, two kept");
+    assert_eq!(got[0].masked_columns, ["note", "public.customers.email"]);
+    let second = got[1].results.as_ref().unwrap();
+    assert_eq!(second.columns, ["email", "secret_num"]);
+    assert_eq!(second.rows, [strings(&[Some("<binary>"), None])]);
+    assert!(!second.truncated);
+    let text = format!("{got:?}");
+    assert!(
+        !text.contains("ada@example.com") && !text.contains("4111111111111111"),
+        "{text}"
+    );
+}
+
+#[test]
+fn without_masking_sets_rows_are_recorded_and_pass_untouched() {
+    let (ctx, outcomes, log) = recording(None, 5);
+    let (mut client, mut server) = hooks(Some(ctx), crate::proxy::postgres::relay::PassThrough);
+    log.forwarded(1);
+    pass(&mut client, b'Q', b"select email from customers\0").unwrap();
+    pass(
+        &mut server,
+        b'T',
+        &row_description(&[("email", CUSTOMERS, 2, 25, 0)]),
+    )
+    .unwrap();
+    let row = data_row(&[Some(b"ada@example.com")]);
+    assert_eq!(pass(&mut server, b'D', &row).unwrap(), wire(b'D', &row));
+    pass(&mut server, b'C', b"SELECT 1\0").unwrap();
+    pass(&mut server, b'Z', b"I").unwrap();
+    log.finish(Some(1), None);
+    // Rows no note places pass too (nothing to fail closed on).
+    log.forwarded(2);
+    let stray = data_row(&[Some(b"x")]);
+    assert_eq!(pass(&mut server, b'D', &stray).unwrap(), wire(b'D', &stray));
+    pass(&mut server, b'Z', b"I").unwrap();
+    log.finish(Some(1), None);
+    // A binary COPY is not refused: no rule applies to it.
+    pass(
+        &mut client,
+        b'Q',
+        b"copy customers to stdout (format binary)\0",
+    )
+    .unwrap();
+    let header = b"\x01\0\x01\0\x01";
+    assert_eq!(pass(&mut server, b'H', header).unwrap(), wire(b'H', header));
+    assert_eq!(
+        pass(&mut server, b'd', b"PGCOPY").unwrap(),
+        wire(b'd', b"PGCOPY")
+    );
+
+    let got = outcomes.0.lock().unwrap();
+    let r = got[0].results.as_ref().unwrap();
+    assert_eq!(
+        (r.columns.as_slice(), r.rows.as_slice()),
+        (
+            &["email".to_owned()][..],
+            &[strings(&[Some("ada@example.com")])][..]
+        )
+    );
+    assert!(got[0].masked_columns.is_empty());
+    assert_eq!(
+        got[1].results.as_ref().unwrap().rows,
+        [strings(&[Some("x")])]
+    );
+}
+
+#[test]
+fn without_masking_sets_or_recorded_rows_the_hooks_stay_out_of_the_way() {
+    let (ctx, _outcomes, _log) = recording(None, 0);
+    let (_client, server) = hooks(Some(ctx), crate::proxy::postgres::relay::PassThrough);
+    assert!(
+        server.rows.is_none(),
+        "no masking and no recording: pass-through"
+    );
+    let (ctx, _outcomes, _log) = recording(Some(RULES), 0);
+    let (_client, server) = hooks(Some(ctx), crate::proxy::postgres::relay::PassThrough);
+    assert!(server.rows.as_ref().is_some_and(|r| r.capture.is_none()));
 }
