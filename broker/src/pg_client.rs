@@ -257,22 +257,7 @@ mod tests {
     use super::*;
     use crate::dev::postgres::ThrowawayPostgres;
 
-    /// A CA and a server certificate for 127.0.0.1 signed by it: (ca, cert, key).
-    fn server_cert() -> (String, String, Secret) {
-        let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        let ca_key = rcgen::KeyPair::generate().unwrap();
-        let ca_cert = ca.self_signed(&ca_key).unwrap();
-        let issuer = rcgen::Issuer::new(ca, ca_key);
-        let leaf = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()]).unwrap();
-        let leaf_key = rcgen::KeyPair::generate().unwrap();
-        let leaf_cert = leaf.signed_by(&leaf_key, &issuer).unwrap();
-        (
-            ca_cert.pem(),
-            leaf_cert.pem(),
-            Secret::new(leaf_key.serialize_pem()),
-        )
-    }
+    use crate::proxy::postgres::upstream::tls_tests::server_cert;
 
     async fn ssl_in_use(target: &PgTarget) -> Result<bool, PgConnectError> {
         let client = target

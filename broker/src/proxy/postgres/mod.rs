@@ -80,7 +80,7 @@ mod masked;
 mod recorded;
 pub mod relay;
 mod startup;
-mod upstream;
+pub(crate) mod upstream;
 
 #[cfg(test)]
 mod tests;

@@ -694,7 +694,7 @@ impl UpstreamConn {
 }
 
 #[cfg(test)]
-mod tls_tests {
+pub(crate) mod tls_tests {
     //! The upstream TLS modes against a real PostgreSQL with `ssl = on`.
 
     use super::*;
@@ -702,7 +702,7 @@ mod tls_tests {
     use hoop_shared::Secret;
 
     /// A CA and a server certificate for 127.0.0.1 signed by it: (ca, cert, key).
-    fn server_cert() -> (String, String, Secret) {
+    pub(crate) fn server_cert() -> (String, String, Secret) {
         let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
         ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
         let ca_key = rcgen::KeyPair::generate().unwrap();
