@@ -498,14 +498,30 @@ impl Broker {
         let tasks = state.tasks.clone();
         // Webhook workers stop with the broker (state.shutdown, below).
         self.notify_workers.spawn(&tasks, state.shutdown.clone());
-        if state.config.audit.retention.is_some() {
+        if let Some(retention) = state.config.audit.retention {
             let (log, stop) = (state.audit_log.clone(), state.shutdown.clone());
+            let retained = state.clone();
             tasks.spawn(async move {
                 loop {
                     match log.prune().await {
                         Ok(0) => {}
                         Ok(n) => tracing::info!(records = n, "audit retention pruned old records"),
                         Err(e) => tracing::warn!("audit retention failed: {e}"),
+                    }
+                    // Recordings go with the records: SSH parts in the store
+                    // and their files (Postgres recordings are audit records).
+                    let cutoff = SystemTime::now()
+                        .checked_sub(retention)
+                        .unwrap_or(UNIX_EPOCH);
+                    let cutoff_secs = cutoff.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+                    match retained.store.prune_recordings(cutoff_secs).await {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!(parts = n, "retention pruned stored recordings"),
+                        Err(e) => tracing::warn!("recording retention failed: {e}"),
+                    }
+                    let files = retained.ssh.recordings().prune_files(cutoff);
+                    if files > 0 {
+                        tracing::info!(files, "retention pruned recording files");
                     }
                     tokio::select! {
                         () = stop.cancelled() => break,

@@ -261,6 +261,8 @@ pub trait StoreBackend: Send + Sync + 'static {
     /// See [`Store::recording_names`].
     fn recording_names(&self, session_id: String)
     -> BoxFuture<'_, Result<Vec<String>, StoreError>>;
+    /// See [`Store::prune_recordings`].
+    fn prune_recordings(&self, before: u64) -> BoxFuture<'_, Result<u64, StoreError>>;
     /// See [`Store::append_event`].
     fn append_event(&self, e: Event) -> BoxFuture<'_, Result<(), StoreError>>;
     /// See [`Store::recent_events`].
@@ -448,6 +450,12 @@ impl Store {
     /// The names of `session_id`'s recording parts, in name order.
     pub async fn recording_names(&self, session_id: &str) -> Result<Vec<String>, StoreError> {
         self.backend.recording_names(session_id.to_owned()).await
+    }
+
+    /// Deletes the recording parts last written before `before` (Unix
+    /// seconds): retention. Returns how many went.
+    pub async fn prune_recordings(&self, before: u64) -> Result<u64, StoreError> {
+        self.backend.prune_recordings(before).await
     }
 
     /// Appends an event; durable when this returns.

@@ -649,6 +649,19 @@ impl StoreBackend for PgStoreBackend {
         }))
     }
 
+    fn prune_recordings(&self, before: u64) -> BoxFuture<'_, Result<u64, StoreError>> {
+        // Idempotent: a retry after a lost connection deletes nothing twice.
+        Box::pin(self.run(move |c| {
+            Box::pin(async move {
+                Ok(c.execute(
+                    "DELETE FROM recordings WHERE created_at < $1",
+                    &[&to_i64(before)],
+                )
+                .await?)
+            })
+        }))
+    }
+
     fn append_event(&self, e: Event) -> BoxFuture<'_, Result<(), StoreError>> {
         Box::pin(self.run(move |c| {
             let e = e.clone();

@@ -363,6 +363,17 @@ impl SqliteStoreBackend {
         .await
     }
 
+    async fn prune_recordings(&self, before: u64) -> Result<u64, StoreError> {
+        self.with(move |c| {
+            c.execute(
+                "DELETE FROM recordings WHERE created_at < ?1",
+                params![before as i64],
+            )
+            .map(|n| n as u64)
+        })
+        .await
+    }
+
     /// Appends an event; durable when this returns.
     async fn append_event(&self, e: Event) -> Result<(), StoreError> {
         self.with(move |c| {
@@ -796,6 +807,10 @@ impl StoreBackend for SqliteStoreBackend {
         session_id: String,
     ) -> BoxFuture<'_, Result<Vec<String>, StoreError>> {
         Box::pin(async move { SqliteStoreBackend::recording_names(self, &session_id).await })
+    }
+
+    fn prune_recordings(&self, before: u64) -> BoxFuture<'_, Result<u64, StoreError>> {
+        Box::pin(SqliteStoreBackend::prune_recordings(self, before))
     }
 
     fn append_event(&self, e: Event) -> BoxFuture<'_, Result<(), StoreError>> {

@@ -725,6 +725,27 @@ on_both!(store: recordings_are_stored_per_session_and_replaced_by_name =>
     sqlite_recordings_are_stored_per_session_and_replaced_by_name,
     postgres_recordings_are_stored_per_session_and_replaced_by_name);
 
+async fn retention_prunes_recordings_written_before_the_cutoff(store: Store) {
+    for (session, name, at) in [
+        ("old", "0.cast", 10),
+        ("old", "index.json", 20),
+        ("new", "0.cast", 30),
+    ] {
+        store
+            .put_recording(session, name, b"x".to_vec(), at)
+            .await
+            .unwrap();
+    }
+    assert_eq!(store.prune_recordings(20).await.unwrap(), 1);
+    assert_eq!(store.recording_names("old").await.unwrap(), ["index.json"]);
+    assert_eq!(store.prune_recordings(31).await.unwrap(), 2);
+    assert!(store.recording_names("new").await.unwrap().is_empty());
+    assert_eq!(store.prune_recordings(31).await.unwrap(), 0);
+}
+on_both!(store: retention_prunes_recordings_written_before_the_cutoff =>
+    sqlite_retention_prunes_recordings_written_before_the_cutoff,
+    postgres_retention_prunes_recordings_written_before_the_cutoff);
+
 async fn revocations_are_listed_from_a_time_on(store: Store) {
     for id in ["r1", "r2", "r3"] {
         store.insert_request(request(id, 1)).await.unwrap();

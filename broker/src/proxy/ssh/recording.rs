@@ -231,6 +231,27 @@ impl Recordings {
         );
     }
 
+    /// Retention: deletes recording files last written before `before`.
+    /// Returns how many went; a file that cannot be read or removed is
+    /// skipped (and logged), never fatal.
+    pub fn prune_files(&self, before: std::time::SystemTime) -> usize {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return 0;
+        };
+        let mut removed = 0;
+        for entry in entries.flatten() {
+            let Ok(meta) = entry.metadata() else { continue };
+            if !meta.is_file() || meta.modified().map_or(true, |m| m >= before) {
+                continue;
+            }
+            match std::fs::remove_file(entry.path()) {
+                Ok(()) => removed += 1,
+                Err(e) => tracing::warn!(file = %entry.path().display(), "retention: {e}"),
+            }
+        }
+        removed
+    }
+
     /// The directory.
     pub fn dir(&self) -> &Path {
         &self.dir
@@ -720,5 +741,26 @@ mod tests {
             store.recording_names("0b7c-test").await.unwrap(),
             ["0b7c-test.cast", INDEX_PART]
         );
+    }
+
+    #[test]
+    fn retention_removes_only_files_written_before_the_cutoff() {
+        let dir = tempfile::tempdir().unwrap();
+        let recs = Recordings::new(dir.path().to_path_buf());
+        let old = dir.path().join("old.cast");
+        let new = dir.path().join("new.cast");
+        std::fs::write(&old, b"x").unwrap();
+        std::fs::write(&new, b"y").unwrap();
+        let day = std::time::Duration::from_secs(86_400);
+        let now = std::time::SystemTime::now();
+        std::fs::File::options()
+            .write(true)
+            .open(&old)
+            .unwrap()
+            .set_modified(now - 3 * day)
+            .unwrap();
+        assert_eq!(recs.prune_files(now - day), 1);
+        assert!(!old.exists() && new.exists());
+        assert_eq!(recs.prune_files(now - day), 0);
     }
 }
