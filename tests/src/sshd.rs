@@ -202,3 +202,39 @@ impl Drop for Sshd {
         let _ = self.child.wait();
     }
 }
+
+/// Runs `hoopctl connect ssh-prod -- ssh -tt` as `user` under `script` (a
+/// real pty), types `input`, and waits up to 60 s: (exit status, everything
+/// the terminal showed).
+pub fn pty_shell(user: &crate::User, input: &[u8]) -> (std::process::ExitStatus, String) {
+    use std::io::{Read as _, Write as _};
+    let mut child = Command::new("script")
+        .args(["-q", "-e", "-c"])
+        .arg(format!(
+            "{} connect ssh-prod -- ssh -tt",
+            crate::bin("hoopctl").display()
+        ))
+        .arg("/dev/null")
+        .env("HOOP_CONFIG_DIR", &user.config_dir)
+        .env("NO_COLOR", "1")
+        .env("TERM", "xterm")
+        .env_remove("HOOP_TOKEN")
+        .env_remove("HOOP_BROKER")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut all = Vec::new();
+        let _ = stdout.read_to_end(&mut all);
+        String::from_utf8_lossy(&all).into_owned()
+    });
+    stdin.write_all(input).unwrap();
+    stdin.flush().unwrap();
+    let status = crate::wait_deadline(&mut child, Duration::from_secs(60));
+    drop(stdin);
+    (status, reader.join().unwrap())
+}

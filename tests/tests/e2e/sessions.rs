@@ -7,8 +7,6 @@
 //! exactly as the client saw them. An SSH shell's recording is put into the
 //! store, and served from there once the broker's files are gone.
 
-use std::io::{Read as _, Write as _};
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use hoop_e2e::sshd::Sshd;
@@ -259,37 +257,7 @@ fn an_ssh_shell_recording_is_served_from_the_store_once_the_files_are_gone() {
     let alice = User::new("alice", &broker);
     alice.login().assert_ok();
     // `script` gives hoopctl (and so ssh) a terminal: a shell with a pty.
-    let mut child = std::process::Command::new("script")
-        .args(["-q", "-e", "-c"])
-        .arg(format!(
-            "{} connect ssh-prod -- ssh -tt",
-            bin("hoopctl").display()
-        ))
-        .arg("/dev/null")
-        .env("HOOP_CONFIG_DIR", &alice.config_dir)
-        .env("NO_COLOR", "1")
-        .env("TERM", "xterm")
-        .env_remove("HOOP_TOKEN")
-        .env_remove("HOOP_BROKER")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let mut stdout = child.stdout.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        let mut all = Vec::new();
-        let _ = stdout.read_to_end(&mut all);
-        String::from_utf8_lossy(&all).into_owned()
-    });
-    stdin
-        .write_all(b"echo stored-$((6*7))-ok\nexit 0\n")
-        .unwrap();
-    stdin.flush().unwrap();
-    let status = wait_deadline(&mut child, Duration::from_secs(60));
-    drop(stdin);
-    let screen = reader.join().unwrap();
+    let (status, screen) = hoop_e2e::sshd::pty_shell(&alice, b"echo stored-$((6*7))-ok\nexit 0\n");
     assert!(status.success(), "{status:?}\n{screen}\n{}", broker.log());
 
     let list = json(&alice.run(&["sessions", "list", "-o", "json"]));

@@ -2,7 +2,7 @@
 //! broker holding the target's key, and the real OpenSSH clients (`ssh`,
 //! `scp`, `sftp`) started by `hoopctl connect`.
 
-use std::io::{Read as _, Write as _};
+use std::io::Read as _;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -86,35 +86,7 @@ fn a_pty_shell_shows_a_prompt_runs_commands_and_replays_from_the_recording() {
     // through script's stdin. The marker is computed by the remote shell, so
     // finding it proves the command ran (the echo of our typing shows
     // `$((6*7))`, not 42).
-    let hoopctl = bin("hoopctl");
-    let mut child = std::process::Command::new("script")
-        .args(["-q", "-e", "-c"])
-        .arg(format!("{} connect ssh-prod -- ssh -tt", hoopctl.display()))
-        .arg("/dev/null")
-        .env("HOOP_CONFIG_DIR", &alice.config_dir)
-        .env("NO_COLOR", "1")
-        .env("TERM", "xterm")
-        .env_remove("HOOP_TOKEN")
-        .env_remove("HOOP_BROKER")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let mut stdout = child.stdout.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        let mut all = Vec::new();
-        let _ = stdout.read_to_end(&mut all);
-        String::from_utf8_lossy(&all).into_owned()
-    });
-    stdin
-        .write_all(b"echo marker-$((6*7))-ok\nexit 0\n")
-        .unwrap();
-    stdin.flush().unwrap();
-    let status = wait_deadline(&mut child, Duration::from_secs(60));
-    drop(stdin);
-    let screen = reader.join().unwrap();
+    let (status, screen) = hoop_e2e::sshd::pty_shell(&alice, b"echo marker-$((6*7))-ok\nexit 0\n");
     assert!(
         status.success(),
         "{status:?}\n{screen}\nbroker:\n{}",
