@@ -24,6 +24,7 @@
 
 pub mod chain;
 pub mod checkpoint;
+pub mod journal;
 pub mod postgres;
 pub mod sqlite;
 pub mod verify;
@@ -67,6 +68,9 @@ pub enum AuditError {
     /// The stored data is not what this broker writes.
     #[error("audit store holds an invalid row: {0}")]
     Corrupt(String),
+    /// The SQLite backend's append journal failed.
+    #[error("audit journal: {0}")]
+    Journal(String),
     /// The log was closed (shutdown).
     #[error("the audit log is closed")]
     Closed,
@@ -214,6 +218,15 @@ pub trait BlockingAuditBackend: Send + Sync {
     fn maintenance_due(&self) -> bool {
         false
     }
+    /// How long until [`BlockingAuditBackend::after_batch`] will have work
+    /// even if nothing is appended meanwhile (`None`: not until then). The
+    /// writer wakes up for it.
+    fn maintenance_in(&self) -> Option<Duration> {
+        None
+    }
+    /// Makes everything appended so far visible to reads (the writer calls
+    /// it when it stops).
+    fn flush(&self) {}
     /// Housekeeping the writer runs after it acknowledged a batch, so that
     /// no caller waits for it (SQLite: a WAL checkpoint now and then).
     fn after_batch(&self) {}

@@ -31,10 +31,13 @@
 //! WAL size (about 8 KiB per append; `journal_size_limit` trims it back
 //! after a burst), not checkpoint time.
 //!
-//! Durability: with `synchronous = NORMAL` (default) a commit is in the WAL
-//! file before it returns, so it survives the broker being killed (kill -9)
-//! but not necessarily a power loss; `[audit] synchronous = "full"` fsyncs
-//! the WAL at every commit and survives that too.
+//! Durability: with `synchronous = NORMAL` (default) appends go to the
+//! append journal ([`super::journal`]) and reach the tables in batches; they
+//! survive the broker being killed (kill -9) but not necessarily a power
+//! loss. With the journal the chain's tip lives there, not in [`Writer`], and
+//! the two files are locked to this backend (one broker per data
+//! directory). `[audit] synchronous = "full"` has no journal: each append is
+//! a commit as described above, with an fsync, and survives that too.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -43,6 +46,7 @@ use std::sync::{Arc, Mutex};
 use hoop_shared::audit::{AuditRecord, Checkpoint, Export, PublicKeyInfo, parse_hash};
 use rusqlite::{Connection, OptionalExtension as _, params};
 
+use super::journal::Journal;
 use super::{
     AuditBackend, AuditError, BlockingAuditBackend, BoxFuture, Query, SealFn, Sealed, Tip,
 };
@@ -81,8 +85,11 @@ const MIGRATIONS: &[&str] = &[
      );",
 ];
 
-/// Appends between two WAL checkpoints.
+/// Appends between two WAL checkpoints (without the journal).
 pub const CHECKPOINT_BATCHES: u32 = 1024;
+
+/// Journal ingests between two WAL checkpoints.
+pub const CHECKPOINT_INGESTS: u32 = 16;
 
 /// The WAL is truncated to this after a checkpoint restarted it.
 const WAL_SIZE_LIMIT: i64 = 16 << 20;
@@ -94,9 +101,12 @@ pub struct SqliteAuditBackend {
     /// Commits do not wait for the disk (`synchronous = NORMAL`): an append
     /// may then run on the caller's thread (see [`BlockingAuditBackend::try_append_now`]).
     fast_commit: bool,
-    /// Appends since the last checkpoint (read without the connection's
-    /// lock, which a checkpoint holds).
+    /// Appends (with the journal: ingests) since the last checkpoint (read
+    /// without the connection's lock, which a checkpoint holds).
     appends: Arc<AtomicU32>,
+    /// With `synchronous = NORMAL` on a file: where appends go first
+    /// ([`super::journal`]).
+    journal: Option<Arc<Journal>>,
 }
 
 /// The connection and what the appends remember.
@@ -109,8 +119,69 @@ struct Writer {
 
 impl SqliteAuditBackend {
     /// Opens `path` (creating it), sets WAL and `synchronous`, migrates.
+    /// With `synchronous = NORMAL`, also opens the append journal beside it
+    /// (locked: one broker per data directory) and moves into the tables
+    /// whatever it holds from the previous run.
     pub fn open(path: &Path, sync: AuditSynchronous) -> Result<Self, AuditError> {
-        Self::init(Connection::open(path)?, sync)
+        let mut this = Self::init(Connection::open(path)?, sync)?;
+        if sync == AuditSynchronous::Normal {
+            let dir = path
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            let journal = Arc::new(Journal::open(dir)?);
+            this.recover(&journal)?;
+            this.journal = Some(journal);
+        }
+        Ok(this)
+    }
+
+    /// Moves what the journal files hold into the tables, empties them, and
+    /// starts the journal's chain at the tables' tip.
+    fn recover(&self, journal: &Journal) -> Result<(), AuditError> {
+        let mut w = self.lock();
+        let mut found = Sealed::default();
+        for i in 0..2 {
+            let mut e = journal.read(i)?;
+            found.records.append(&mut e.records);
+            found.checkpoints.append(&mut e.checkpoints);
+        }
+        if !found.records.is_empty() || !found.checkpoints.is_empty() {
+            found.records.sort_by_key(|r| r.seq);
+            found.checkpoints.sort_by_key(|c| c.number);
+            let n = insert_journaled(&w.conn, &found, journal)?;
+            tracing::info!(
+                records = n,
+                "audit records of the previous run moved from the journal into the log"
+            );
+        }
+        journal.clear(0)?;
+        journal.clear(1)?;
+        w.tip = None;
+        journal.start(tip(&w.conn)?);
+        Ok(())
+    }
+
+    /// Moves up to `files` journal files into the tables (the connection is
+    /// held by the caller, which serializes ingests).
+    fn ingest(&self, w: &mut Writer, journal: &Journal, files: usize) -> Result<(), AuditError> {
+        for _ in 0..files {
+            let Some(i) = journal.take() else {
+                break;
+            };
+            let done = journal.read(i).and_then(|e| {
+                if !e.records.is_empty() || !e.checkpoints.is_empty() {
+                    insert_journaled(&w.conn, &e, journal)?;
+                    self.appends.fetch_add(1, Ordering::Relaxed);
+                }
+                journal.clear(i)
+            });
+            if let Err(e) = done {
+                journal.failed();
+                return Err(e);
+            }
+        }
+        Ok(())
     }
 
     /// An in-memory log (unit tests).
@@ -157,6 +228,7 @@ impl SqliteAuditBackend {
             conn: Arc::new(Mutex::new(Writer { conn, tip: None })),
             fast_commit: sync == AuditSynchronous::Normal,
             appends: Arc::new(AtomicU32::new(0)),
+            journal: None,
         })
     }
 
@@ -169,9 +241,15 @@ impl SqliteAuditBackend {
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, AuditError> + Send + 'static,
     {
-        let conn = self.conn.clone();
+        let this = self.clone();
         tokio::task::spawn_blocking(move || {
-            let mut guard = conn.lock().unwrap_or_else(|p| p.into_inner());
+            let mut guard = this.lock();
+            // Reads see every record appended before they began.
+            if let Some(j) = &this.journal
+                && let Err(e) = this.ingest(&mut guard, j, 2)
+            {
+                tracing::error!("audit journal not moved into the log before a read: {e}");
+            }
             // Whatever `f` does (pruning, say), the next append reads the tip.
             guard.tip = None;
             f(&mut guard.conn)
@@ -281,6 +359,9 @@ pub(super) fn split_anchor(
 
 impl BlockingAuditBackend for SqliteAuditBackend {
     fn append_blocking(&self, seal: SealFn) -> Result<Sealed, AuditError> {
+        if let Some(j) = &self.journal {
+            return j.append(seal);
+        }
         self.appends.fetch_add(1, Ordering::Relaxed);
         self.lock().append(seal)
     }
@@ -289,6 +370,9 @@ impl BlockingAuditBackend for SqliteAuditBackend {
         &self,
         ready: &mut dyn FnMut() -> Option<SealFn>,
     ) -> Option<Result<Sealed, AuditError>> {
+        if let Some(j) = &self.journal {
+            return j.try_append(ready);
+        }
         if !self.fast_commit {
             return None;
         }
@@ -303,11 +387,31 @@ impl BlockingAuditBackend for SqliteAuditBackend {
     }
 
     fn maintenance_due(&self) -> bool {
-        self.appends.load(Ordering::Relaxed) >= CHECKPOINT_BATCHES
+        match &self.journal {
+            Some(j) => j.due() || self.appends.load(Ordering::Relaxed) >= CHECKPOINT_INGESTS,
+            None => self.appends.load(Ordering::Relaxed) >= CHECKPOINT_BATCHES,
+        }
+    }
+
+    fn maintenance_in(&self) -> Option<std::time::Duration> {
+        self.journal.as_ref().and_then(|j| j.due_in())
     }
 
     fn after_batch(&self) {
-        if !self.maintenance_due() {
+        if let Some(j) = &self.journal
+            && j.due()
+        {
+            let mut w = self.lock();
+            if let Err(e) = self.ingest(&mut w, j, 1) {
+                tracing::error!("audit journal not moved into the log (retrying): {e}");
+            }
+        }
+        let every = if self.journal.is_some() {
+            CHECKPOINT_INGESTS
+        } else {
+            CHECKPOINT_BATCHES
+        };
+        if self.appends.load(Ordering::Relaxed) < every {
             return;
         }
         let w = self.lock();
@@ -320,6 +424,98 @@ impl BlockingAuditBackend for SqliteAuditBackend {
             .and_then(|mut s| s.query_row([], |r| r.get::<_, i64>(0)));
         if let Err(e) = done {
             tracing::warn!("audit WAL checkpoint failed: {}", AuditError::from(e));
+        }
+    }
+
+    fn flush(&self) {
+        if let Some(j) = &self.journal {
+            let mut w = self.lock();
+            if let Err(e) = self.ingest(&mut w, j, 2) {
+                tracing::error!(
+                    "audit journal not moved into the log at shutdown (it will be at the next start): {e}"
+                );
+            }
+        }
+    }
+}
+
+/// Inserts journaled records and checkpoints in one transaction; those the
+/// tables already hold (an ingest committed, the file was not emptied yet)
+/// are skipped. A record or checkpoint the tables hold *differently* is a
+/// conflict: the journal's copies are kept in a file beside the journal and
+/// the conflict logged (see [`super::journal`]). Returns the records inserted.
+fn insert_journaled(
+    conn: &Connection,
+    entries: &Sealed,
+    journal: &Journal,
+) -> Result<usize, AuditError> {
+    conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
+    let done = (|| {
+        let mut inserted = 0usize;
+        let mut conflicts = Sealed::default();
+        let mut ins = conn.prepare_cached(
+            "INSERT INTO audit_records
+               (seq, time_ms, kind, actor, connection, session, detail, prev_hash, hash)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+             ON CONFLICT (seq) DO NOTHING",
+        )?;
+        let mut stored = conn.prepare_cached("SELECT hash FROM audit_records WHERE seq = ?1")?;
+        for r in &entries.records {
+            let n = ins.execute(params![
+                r.seq as i64,
+                r.time,
+                r.kind,
+                r.actor,
+                r.connection,
+                r.session,
+                r.detail,
+                r.prev_hash,
+                r.hash
+            ])?;
+            if n == 1 {
+                inserted += 1;
+            } else if stored.query_row([r.seq as i64], |row| row.get::<_, String>(0))? != r.hash {
+                conflicts.records.push(r.clone());
+            }
+        }
+        let mut cp = conn.prepare_cached(
+            "INSERT INTO audit_checkpoints (number, seq, hash, time_ms, key_id, signature)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT (number) DO NOTHING",
+        )?;
+        let mut stored_cp =
+            conn.prepare_cached("SELECT signature FROM audit_checkpoints WHERE number = ?1")?;
+        for k in &entries.checkpoints {
+            let n = cp.execute(params![
+                k.number as i64,
+                k.seq as i64,
+                k.hash,
+                k.time,
+                k.key_id,
+                k.signature
+            ])?;
+            if n == 0
+                && stored_cp.query_row([k.number as i64], |row| row.get::<_, String>(0))?
+                    != k.signature
+            {
+                conflicts.checkpoints.push(k.clone());
+            }
+        }
+        conn.prepare_cached("COMMIT")?.execute([])?;
+        Ok::<_, AuditError>((inserted, conflicts))
+    })();
+    match done {
+        Ok((inserted, conflicts)) => {
+            if !conflicts.records.is_empty() || !conflicts.checkpoints.is_empty() {
+                journal.keep_conflicts(&conflicts);
+            }
+            Ok(inserted)
+        }
+        Err(e) => {
+            if !conn.is_autocommit() {
+                let _ = conn.execute_batch("ROLLBACK");
+            }
+            Err(e)
         }
     }
 }

@@ -41,6 +41,7 @@ async fn pg_backend(url: &str) -> Arc<dyn AuditBackend> {
     Arc::new(postgres::PgAuditBackend::connect(url, None).await.unwrap())
 }
 
+/// The default SQLite log: `synchronous = NORMAL`, appends through the journal.
 async fn sqlite_file_backend(dir: &std::path::Path) -> Arc<dyn AuditBackend> {
     Arc::new(
         sqlite::SqliteAuditBackend::open(
@@ -49,6 +50,38 @@ async fn sqlite_file_backend(dir: &std::path::Path) -> Arc<dyn AuditBackend> {
         )
         .unwrap(),
     )
+}
+
+/// `synchronous = FULL`: every append is its own fsynced commit, no journal.
+async fn sqlite_full_backend(dir: &std::path::Path) -> Arc<dyn AuditBackend> {
+    Arc::new(
+        sqlite::SqliteAuditBackend::open(
+            &dir.join(sqlite::DB_FILE),
+            crate::config::AuditSynchronous::Full,
+        )
+        .unwrap(),
+    )
+}
+
+/// The `audit_records` rows of the file, read by a plain SQLite connection:
+/// (seq, kind).
+fn rows_in_file(dir: &std::path::Path) -> Vec<(u64, String)> {
+    let c = rusqlite::Connection::open(dir.join(sqlite::DB_FILE)).unwrap();
+    let mut stmt = c
+        .prepare("SELECT seq, kind FROM audit_records ORDER BY seq")
+        .unwrap();
+    stmt.query_map([], |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+/// The bytes of both journal files.
+fn journal_bytes(dir: &std::path::Path) -> String {
+    journal::FILES
+        .iter()
+        .map(|f| std::fs::read_to_string(dir.join(f)).unwrap_or_default())
+        .collect()
 }
 
 async fn appends_chain_and_checkpoint(backend: Arc<dyn AuditBackend>) {
@@ -158,12 +191,32 @@ async fn concurrent_writers_form_one_chain(a: Arc<dyn AuditBackend>, b: Arc<dyn 
 
 #[tokio::test]
 async fn sqlite_concurrent_writers_form_one_chain() {
+    // Two writers on one file: only without the journal (which is locked
+    // to one broker, see below).
     let dir = tempfile::tempdir().unwrap();
     concurrent_writers_form_one_chain(
-        sqlite_file_backend(dir.path()).await,
-        sqlite_file_backend(dir.path()).await,
+        sqlite_full_backend(dir.path()).await,
+        sqlite_full_backend(dir.path()).await,
     )
     .await;
+}
+
+#[tokio::test]
+async fn a_second_broker_on_the_same_data_dir_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = sqlite_file_backend(dir.path()).await;
+    let second = sqlite::SqliteAuditBackend::open(
+        &dir.path().join(sqlite::DB_FILE),
+        crate::config::AuditSynchronous::Normal,
+    );
+    let msg = second.err().expect("refused").to_string();
+    assert!(
+        msg.contains("another hoop-broker uses the data directory"),
+        "{msg}"
+    );
+    drop(first);
+    // Once the first is gone, the directory is free again.
+    sqlite_file_backend(dir.path()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -238,13 +291,16 @@ async fn statements_are_committed_before_their_future_resolves() {
         )
         .await
         .unwrap();
-    // Committed: a second connection to the file sees it.
-    let other = sqlite::SqliteAuditBackend::open(
-        &dir.path().join(sqlite::DB_FILE),
-        crate::config::AuditSynchronous::Normal,
-    )
-    .unwrap();
-    let seen = other.export().await.unwrap();
+    // Durable before the future resolved: in the journal file, on disk
+    // (the page cache: it survives the broker being killed).
+    let journaled = journal_bytes(dir.path());
+    assert!(
+        journaled.contains("insert into t values (1)"),
+        "{journaled}"
+    );
+    assert!(journaled.contains("statement.allowed"), "{journaled}");
+    // And a read of the log sees it at once.
+    let seen = log.export().await.unwrap();
     let r = seen.records.iter().find(|r| r.seq == id).unwrap();
     assert_eq!(r.kind, "statement.allowed");
     assert_eq!(r.detail["sql"], "insert into t values (1)");
@@ -287,18 +343,14 @@ async fn a_lone_outcome_is_committed_soon_without_a_later_statement() {
         .unwrap();
     let seq = log.append(event("test.event", "alice", 0)).await.unwrap();
     log.append_nowait(event("test.lazy", "alice", 1));
-    // Another connection to the file sees it, with no close and no append
-    // after it.
-    let other = sqlite::SqliteAuditBackend::open(
-        &dir.path().join(sqlite::DB_FILE),
-        crate::config::AuditSynchronous::Normal,
-    )
-    .unwrap();
+    // It reaches the tables (a plain SQLite connection sees it) with no
+    // close, no read through the log and no append after it: the writer
+    // moves the journal into the tables on its own.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
-        let records = other.export().await.unwrap().records;
-        if let Some(r) = records.iter().find(|r| r.kind == "test.lazy") {
-            assert_eq!(r.seq, seq + 1);
+        let rows = rows_in_file(dir.path());
+        if let Some((s, _)) = rows.iter().find(|(_, k)| k == "test.lazy") {
+            assert_eq!(*s, seq + 1);
             break;
         }
         assert!(tokio::time::Instant::now() < deadline, "never committed");
@@ -308,9 +360,9 @@ async fn a_lone_outcome_is_committed_soon_without_a_later_statement() {
 }
 
 #[tokio::test]
-async fn appends_chain_onto_what_another_connection_left() {
+async fn without_the_journal_appends_chain_onto_what_another_connection_left() {
     let dir = tempfile::tempdir().unwrap();
-    let log = AuditLog::start(sqlite_file_backend(dir.path()).await, signer(6), 1000, None)
+    let log = AuditLog::start(sqlite_full_backend(dir.path()).await, signer(6), 1000, None)
         .await
         .unwrap();
     for i in 0..3 {
@@ -327,5 +379,122 @@ async fn appends_chain_onto_what_another_connection_left() {
         3
     );
     assert_eq!(log.verify().await.unwrap().unwrap().records, 3);
+    log.close().await;
+}
+
+#[tokio::test]
+async fn a_record_deleted_behind_the_journal_is_reported_by_verify() {
+    // With the journal the broker's chain is its own: a record deleted from
+    // the tables behind its back is not papered over but shows as deleted.
+    let dir = tempfile::tempdir().unwrap();
+    let log = AuditLog::start(sqlite_file_backend(dir.path()).await, signer(6), 1000, None)
+        .await
+        .unwrap();
+    for i in 0..3 {
+        log.append(event("test.event", "alice", i)).await.unwrap();
+    }
+    assert_eq!(log.verify().await.unwrap().unwrap().records, 3);
+    rusqlite::Connection::open(dir.path().join(sqlite::DB_FILE))
+        .unwrap()
+        .execute_batch("DELETE FROM audit_records WHERE seq = 3")
+        .unwrap();
+    assert_eq!(
+        log.append(event("test.event", "alice", 3)).await.unwrap(),
+        4
+    );
+    let err = log.verify().await.unwrap().unwrap_err().to_string();
+    assert!(err.contains("record #3 was deleted"), "{err}");
+    log.close().await;
+}
+
+#[tokio::test]
+async fn journaled_records_survive_a_crash_and_the_chain_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = AuditLog::start(sqlite_file_backend(dir.path()).await, signer(7), 5, None)
+        .await
+        .unwrap();
+    for i in 0..12 {
+        log.append(event("test.event", "alice", i)).await.unwrap();
+    }
+    // The files as a kill -9 leaves them, taken while the log runs (no
+    // close, no read): some records are still only in the journal.
+    let crashed = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), crashed.path().join(entry.file_name())).unwrap();
+    }
+    // A write cut short at the end of a journal file.
+    let j = crashed.path().join(journal::FILES[0]);
+    let mut text = std::fs::read(&j).unwrap();
+    text.extend_from_slice(b"{\"t\":\"r\",\"seq\":99,\"ti");
+    std::fs::write(&j, text).unwrap();
+    log.close().await;
+
+    let reopened = AuditLog::start(
+        sqlite_file_backend(crashed.path()).await,
+        signer(7),
+        5,
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        reopened
+            .append(event("test.event", "alice", 12))
+            .await
+            .unwrap(),
+        13
+    );
+    let v = reopened.verify().await.unwrap().unwrap();
+    assert_eq!(v.records, 13);
+    assert_eq!(
+        v.last_checkpoint.map(|c| c.0),
+        Some(2),
+        "checkpoints over #5 and #10"
+    );
+    // Moved into the tables, the journal files are empty again.
+    assert_eq!(journal_bytes(crashed.path()), "");
+    reopened.close().await;
+    assert_eq!(rows_in_file(crashed.path()).len(), 13);
+}
+
+#[tokio::test]
+async fn a_record_forged_into_the_tables_does_not_replace_the_brokers_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = AuditLog::start(sqlite_file_backend(dir.path()).await, signer(8), 1000, None)
+        .await
+        .unwrap();
+    for i in 0..3 {
+        log.append(event("test.event", "alice", i)).await.unwrap();
+    }
+    log.verify().await.unwrap().unwrap();
+    // Somebody inserts the next record before the broker's own is moved in.
+    rusqlite::Connection::open(dir.path().join(sqlite::DB_FILE))
+        .unwrap()
+        .execute_batch(
+            "INSERT INTO audit_records
+               (seq, time_ms, kind, actor, connection, session, detail, prev_hash, hash)
+             SELECT 4, time_ms, 'forged', actor, connection, session, detail, hash, hash
+             FROM audit_records WHERE seq = 3",
+        )
+        .unwrap();
+    assert_eq!(log.append(event("test.real", "alice", 3)).await.unwrap(), 4);
+    let err = log.verify().await.unwrap().unwrap_err().to_string();
+    assert!(err.contains("#4"), "{err}");
+    // The broker's own record #4 is kept beside the journal.
+    let kept: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("audit-journal-conflict-"))
+        })
+        .collect();
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    let text = std::fs::read_to_string(&kept[0]).unwrap();
+    assert!(
+        text.contains("test.real") && text.contains("\"seq\":4"),
+        "{text}"
+    );
     log.close().await;
 }

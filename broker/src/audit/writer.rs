@@ -326,12 +326,21 @@ impl WriterHandle {
         let queue = self.queue();
         let mut slot = Some(record);
         let mut lazy = 0;
+        let mut wake_writer = false;
         let result = blocking.try_append_now(&mut || {
             let mut st = queue.lock();
             if st.closed || st.waited > 0 {
                 return None;
             }
             let mine = slot.take()?;
+            // A writer that went quiet learns of this append, so that it can
+            // plan the backend's work for it (a journal's move into the
+            // tables): it looks once this append is done (the backend is
+            // held until then).
+            if st.idle == Idle::Deep {
+                st.idle = Idle::No;
+                wake_writer = true;
+            }
             // Only best-effort events are queued: they go first, in order.
             let n = st.items.len().min(MAX_BATCH - 1);
             let mut records: Vec<NewRecord> = Vec::with_capacity(n + 1);
@@ -354,6 +363,9 @@ impl WriterHandle {
             (None, None) => return Now::Done(Err(AuditError::Closed)),
         };
         queue.room.add_permits(lazy);
+        if wake_writer {
+            queue.notify();
+        }
         if blocking.maintenance_due() {
             let mut st = queue.lock();
             st.maintain = true;
@@ -450,28 +462,49 @@ fn run_blocking(queue: &Queue, backend: &dyn BlockingAuditBackend, sealer: &Arc<
         return;
     };
     let mut wrote = false;
-    loop {
+    'outer: loop {
+        // The backend's own work first, outside the queue's lock (an append
+        // on a caller's thread holds the backend, then takes the queue).
+        if backend.maintenance_due() {
+            backend.after_batch();
+        }
+        let cap = backend.maintenance_in();
         let batch = {
             let mut st = queue.lock();
             loop {
                 match st.next(wrote) {
                     Next::Batch(b) => break b,
                     Next::Stop => {
-                        st.stopped = true;
+                        drop(st);
+                        backend.flush();
+                        queue.lock().stopped = true;
                         return;
                     }
                     Next::Maintain => {
                         drop(st);
                         backend.after_batch();
                         st = queue.lock();
+                        wrote = false;
+                        st.idle = Idle::No;
+                        continue;
                     }
-                    Next::Wait(None) => st = cv.wait(st).unwrap_or_else(|p| p.into_inner()),
-                    Next::Wait(Some(d)) => {
-                        st = cv.wait_timeout(st, d).unwrap_or_else(|p| p.into_inner()).0;
+                    Next::Wait(wait) => {
+                        st = match (wait, cap) {
+                            (None, None) => cv.wait(st).unwrap_or_else(|p| p.into_inner()),
+                            (Some(d), None) | (None, Some(d)) => {
+                                cv.wait_timeout(st, d).unwrap_or_else(|p| p.into_inner()).0
+                            }
+                            (Some(a), Some(b)) => {
+                                cv.wait_timeout(st, a.min(b))
+                                    .unwrap_or_else(|p| p.into_inner())
+                                    .0
+                            }
+                        };
+                        wrote = false;
+                        st.idle = Idle::No;
+                        continue 'outer;
                     }
                 }
-                wrote = false;
-                st.idle = Idle::No;
             }
         };
         queue.room.add_permits(batch.records.len());
@@ -488,6 +521,7 @@ fn run_blocking(queue: &Queue, backend: &dyn BlockingAuditBackend, sealer: &Arc<
         acknowledge(result, acks, n);
         backend.after_batch();
         if last {
+            backend.flush();
             finish(queue);
             return;
         }
