@@ -5,9 +5,13 @@
 #   DURATION=30 bench/pg.sh
 #   NO_BUILD=1 bench/pg.sh          # use the release binaries already in target/release
 #
-# Three paths to one throwaway PostgreSQL (started by `hoop-broker dev`):
+# Four paths to one throwaway PostgreSQL (started by `hoop-broker dev`):
 #   direct     client -> PostgreSQL (TCP, loopback)
 #   pgbouncer  client -> pgbouncer (session pooling) -> PostgreSQL
+#   2 relays   client -> socat -> socat -> PostgreSQL: the two hops hoop's
+#              path has (hoopctl, broker) with nothing else (no TLS, no
+#              inspection, no audit): the floor for any design with a local
+#              agent and a gateway on this machine
 #   hoop       client -> hoopctl (127.0.0.1) -> TLS tunnel -> hoop-broker -> PostgreSQL
 # hoop runs as `hoop-broker dev` configures `demo-pg`: the no-destructive
 # guardrail set, the review set on orders, masking of customers.email and of
@@ -19,7 +23,7 @@
 # 1,000,000-row SELECT (~100 bytes a row) whose email column a masking rule
 # rewrites, and the CPU time (user+sys) hoopctl and the broker spend per
 # query. Needs: PostgreSQL server binaries, psql, pgbench, pgbouncer, curl,
-# python3. Loopback only; every process it starts is stopped on exit.
+# python3, socat. Loopback only; every process it starts is stopped on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION="${DURATION:-10}"
@@ -31,6 +35,7 @@ PGBENCH="$(pgbin pgbench)"; [ -n "$PGBENCH" ] || die "pgbench not found (apt-get
 PGBOUNCER="$(command -v pgbouncer || echo /usr/sbin/pgbouncer)"
 [ -x "$PGBOUNCER" ] || die "pgbouncer not found (apt-get install pgbouncer)"
 command -v curl >/dev/null || die "curl not found"
+command -v socat >/dev/null || die "socat not found (apt-get install socat)"
 
 [ "${NO_BUILD:-0}" = 1 ] || cargo build --release --locked -q -p hoopctl -p hoop-broker
 BIN="$PWD/target/release"
@@ -101,8 +106,16 @@ for _ in $(seq 1 100); do (echo >/dev/tcp/127.0.0.1/"$PGPORT_BOUNCER") 2>/dev/nu
 PGPASSWORD="$PW" psql -X -q -h 127.0.0.1 -p "$PGPORT_BOUNCER" -U app -d demo -c 'select 1' >/dev/null \
   || die "pgbouncer does not answer: $(cat "$bdir/pgbouncer.log" 2>/dev/null)"
 
+# Two bare relays in a row (a process per connection, TCP_NODELAY on both legs).
+PGPORT_RELAY2="$(free_port)"; PGPORT_RELAY1="$(free_port)"
+socat "TCP-LISTEN:$PGPORT_RELAY2,bind=127.0.0.1,fork,reuseaddr,nodelay" "TCP:127.0.0.1:$PGPORT_DIRECT,nodelay" &
+pids+=($!)
+socat "TCP-LISTEN:$PGPORT_RELAY1,bind=127.0.0.1,fork,reuseaddr,nodelay" "TCP:127.0.0.1:$PGPORT_RELAY2,nodelay" &
+pids+=($!)
+for _ in $(seq 100); do (echo >/dev/tcp/127.0.0.1/"$PGPORT_RELAY1") 2>/dev/null && break; sleep 0.1; done
+
 export PGHOST=127.0.0.1 PGUSER=app PGDATABASE=demo PGSSLMODE=disable
-port_of() { case "$1" in direct) echo "$PGPORT_DIRECT";; pgbouncer) echo "$PGPORT_BOUNCER";; hoop) echo "$PGPORT_HOOP";; esac; }
+port_of() { case "$1" in direct) echo "$PGPORT_DIRECT";; pgbouncer) echo "$PGPORT_BOUNCER";; relays) echo "$PGPORT_RELAY1";; hoop) echo "$PGPORT_HOOP";; esac; }
 pw_of() { case "$1" in hoop) echo "$SECRET";; *) echo "$PW";; esac; }
 
 echo "bench: initialising pgbench tables (scale 10) ..." >&2
@@ -130,7 +143,7 @@ select_secs() { # target
 }
 
 declare -A R
-for t in direct pgbouncer hoop; do
+for t in direct pgbouncer relays hoop; do
   echo "bench: $t ..." >&2
   [ "$t" = hoop ] && before="$(ticks)"
   out="$(run_pgbench "$t" -S -M simple -c "$CLIENTS" -j 2)"
@@ -142,30 +155,33 @@ for t in direct pgbouncer hoop; do
   R[$t,ro]="$(printf '%s\n' "$out" | field tps)"
   R[$t,prep]="$(run_pgbench "$t" -S -M prepared -c "$CLIENTS" -j 2 | field tps)"
   R[$t,lat]="$(run_pgbench "$t" -S -M simple -c 1 | field 'latency average')"
+  # The relays are a floor for the small-statement rows only.
+  [ "$t" = relays ] && { R[$t,conn]="-"; R[$t,select]="-"; continue; }
   R[$t,conn]="$(run_pgbench "$t" -S -C -c 2 -j 2 | field tps)"
   R[$t,select]="$(select_secs "$t")"
 done
-R[direct,cpu]="-"; R[pgbouncer,cpu]="-"
+R[direct,cpu]="-"; R[pgbouncer,cpu]="-"; R[relays,cpu]="-"
 
 masked_ok="no"
 if grep -q '@' "$work/select.hoop" && ! cmp -s "$work/select.direct" "$work/select.hoop"; then masked_ok="yes"; fi
 
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a/b; else print "n/a" }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-") print "-"; else if (b > 0) printf "%.2f", a/b; else print "n/a" }'; }
 echo
 echo "PostgreSQL data path, ${DURATION}s per pgbench run, $(nproc) cores shared by every process, $(uname -m)"
-printf '%-44s %11s %11s %11s %12s %15s\n' measure direct pgbouncer hoop hoop/direct hoop/pgbouncer
+printf '%-44s %10s %10s %10s %10s %12s %15s %14s\n' measure direct pgbouncer '2 relays' hoop hoop/direct hoop/pgbouncer relays/direct
 row() { # label key
-  local d="${R[direct,$2]}" b="${R[pgbouncer,$2]}" h="${R[hoop,$2]}"
-  printf '%-44s %11s %11s %11s %12s %15s\n' "$1" "$d" "$b" "$h" "$(ratio "$h" "$d")" "$(ratio "$h" "$b")"
+  local d="${R[direct,$2]}" b="${R[pgbouncer,$2]}" r="${R[relays,$2]}" h="${R[hoop,$2]}"
+  printf '%-44s %10s %10s %10s %10s %12s %15s %14s\n' "$1" "$d" "$b" "$r" "$h" "$(ratio "$h" "$d")" "$(ratio "$h" "$b")" "$(ratio "$r" "$d")"
 }
 row "pgbench -S, $CLIENTS clients, simple (tps)" ro
 row "pgbench -S, $CLIENTS clients, prepared (tps)" prep
 row "pgbench -S, 1 client, latency (ms)" lat
 row "new connection per transaction (tps)" conn
 row "1M-row SELECT, email masked (s)" select
-printf '%-44s %11s %11s %11s\n' "hoopctl+broker CPU per query (us)" - - "${R[hoop,cpu]}"
+printf '%-44s %10s %10s %10s %10s\n' "hoopctl+broker CPU per query (us)" - - - "${R[hoop,cpu]}"
 echo
 added="$(awk -v h="${R[hoop,lat]}" -v d="${R[direct,lat]}" 'BEGIN { printf "%.0f", (h-d)*1000 }')"
-echo "added latency at 1 client (hoop - direct): ${added} us"
+floor="$(awk -v h="${R[relays,lat]}" -v d="${R[direct,lat]}" 'BEGIN { printf "%.0f", (h-d)*1000 }')"
+echo "added latency at 1 client (hoop - direct): ${added} us; two bare relays add ${floor} us"
 echo "masked values seen in hoop's SELECT output and not in direct's: $masked_ok"
 echo "tps: higher is better; ms and s: lower is better (ratio > 1 means hoop is slower)."
