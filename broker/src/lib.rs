@@ -61,6 +61,7 @@ pub mod record;
 pub mod review;
 pub mod secrets;
 pub mod server;
+pub mod sqlite_wal;
 pub mod store;
 pub mod tls;
 pub mod tunnel;

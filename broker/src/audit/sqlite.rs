@@ -190,8 +190,8 @@ impl SqliteAuditBackend {
     }
 
     fn init(mut conn: Connection, sync: AuditSynchronous) -> Result<Self, AuditError> {
-        conn.busy_timeout(std::time::Duration::from_secs(10))?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.busy_timeout(crate::sqlite_wal::BUSY_WAIT)?;
+        crate::sqlite_wal::enable(&conn)?;
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         conn.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT)?;
         conn.pragma_update(

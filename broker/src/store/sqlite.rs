@@ -197,9 +197,10 @@ impl SqliteStoreBackend {
 
     fn init(mut conn: Connection) -> Result<SqliteStoreBackend, StoreError> {
         // The busy timeout first: switching to WAL and migrating wait for
-        // another process holding the file instead of failing at once.
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
+        // another process holding the file instead of failing at once (the
+        // switch retries where SQLite will not wait: see `sqlite_wal`).
+        conn.busy_timeout(crate::sqlite_wal::BUSY_WAIT)?;
+        crate::sqlite_wal::enable(&conn)?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         // Version read and migrations in one IMMEDIATE transaction: of two
