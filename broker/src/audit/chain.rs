@@ -32,8 +32,10 @@ impl Tip {
 }
 
 /// One chained record, as stored: the detail already in canonical JSON
-/// (the text the hash covers), the hashes in hex.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// (the text the hash covers), the hashes in hex. Serialized as a line of
+/// the SQLite log's append journal (without `hash_bytes`, derived from
+/// `hash` when read back).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SealedRecord {
     /// Position in the chain.
     pub seq: u64,
@@ -54,6 +56,7 @@ pub struct SealedRecord {
     /// This record's hash (hex).
     pub hash: String,
     /// This record's hash.
+    #[serde(skip)]
     pub hash_bytes: [u8; 32],
 }
 

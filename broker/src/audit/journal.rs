@@ -61,17 +61,7 @@ const RETRY_AFTER: Duration = Duration::from_secs(1);
 #[serde(tag = "t")]
 enum LineOut<'a> {
     #[serde(rename = "r")]
-    Record {
-        seq: u64,
-        time: i64,
-        kind: &'a str,
-        actor: Option<&'a str>,
-        connection: Option<&'a str>,
-        session: Option<&'a str>,
-        detail: &'a str,
-        prev_hash: &'a str,
-        hash: &'a str,
-    },
+    Record(&'a SealedRecord),
     #[serde(rename = "c")]
     Checkpoint(&'a Checkpoint),
 }
@@ -81,17 +71,7 @@ enum LineOut<'a> {
 #[serde(tag = "t")]
 enum LineIn {
     #[serde(rename = "r")]
-    Record {
-        seq: u64,
-        time: i64,
-        kind: String,
-        actor: Option<String>,
-        connection: Option<String>,
-        session: Option<String>,
-        detail: String,
-        prev_hash: String,
-        hash: String,
-    },
+    Record(SealedRecord),
     #[serde(rename = "c")]
     Checkpoint(Checkpoint),
 }
@@ -331,18 +311,7 @@ fn encode(sealed: &Sealed) -> Result<Vec<u8>, AuditError> {
     let mut buf = Vec::with_capacity(512 * (sealed.records.len() + 1));
     let bad = |e: serde_json::Error| AuditError::Journal(format!("cannot encode a record: {e}"));
     for r in &sealed.records {
-        let line = LineOut::Record {
-            seq: r.seq,
-            time: r.time,
-            kind: &r.kind,
-            actor: r.actor.as_deref(),
-            connection: r.connection.as_deref(),
-            session: r.session.as_deref(),
-            detail: &r.detail,
-            prev_hash: &r.prev_hash,
-            hash: &r.hash,
-        };
-        serde_json::to_writer(&mut buf, &line).map_err(bad)?;
+        serde_json::to_writer(&mut buf, &LineOut::Record(r)).map_err(bad)?;
         buf.push(b'\n');
     }
     for c in &sealed.checkpoints {
@@ -369,30 +338,9 @@ fn parse(text: &[u8], path: &Path) -> Sealed {
             continue;
         }
         match serde_json::from_slice::<LineIn>(line) {
-            Ok(LineIn::Record {
-                seq,
-                time,
-                kind,
-                actor,
-                connection,
-                session,
-                detail,
-                prev_hash,
-                hash,
-            }) => {
-                let hash_bytes = parse_hash(&hash).unwrap_or_default();
-                out.records.push(SealedRecord {
-                    seq,
-                    time,
-                    kind,
-                    actor,
-                    connection,
-                    session,
-                    detail,
-                    prev_hash,
-                    hash,
-                    hash_bytes,
-                });
+            Ok(LineIn::Record(mut r)) => {
+                r.hash_bytes = parse_hash(&r.hash).unwrap_or_default();
+                out.records.push(r);
             }
             Ok(LineIn::Checkpoint(c)) => out.checkpoints.push(c),
             // The last line, without its newline: a write cut short.

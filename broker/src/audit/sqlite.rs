@@ -461,17 +461,7 @@ fn insert_journaled(
         )?;
         let mut stored = conn.prepare_cached("SELECT hash FROM audit_records WHERE seq = ?1")?;
         for r in &entries.records {
-            let n = ins.execute(params![
-                r.seq as i64,
-                r.time,
-                r.kind,
-                r.actor,
-                r.connection,
-                r.session,
-                r.detail,
-                r.prev_hash,
-                r.hash
-            ])?;
+            let n = insert_record(&mut ins, r)?;
             if n == 1 {
                 inserted += 1;
             } else if stored.query_row([r.seq as i64], |row| row.get::<_, String>(0))? != r.hash {
@@ -486,14 +476,7 @@ fn insert_journaled(
         let mut stored_cp =
             conn.prepare_cached("SELECT signature FROM audit_checkpoints WHERE number = ?1")?;
         for k in &entries.checkpoints {
-            let n = cp.execute(params![
-                k.number as i64,
-                k.seq as i64,
-                k.hash,
-                k.time,
-                k.key_id,
-                k.signature
-            ])?;
+            let n = insert_checkpoint(&mut cp, k)?;
             if n == 0
                 && stored_cp.query_row([k.number as i64], |row| row.get::<_, String>(0))?
                     != k.signature
@@ -571,17 +554,7 @@ fn append_in_transaction(
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         )?;
         for r in &sealed.records {
-            ins.execute(params![
-                r.seq as i64,
-                r.time,
-                r.kind,
-                r.actor,
-                r.connection,
-                r.session,
-                r.detail,
-                r.prev_hash,
-                r.hash
-            ])?;
+            insert_record(&mut ins, r)?;
         }
         if !sealed.checkpoints.is_empty() {
             let mut cp = tx.prepare_cached(
@@ -589,14 +562,7 @@ fn append_in_transaction(
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )?;
             for k in &sealed.checkpoints {
-                cp.execute(params![
-                    k.number as i64,
-                    k.seq as i64,
-                    k.hash,
-                    k.time,
-                    k.key_id,
-                    k.signature
-                ])?;
+                insert_checkpoint(&mut cp, k)?;
             }
         }
     }
@@ -747,4 +713,39 @@ impl AuditBackend for SqliteAuditBackend {
             Ok(n as u64)
         }))
     }
+}
+
+/// Runs `ins`, an `INSERT INTO audit_checkpoints` with the columns in
+/// table order as `?1..?6`, for `k`.
+fn insert_checkpoint(
+    ins: &mut rusqlite::CachedStatement<'_>,
+    k: &Checkpoint,
+) -> rusqlite::Result<usize> {
+    ins.execute(params![
+        k.number as i64,
+        k.seq as i64,
+        k.hash,
+        k.time,
+        k.key_id,
+        k.signature
+    ])
+}
+
+/// Runs `ins`, an `INSERT INTO audit_records` with the columns in table
+/// order as `?1..?9`, for `r`.
+fn insert_record(
+    ins: &mut rusqlite::CachedStatement<'_>,
+    r: &super::SealedRecord,
+) -> rusqlite::Result<usize> {
+    ins.execute(params![
+        r.seq as i64,
+        r.time,
+        r.kind,
+        r.actor,
+        r.connection,
+        r.session,
+        r.detail,
+        r.prev_hash,
+        r.hash
+    ])
 }

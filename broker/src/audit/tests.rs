@@ -41,26 +41,21 @@ async fn pg_backend(url: &str) -> Arc<dyn AuditBackend> {
     Arc::new(postgres::PgAuditBackend::connect(url, None).await.unwrap())
 }
 
+fn sqlite_backend(
+    dir: &std::path::Path,
+    sync: crate::config::AuditSynchronous,
+) -> Arc<dyn AuditBackend> {
+    Arc::new(sqlite::SqliteAuditBackend::open(&dir.join(sqlite::DB_FILE), sync).unwrap())
+}
+
 /// The default SQLite log: `synchronous = NORMAL`, appends through the journal.
 async fn sqlite_file_backend(dir: &std::path::Path) -> Arc<dyn AuditBackend> {
-    Arc::new(
-        sqlite::SqliteAuditBackend::open(
-            &dir.join(sqlite::DB_FILE),
-            crate::config::AuditSynchronous::Normal,
-        )
-        .unwrap(),
-    )
+    sqlite_backend(dir, crate::config::AuditSynchronous::Normal)
 }
 
 /// `synchronous = FULL`: every append is its own fsynced commit, no journal.
 async fn sqlite_full_backend(dir: &std::path::Path) -> Arc<dyn AuditBackend> {
-    Arc::new(
-        sqlite::SqliteAuditBackend::open(
-            &dir.join(sqlite::DB_FILE),
-            crate::config::AuditSynchronous::Full,
-        )
-        .unwrap(),
-    )
+    sqlite_backend(dir, crate::config::AuditSynchronous::Full)
 }
 
 /// The `audit_records` rows of the file, read by a plain SQLite connection:
@@ -82,6 +77,18 @@ fn journal_bytes(dir: &std::path::Path) -> String {
         .iter()
         .map(|f| std::fs::read_to_string(dir.join(f)).unwrap_or_default())
         .collect()
+}
+
+/// A log on `backend` (checkpoint key `key`, a checkpoint every `every`
+/// records) holding `n` "test.event" records by alice.
+async fn log_with_events(backend: Arc<dyn AuditBackend>, key: u8, every: u64, n: u64) -> AuditLog {
+    let log = AuditLog::start(backend, signer(key), every, None)
+        .await
+        .unwrap();
+    for i in 0..n {
+        log.append(event("test.event", "alice", i)).await.unwrap();
+    }
+    log
 }
 
 async fn appends_chain_and_checkpoint(backend: Arc<dyn AuditBackend>) {
@@ -362,12 +369,7 @@ async fn a_lone_outcome_is_committed_soon_without_a_later_statement() {
 #[tokio::test]
 async fn without_the_journal_appends_chain_onto_what_another_connection_left() {
     let dir = tempfile::tempdir().unwrap();
-    let log = AuditLog::start(sqlite_full_backend(dir.path()).await, signer(6), 1000, None)
-        .await
-        .unwrap();
-    for i in 0..3 {
-        log.append(event("test.event", "alice", i)).await.unwrap();
-    }
+    let log = log_with_events(sqlite_full_backend(dir.path()).await, 6, 1000, 3).await;
     // Behind the writer's back, the last record goes: the tip it remembers
     // is stale, and the next record must chain onto #2, not #3.
     rusqlite::Connection::open(dir.path().join(sqlite::DB_FILE))
@@ -387,12 +389,7 @@ async fn a_record_deleted_behind_the_journal_is_reported_by_verify() {
     // With the journal the broker's chain is its own: a record deleted from
     // the tables behind its back is not papered over but shows as deleted.
     let dir = tempfile::tempdir().unwrap();
-    let log = AuditLog::start(sqlite_file_backend(dir.path()).await, signer(6), 1000, None)
-        .await
-        .unwrap();
-    for i in 0..3 {
-        log.append(event("test.event", "alice", i)).await.unwrap();
-    }
+    let log = log_with_events(sqlite_file_backend(dir.path()).await, 6, 1000, 3).await;
     assert_eq!(log.verify().await.unwrap().unwrap().records, 3);
     rusqlite::Connection::open(dir.path().join(sqlite::DB_FILE))
         .unwrap()
@@ -410,12 +407,7 @@ async fn a_record_deleted_behind_the_journal_is_reported_by_verify() {
 #[tokio::test]
 async fn journaled_records_survive_a_crash_and_the_chain_goes_on() {
     let dir = tempfile::tempdir().unwrap();
-    let log = AuditLog::start(sqlite_file_backend(dir.path()).await, signer(7), 5, None)
-        .await
-        .unwrap();
-    for i in 0..12 {
-        log.append(event("test.event", "alice", i)).await.unwrap();
-    }
+    let log = log_with_events(sqlite_file_backend(dir.path()).await, 7, 5, 12).await;
     // The files as a kill -9 leaves them, taken while the log runs (no
     // close, no read): some records are still only in the journal.
     let crashed = tempfile::tempdir().unwrap();
@@ -461,12 +453,7 @@ async fn journaled_records_survive_a_crash_and_the_chain_goes_on() {
 #[tokio::test]
 async fn a_record_forged_into_the_tables_does_not_replace_the_brokers_own() {
     let dir = tempfile::tempdir().unwrap();
-    let log = AuditLog::start(sqlite_file_backend(dir.path()).await, signer(8), 1000, None)
-        .await
-        .unwrap();
-    for i in 0..3 {
-        log.append(event("test.event", "alice", i)).await.unwrap();
-    }
+    let log = log_with_events(sqlite_file_backend(dir.path()).await, 8, 1000, 3).await;
     log.verify().await.unwrap().unwrap();
     // Somebody inserts the next record before the broker's own is moved in.
     rusqlite::Connection::open(dir.path().join(sqlite::DB_FILE))
