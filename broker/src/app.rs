@@ -27,13 +27,7 @@ use crate::idp::DevIdp;
 use crate::proxy::postgres::{PgProxy, TlsSettings, Upstream};
 use crate::secrets::{self, CredentialRef};
 use crate::store::{Event, Store};
-
-/// Seconds since the Unix epoch.
-pub fn now_unix() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
+use crate::util::{create_private_dir, now_unix};
 
 /// Live tunnels by the grant (access request) they run under, so revoking
 /// a grant ends them at once.
@@ -625,16 +619,6 @@ fn masking_key(data_dir: &std::path::Path) -> anyhow::Result<hoop_shared::Secret
             Ok(key)
         }
     }
-}
-
-/// Creates `dir` with mode 0700 (or checks it exists).
-pub fn create_private_dir(dir: &std::path::Path) -> anyhow::Result<()> {
-    use std::os::unix::fs::DirBuilderExt as _;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .with_context(|| format!("cannot create data dir {}", dir.display()))
 }
 
 /// True for `localhost` and loopback addresses.

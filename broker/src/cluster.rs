@@ -39,7 +39,8 @@ use std::time::Duration;
 use hoop_shared::policy::KnownNames;
 use tokio_util::sync::CancellationToken;
 
-use crate::app::{AppState, Grants, now_unix};
+use crate::app::{AppState, Grants};
+use crate::util::now_unix;
 use crate::policy::PolicyHolder;
 use crate::store::{Event, Store, StoreError};
 

@@ -501,7 +501,7 @@ pub struct ConnectionConfig {
     #[serde(default)]
     pub masking: Vec<String>,
     /// Result rows kept per statement in the session recording (default 0:
-    /// no values; at most [`crate::record::MAX_RECORD_RESULTS`]). The values
+    /// no values; at most [`crate::statement_log::MAX_RECORD_RESULTS`]). The values
     /// are those the client received, masked (docs/sessions.md).
     #[serde(default)]
     pub record_results: u32,
@@ -1045,11 +1045,11 @@ fn validate_postgres(
             "connection {name:?}: {field} is for type = \"ssh\" connections only"
         ));
     }
-    if c.record_results > crate::record::MAX_RECORD_RESULTS {
+    if c.record_results > crate::statement_log::MAX_RECORD_RESULTS {
         return Err(format!(
             "connection {name:?}: record_results = {} is more than {} rows per statement",
             c.record_results,
-            crate::record::MAX_RECORD_RESULTS
+            crate::statement_log::MAX_RECORD_RESULTS
         ));
     }
     // Guardrail set names must exist (built-in or [[guardrail_sets]]).

@@ -24,7 +24,7 @@
 //!   and relays message by message.
 //! - [`mask`]: inline masking of result values: column rules, detectors
 //!   (cards with Luhn, emails, SSNs, IBANs, phones, regexes) and mask styles.
-//! - [`record`]: the recording interface: each statement's record is
+//! - [`statement_log`]: the statement log interface: each statement's record is
 //!   durable before the statement is forwarded.
 //! - [`audit`]: the tamper-evident audit log (hash chain, signed
 //!   checkpoints, SQLite or PostgreSQL, group commit); implements the
@@ -57,7 +57,7 @@ pub mod notify;
 pub mod pg_client;
 pub mod policy;
 pub mod proxy;
-pub mod record;
+pub mod statement_log;
 pub mod review;
 pub mod secrets;
 pub mod server;
@@ -65,4 +65,5 @@ pub mod sqlite_wal;
 pub mod store;
 pub mod tls;
 pub mod tunnel;
+pub mod util;
 pub mod web;

@@ -393,7 +393,7 @@ impl Notifier {
         if !inner.hooks.iter().any(|(h, _)| h.events.contains(&event)) {
             return;
         }
-        let body = match payload(event, request, &inner.broker_url, crate::app::now_unix()) {
+        let body = match payload(event, request, &inner.broker_url, crate::util::now_unix()) {
             Ok(b) => Bytes::from(b),
             Err(e) => {
                 tracing::error!(%event, "could not render the webhook payload: {e}");
@@ -572,7 +572,7 @@ async fn run_sweep(notifier: Notifier, store: Store, shutdown: CancellationToken
             () = shutdown.cancelled() => break,
             _ = tick.tick() => {}
         }
-        let now = crate::app::now_unix();
+        let now = crate::util::now_unix();
         let rows = match store.claim_expired_requests(now, SWEEP_BATCH).await {
             Ok(rows) => rows,
             Err(e) => {

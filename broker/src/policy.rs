@@ -323,7 +323,7 @@ pub async fn load_active(config: &Config, store: &Store) -> anyhow::Result<Activ
             (PolicySource::Single(text), policy, "bootstrap")
         }
     };
-    let at = crate::app::now_unix();
+    let at = crate::util::now_unix();
     let version = store
         .apply_policy(
             stored.map(|v| v.version),

@@ -190,7 +190,7 @@ impl ReviewDesk {
             return Err(ReviewError::TooLong);
         }
         let key = statement_key(&ask.sql);
-        let now = crate::app::now_unix();
+        let now = crate::util::now_unix();
         let who = &ask.requester;
         if let Some(row) = self
             .store
@@ -306,7 +306,7 @@ impl ReviewDesk {
 
     async fn event(&self, kind: &str, ask: &ReviewAsk, detail: String) {
         let event = Event {
-            at: crate::app::now_unix(),
+            at: crate::util::now_unix(),
             kind: kind.into(),
             user_name: Some(ask.requester.user.clone()),
             connection: Some(ask.connection.clone()),

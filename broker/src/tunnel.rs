@@ -25,7 +25,8 @@ use hyper_util::rt::TokioIo;
 use tracing::Instrument as _;
 
 use crate::api::{ApiFailure, Caller};
-use crate::app::{AppState, now_unix};
+use crate::app::AppState;
+use crate::util::now_unix;
 use crate::config::ConnectionType;
 use crate::proxy::postgres::ClientSession;
 use crate::store::Event;

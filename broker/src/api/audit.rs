@@ -30,9 +30,10 @@ use axum::response::IntoResponse;
 use hoop_shared::api::ErrorCode;
 use hoop_shared::audit::{AuditKeys, AuditList};
 
-use super::recordings::AUDITORS_GROUP;
+use super::session_recording::AUDITORS_GROUP;
 use super::{ApiFailure, Caller};
-use crate::app::{AppState, now_unix};
+use crate::app::AppState;
+use crate::util::now_unix;
 use crate::audit::{Query, ms, now_ms};
 use crate::auth::Identity;
 use crate::store::Event;

@@ -68,7 +68,7 @@ impl FromRequestParts<Arc<AppState>> for Caller {
         };
         match state.verifier.verify(token).await {
             Ok(identity) => {
-                let now = crate::app::now_unix();
+                let now = crate::util::now_unix();
                 if state.verifier.first_use(token, identity.expires_at, now) {
                     audit_first_use(state, parts, &identity).await;
                 }
@@ -98,7 +98,7 @@ async fn audit_first_use(state: &AppState, parts: &Parts, who: &Identity) {
     });
     state
         .audit(Event {
-            at: crate::app::now_unix(),
+            at: crate::util::now_unix(),
             kind: "token.accepted".into(),
             user_name: Some(who.user.clone()),
             connection: None,
@@ -145,7 +145,7 @@ async fn audit_refusal(
     });
     state
         .audit(Event {
-            at: crate::app::now_unix(),
+            at: crate::util::now_unix(),
             kind: "token.refused".into(),
             // Nothing unverified goes into the who-column of the trail.
             user_name: None,

@@ -31,7 +31,7 @@ mod audit;
 mod auth;
 mod error;
 mod policy;
-mod recordings;
+mod session_recording;
 pub(crate) mod requests;
 mod sessions;
 
@@ -52,7 +52,8 @@ pub use error::{ApiFailure, ApiJson};
 pub use requests::effective_state as grant_state;
 pub use requests::view as request_view;
 
-use crate::app::{AppState, now_unix};
+use crate::app::AppState;
+use crate::util::now_unix;
 use crate::config::{ConnectionConfig, ConnectionType};
 use crate::store::{Event, SessionRow};
 use hoop_shared::policy::Outcome;
@@ -79,7 +80,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route("/v1/sessions/{id}/export", get(sessions::export))
         .route("/v1/sessions/{id}/tunnel", get(crate::tunnel::upgrade))
-        .route("/v1/sessions/{id}/recording", get(recordings::get))
+        .route("/v1/sessions/{id}/recording", get(session_recording::get))
         .route("/v1/requests", get(requests::mine).post(requests::create))
         .route("/v1/requests/{id}", get(requests::show))
         .route("/v1/requests/{id}/approve", post(requests::approve))

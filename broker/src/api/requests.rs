@@ -25,7 +25,8 @@ use hoop_shared::api::{
 use hoop_shared::policy::{Approvers, Outcome};
 
 use super::{ApiFailure, ApiJson, Caller};
-use crate::app::{AppState, now_unix};
+use crate::app::AppState;
+use crate::util::now_unix;
 use crate::auth::Identity;
 use crate::notify::NotifyEvent;
 use crate::policy::subject;

@@ -41,7 +41,7 @@ use hoop_shared::api::{
 };
 use hoop_shared::audit::AuditRecord;
 
-use super::recordings::{cast_response, may_read, sees_all, ssh_index};
+use super::session_recording::{cast_response, may_read, sees_all, ssh_index};
 use super::{ApiFailure, Caller};
 use crate::app::AppState;
 use crate::config::ConnectionType;
@@ -385,14 +385,14 @@ mod tests {
     /// Two interleaved sessions on `backend`: reading one back gives its
     /// statements with their outcomes, and nothing of the other.
     async fn one_session_reads_back(backend: Arc<dyn crate::audit::AuditBackend>) {
-        use crate::record::{SessionLog, StatementDecision};
+        use crate::statement_log::{SessionLog, StatementDecision};
         let signer = crate::audit::CheckpointSigner::from_key(
             ed25519_dalek::SigningKey::from_bytes(&[7; 32]),
         );
         let log = crate::audit::AuditLog::start(backend, signer, 100, None)
             .await
             .unwrap();
-        let recorder: Arc<dyn crate::record::Recorder> = Arc::new(log.clone());
+        let recorder: Arc<dyn crate::statement_log::Recorder> = Arc::new(log.clone());
         // Alice's connection keeps one result row per statement; Bob's none.
         let mine = SessionLog::keeping_results(recorder.clone(), "s-mine", "alice", "pg", 1);
         let other = SessionLog::new(recorder, "s-other", "bob", "pg");
@@ -497,7 +497,7 @@ mod tests {
             Some(1_735_689_600)
         );
         let hour_ago = parse_since("1h").unwrap_or(0);
-        let now = crate::app::now_unix();
+        let now = crate::util::now_unix();
         assert!(
             (now - 3601..=now - 3599).contains(&hour_ago),
             "{hour_ago} vs {now}"

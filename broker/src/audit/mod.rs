@@ -18,7 +18,7 @@
 //!   durable (committed) when [`AuditLog::append`] returns.
 //! - [`verify`]: verifies the stored log (export + the shared verifier).
 //!
-//! [`AuditLog`] also implements [`crate::record::Recorder`]: a statement's
+//! [`AuditLog`] also implements [`crate::statement_log::Recorder`]: a statement's
 //! record is committed before the statement is forwarded; its outcome is
 //! appended best effort, riding in a later transaction (see [`writer`]).
 
@@ -39,7 +39,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use hoop_shared::audit::{AuditRecord, Export, PublicKeyInfo};
 
 use crate::config::AuditConfig;
-use crate::record::{Durable, RecordError, Recorder, StatementDecision, StatementId};
+use crate::statement_log::{Durable, RecordError, Recorder, StatementDecision, StatementId};
 
 pub use chain::{Sealed, SealedRecord, Sealer, Tip};
 pub use checkpoint::CheckpointSigner;
@@ -386,7 +386,7 @@ fn decision_kind(d: &StatementDecision) -> &'static str {
 }
 
 impl Recorder for AuditLog {
-    fn statement(&self, record: crate::record::StatementRecord) -> Durable {
+    fn statement(&self, record: crate::statement_log::StatementRecord) -> Durable {
         let mut detail = serde_json::json!({
             "sql": record.sql,
             "protocol": record.protocol.to_string(),
@@ -418,7 +418,7 @@ impl Recorder for AuditLog {
         })
     }
 
-    fn outcome(&self, id: StatementId, outcome: crate::record::StatementOutcome) {
+    fn outcome(&self, id: StatementId, outcome: crate::statement_log::StatementOutcome) {
         let mut r = NewRecord::now("statement.outcome");
         r.actor = Some(outcome.user);
         r.connection = Some(outcome.connection);

@@ -283,7 +283,7 @@ async fn postgres_retention_keeps_the_chain_verifiable() {
 
 #[tokio::test]
 async fn statements_are_committed_before_their_future_resolves() {
-    use crate::record::{SessionLog, StatementDecision};
+    use crate::statement_log::{SessionLog, StatementDecision};
     let dir = tempfile::tempdir().unwrap();
     let log = AuditLog::start(sqlite_file_backend(dir.path()).await, signer(4), 1000, None)
         .await

@@ -163,7 +163,7 @@ pub async fn run(opts: DevOptions, shutdown: CancellationToken) -> anyhow::Resul
         Some(d) => d.clone(),
         None => default_data_dir()?,
     };
-    crate::app::create_private_dir(&data_dir)?;
+    crate::util::create_private_dir(&data_dir)?;
     let data_dir = data_dir.canonicalize()?;
 
     let (throwaway, target) = match &opts.postgres_url {

@@ -68,7 +68,7 @@ use bytes::{BufMut as _, Bytes, BytesMut};
 use super::frame::{cstr, error_code_and_message, error_message, error_message_with_detail};
 use super::relay::{Frame, FrameHook, Pending, Verdict};
 use crate::guard::{Action, Decision, Denial, Guardrails, is_parser_safe_encoding};
-use crate::record::{Durable, RecordError, SessionLog, StatementDecision, StatementId};
+use crate::statement_log::{Durable, RecordError, SessionLog, StatementDecision, StatementId};
 use crate::review::{ReviewAsk, ReviewDesk, ReviewError, ReviewOutcome};
 
 /// What a refused statement is replaced with: a syntax error on every
@@ -894,7 +894,7 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::panic)]
 
     use super::*;
-    use crate::record::{Recorder, StatementOutcome, StatementRecord};
+    use crate::statement_log::{Recorder, StatementOutcome, StatementRecord};
 
     /// Keeps every record; durable at once, after a signal, or never.
     #[derive(Default)]

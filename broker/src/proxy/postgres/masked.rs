@@ -82,7 +82,7 @@ use super::catalog::{Catalog, CatalogError, FieldDesc, Resolved, parse_row_descr
 use super::frame::{cstr, error_message, i32_at};
 use super::relay::{Frame, FrameHook, Verdict};
 use crate::mask::{ColumnPlan, ColumnRef, Masker};
-use crate::record::SessionLog;
+use crate::statement_log::SessionLog;
 
 /// What a fully masked text value looks like.
 const FULL: &[u8] = b"****";
@@ -1290,7 +1290,7 @@ fn mask_data_row(body: &[u8], map: &ColumnMap, report: &mut dyn FnMut(usize)) ->
 }
 
 /// The values of a DataRow body as the recording keeps them: text as
-/// [`crate::record::result_value`] makes it, binary columns as a
+/// [`crate::statement_log::result_value`] makes it, binary columns as a
 /// placeholder, NULL as `None`. `None` for a malformed row.
 fn row_values(body: &[u8], binary: &[bool]) -> Option<Vec<Option<String>>> {
     let count = u16_at(body, 0)?;
@@ -1307,9 +1307,9 @@ fn row_values(body: &[u8], binary: &[bool]) -> Option<Vec<Option<String>>> {
         let value = body.get(at..at.checked_add(n)?)?;
         at += n;
         values.push(Some(if binary.get(i).copied().unwrap_or(false) {
-            crate::record::BINARY_PLACEHOLDER.to_owned()
+            crate::statement_log::BINARY_PLACEHOLDER.to_owned()
         } else {
-            crate::record::result_value(value)
+            crate::statement_log::result_value(value)
         }));
     }
     Some(values)

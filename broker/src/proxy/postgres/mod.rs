@@ -170,7 +170,7 @@ pub struct PgProxy {
     /// Masking sets by name, and each connection's catalog.
     masking: Arc<MaskingRegistry>,
     /// Where each session's statements are recorded (the audit log).
-    recorder: Option<Arc<dyn crate::record::Recorder>>,
+    recorder: Option<Arc<dyn crate::statement_log::Recorder>>,
 }
 
 /// The masking sets a proxy knows, and one [`catalog::Catalog`] per
@@ -232,8 +232,8 @@ impl PgProxy {
     }
 
     /// The same proxy, recording every session's statements and their
-    /// outcomes with `recorder` ([`crate::record`]).
-    pub fn with_recorder(self, recorder: Arc<dyn crate::record::Recorder>) -> Self {
+    /// outcomes with `recorder` ([`crate::statement_log`]).
+    pub fn with_recorder(self, recorder: Arc<dyn crate::statement_log::Recorder>) -> Self {
         PgProxy {
             recorder: Some(recorder),
             ..self
@@ -249,7 +249,7 @@ impl PgProxy {
         &self,
         session: &ClientSession,
         upstream: &Arc<Upstream>,
-        log: Option<Arc<crate::record::SessionLog>>,
+        log: Option<Arc<crate::statement_log::SessionLog>>,
     ) -> Result<Option<Arc<masked::MaskContext>>, PgProxyError> {
         let captures = log.as_ref().is_some_and(|l| l.keeps_results() > 0);
         if session.masking.is_empty() && !captures {
@@ -375,7 +375,7 @@ impl PgProxy {
         // hook (from the server's own answers, before any hook replaces or
         // masks them).
         let session_log = self.recorder.as_ref().map(|r| {
-            crate::record::SessionLog::keeping_results(
+            crate::statement_log::SessionLog::keeping_results(
                 r.clone(),
                 &session.session_id,
                 &session.user,

@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 use super::frame::{cstr, error_code_and_message};
 use super::relay::{Frame, FrameHook, Verdict};
-use crate::record::SessionLog;
+use crate::statement_log::SessionLog;
 
 /// Watches `C`, `E` and `Z` from the server; forwards everything.
 #[derive(Debug, Default)]
@@ -75,7 +75,7 @@ impl FrameHook for RecordOutcomes {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
     use super::*;
-    use crate::record::{Durable, Recorder, StatementOutcome, StatementRecord};
+    use crate::statement_log::{Durable, Recorder, StatementOutcome, StatementRecord};
     use std::sync::Mutex;
 
     #[derive(Default)]

@@ -199,7 +199,7 @@ impl Recordings {
         let (store, stored) = (store.clone(), self.stored.clone());
         tasks.spawn_on(
             async move {
-                let at = crate::app::now_unix();
+                let at = crate::util::now_unix();
                 for (name, body) in up.casts {
                     if let Err(e) = store.put_recording(&up.session_id, &name, body, at).await {
                         tracing::error!(session = %up.session_id, "cannot store recording {name}: {e}");
@@ -289,7 +289,7 @@ impl Recordings {
         f: impl FnOnce(&mut RecordingIndex),
     ) -> std::io::Result<()> {
         let mut version = self.index_lock.lock().unwrap_or_else(|p| p.into_inner());
-        crate::app::create_private_dir(&self.dir)
+        crate::util::create_private_dir(&self.dir)
             .map_err(|e| std::io::Error::other(e.to_string()))?;
         let path = self.dir.join(format!("{}.json", meta.session_id));
         let mut index = std::fs::read(&path)

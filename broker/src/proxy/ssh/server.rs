@@ -46,7 +46,8 @@ use super::bridge::{self, RecordSlot};
 use super::client::Upstream;
 use super::recording::{EntryKind, Recordings, SessionMeta};
 use super::{CLIENT_AUTH_TIMEOUT, EXIT_REFUSED, SessionInfo, SshError, SshTarget};
-use crate::app::{AppState, now_unix};
+use crate::app::AppState;
+use crate::util::now_unix;
 use crate::guard::Action;
 use crate::store::Event;
 

@@ -466,13 +466,13 @@ fn copy_out_is_masked_and_binary_copy_refused() {
 
 /// Outcomes as the audit log would get them.
 #[derive(Default)]
-struct Outcomes(Mutex<Vec<crate::record::StatementOutcome>>);
+struct Outcomes(Mutex<Vec<crate::statement_log::StatementOutcome>>);
 
-impl crate::record::Recorder for Outcomes {
-    fn statement(&self, _record: crate::record::StatementRecord) -> crate::record::Durable {
+impl crate::statement_log::Recorder for Outcomes {
+    fn statement(&self, _record: crate::statement_log::StatementRecord) -> crate::statement_log::Durable {
         Box::pin(async { Ok(0) })
     }
-    fn outcome(&self, _id: crate::record::StatementId, outcome: crate::record::StatementOutcome) {
+    fn outcome(&self, _id: crate::statement_log::StatementId, outcome: crate::statement_log::StatementOutcome) {
         self.0.lock().unwrap().push(outcome);
     }
 }

@@ -1,4 +1,4 @@
-//! The recording interface: what the data path tells the audit trail about
+//! The statement log interface: what the data path tells the audit trail about
 //! each statement, and the promise it relies on (a statement's record is
 //! durable before the statement is forwarded).
 //!
