@@ -374,7 +374,10 @@ impl Broker {
                 .map(|c| c.get_ref())
                 .filter(|c| c.kind == crate::config::ConnectionType::Postgres)
         };
-        let guard_book = crate::guard::GuardBook::new(config.guard_registry(), postgres());
+        let guard_book = crate::guard::GuardBook::new(
+            crate::guard::Registry::with_config_sets(&config.guardrail_sets),
+            postgres(),
+        );
         for c in postgres() {
             guard_book
                 .for_session(&c.name, &[])

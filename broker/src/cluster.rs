@@ -40,9 +40,9 @@ use hoop_shared::policy::KnownNames;
 use tokio_util::sync::CancellationToken;
 
 use crate::app::{AppState, Grants};
-use crate::util::now_unix;
 use crate::policy::PolicyHolder;
 use crate::store::{Event, Store, StoreError};
+use crate::util::now_unix;
 
 /// Default `[cluster] poll_interval`.
 pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(1);

@@ -44,7 +44,7 @@ use bytes::Bytes;
 use hmac::{Hmac, Mac as _};
 use hoop_shared::Secret;
 use hoop_shared::api::{AccessRequestView, ApprovalView};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -77,53 +77,7 @@ pub const EVENT_HEADER: &str = "x-hoop-event";
 /// Header with a per-notification id, the same on every retry.
 pub const DELIVERY_HEADER: &str = "x-hoop-delivery";
 
-/// An access-request event a webhook can subscribe to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum NotifyEvent {
-    /// Someone asked for access.
-    #[serde(rename = "request.created")]
-    Created,
-    /// The approval that completes the count turned the request into a grant.
-    #[serde(rename = "request.approved")]
-    Approved,
-    /// An approver denied it.
-    #[serde(rename = "request.denied")]
-    Denied,
-    /// Nobody decided before its deadline.
-    #[serde(rename = "request.expired")]
-    Expired,
-    /// The requester withdrew it.
-    #[serde(rename = "request.cancelled")]
-    Cancelled,
-}
-
-impl NotifyEvent {
-    /// Every event (the default subscription).
-    pub const ALL: [NotifyEvent; 5] = [
-        NotifyEvent::Created,
-        NotifyEvent::Approved,
-        NotifyEvent::Denied,
-        NotifyEvent::Expired,
-        NotifyEvent::Cancelled,
-    ];
-
-    /// The wire name, e.g. `request.created`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            NotifyEvent::Created => "request.created",
-            NotifyEvent::Approved => "request.approved",
-            NotifyEvent::Denied => "request.denied",
-            NotifyEvent::Expired => "request.expired",
-            NotifyEvent::Cancelled => "request.cancelled",
-        }
-    }
-}
-
-impl std::fmt::Display for NotifyEvent {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use crate::config::NotifyEvent;
 
 /// The notifier could not be set up from the config.
 #[derive(Debug, thiserror::Error)]

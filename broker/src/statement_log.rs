@@ -29,8 +29,7 @@ use std::time::{Duration, SystemTime};
 
 pub use hoop_shared::api::RecordedResults;
 
-/// The largest `record_results` a connection may set (rows per statement).
-pub const MAX_RECORD_RESULTS: u32 = 1000;
+pub use crate::config::MAX_RECORD_RESULTS;
 /// Bytes of one recorded value at most; longer values are cut (at a
 /// character boundary) and marked with [`cut_marker`].
 pub const MAX_RESULT_VALUE_BYTES: usize = 256;

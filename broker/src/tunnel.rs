@@ -26,10 +26,10 @@ use tracing::Instrument as _;
 
 use crate::api::{ApiFailure, Caller};
 use crate::app::AppState;
-use crate::util::now_unix;
 use crate::config::ConnectionType;
 use crate::proxy::postgres::ClientSession;
 use crate::store::Event;
+use crate::util::now_unix;
 
 /// The proxy a tunnel's stream goes to, by the connection's type.
 enum Leg {

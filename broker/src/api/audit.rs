@@ -33,10 +33,10 @@ use hoop_shared::audit::{AuditKeys, AuditList};
 use super::session_recording::AUDITORS_GROUP;
 use super::{ApiFailure, Caller};
 use crate::app::AppState;
-use crate::util::now_unix;
 use crate::audit::{Query, ms, now_ms};
 use crate::auth::Identity;
 use crate::store::Event;
+use crate::util::now_unix;
 
 /// Records per list answer by default.
 const DEFAULT_LIMIT: u32 = 100;

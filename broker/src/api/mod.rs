@@ -31,8 +31,8 @@ mod audit;
 mod auth;
 mod error;
 mod policy;
-mod session_recording;
 pub(crate) mod requests;
+mod session_recording;
 mod sessions;
 
 use std::sync::Arc;
@@ -53,9 +53,9 @@ pub use requests::effective_state as grant_state;
 pub use requests::view as request_view;
 
 use crate::app::AppState;
-use crate::util::now_unix;
 use crate::config::{ConnectionConfig, ConnectionType};
 use crate::store::{Event, SessionRow};
+use crate::util::now_unix;
 use hoop_shared::policy::Outcome;
 
 /// Longest justification accepted.

@@ -27,9 +27,9 @@ use hoop_shared::policy::{Decision, MAX_POLICY_LEN, Policy, PolicyFile, PolicySo
 
 use super::{ApiFailure, ApiJson, Caller};
 use crate::app::AppState;
-use crate::util::now_unix;
 use crate::policy::{ActivePolicy, diff_sources, encode, known_names, subject};
 use crate::store::Event;
+use crate::util::now_unix;
 
 /// The document a request carries: its `text`, or its `files` (a directory).
 fn source(text: String, files: Vec<PolicyFile>) -> Result<PolicySource, Vec<String>> {

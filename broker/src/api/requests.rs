@@ -26,11 +26,11 @@ use hoop_shared::policy::{Approvers, Outcome};
 
 use super::{ApiFailure, ApiJson, Caller};
 use crate::app::AppState;
-use crate::util::now_unix;
 use crate::auth::Identity;
 use crate::notify::NotifyEvent;
 use crate::policy::subject;
 use crate::store::{DecideError, Event, KIND_ACCESS, KIND_STATEMENT, RequestRow};
+use crate::util::now_unix;
 
 /// Longest justification or comment accepted.
 const MAX_TEXT_LEN: usize = 1000;

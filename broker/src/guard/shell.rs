@@ -31,8 +31,6 @@
     clippy::panic
 )]
 
-use serde::Deserialize;
-
 use super::Action;
 use crate::config::{ConnectionConfig, UnparsableAction};
 
@@ -45,20 +43,7 @@ pub const MAX_DEPTH: usize = 4;
 /// Longest command line judged (longer ones are unclassifiable).
 pub const MAX_COMMAND_LEN: usize = 64 * 1024;
 
-/// One `command_rules` entry in the broker config.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct CommandRuleConfig {
-    /// Label used in messages and the audit trail (default: the pattern).
-    #[serde(default)]
-    pub name: Option<String>,
-    /// `block`, `review` or `allow`.
-    pub action: Action,
-    /// Word patterns, e.g. `"systemctl restart *"`: each pattern word is a
-    /// glob (`*`, `?`) for one command word; a final `**` matches any
-    /// remaining words (`"git **"`).
-    pub pattern: String,
-}
+pub use crate::config::CommandRuleConfig;
 
 /// Why a rule set could not be built.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

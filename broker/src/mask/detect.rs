@@ -9,23 +9,8 @@ use std::ops::Range;
 use std::sync::LazyLock;
 
 use regex::Regex;
-use serde::Deserialize;
 
-/// A built-in or custom detector.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "kebab-case")]
-pub enum DetectorKind {
-    /// Payment card numbers (13-19 digits, spaces or dashes allowed), Luhn-checked.
-    Card,
-    /// Email addresses.
-    Email,
-    /// US Social Security numbers (`AAA-GG-SSSS`, excluding never-issued ranges).
-    UsSsn,
-    /// IBANs (ISO 13616), mod-97 checked.
-    Iban,
-    /// Phone numbers: E.164 (`+` and 8-15 digits) and North American formats.
-    Phone,
-}
+pub use crate::config::masking::DetectorKind;
 
 /// A compiled detector.
 #[derive(Debug, Clone)]

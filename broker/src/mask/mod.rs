@@ -18,71 +18,12 @@ pub mod detect;
 use std::fmt::Write as _;
 
 use hmac::{Hmac, Mac as _};
-use serde::Deserialize;
 use sha2::Sha256;
 
 use crate::auth::matcher::ClaimPattern;
-use detect::{Detector, DetectorKind};
+use detect::Detector;
 
-/// A masking rule set as written (TOML).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MaskSetDoc {
-    /// Name the policy refers to.
-    pub name: String,
-    /// What it is for.
-    #[serde(default)]
-    pub description: Option<String>,
-    /// Rules, applied in order.
-    #[serde(rename = "rule")]
-    pub rules: Vec<MaskRuleDoc>,
-}
-
-/// A masking rule as written.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MaskRuleDoc {
-    /// Name, shown in recordings ("masked by pii/emails").
-    pub name: String,
-    /// Column patterns: `column`, `table.column` or `schema.table.column`, globs allowed.
-    #[serde(default)]
-    pub columns: Vec<String>,
-    /// Detectors; empty masks the whole value of matching columns.
-    #[serde(default)]
-    pub detect: Vec<DetectSpec>,
-    /// How matches are masked.
-    pub style: Style,
-    /// For `keep-last`: how many characters stay visible (default 4).
-    #[serde(default)]
-    pub keep: Option<usize>,
-}
-
-/// A detector as written: a built-in name, or `{ regex = "..." }`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
-pub enum DetectSpec {
-    /// `"card"`, `"email"`, `"us-ssn"`, `"iban"`, `"phone"`.
-    Builtin(DetectorKind),
-    /// A custom regular expression.
-    Regex {
-        /// The pattern (Rust `regex` syntax, linear-time).
-        regex: String,
-    },
-}
-
-/// How a sensitive value is shown.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "kebab-case")]
-pub enum Style {
-    /// `****`, whatever the length.
-    Full,
-    /// Every letter and digit but the last N becomes `*`; separators stay.
-    KeepLast,
-    /// `****@example.com`.
-    KeepDomain,
-    /// `h:` and 16 hex digits of a keyed HMAC-SHA256: equal values look equal.
-    Hash,
-}
+pub use crate::config::masking::{DetectSpec, MaskRuleDoc, MaskSetDoc, Style};
 
 /// Errors building a rule set.
 #[derive(Debug, thiserror::Error)]

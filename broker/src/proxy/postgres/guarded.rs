@@ -68,8 +68,8 @@ use bytes::{BufMut as _, Bytes, BytesMut};
 use super::frame::{cstr, error_code_and_message, error_message, error_message_with_detail};
 use super::relay::{Frame, FrameHook, Pending, Verdict};
 use crate::guard::{Action, Decision, Denial, Guardrails, is_parser_safe_encoding};
-use crate::statement_log::{Durable, RecordError, SessionLog, StatementDecision, StatementId};
 use crate::review::{ReviewAsk, ReviewDesk, ReviewError, ReviewOutcome};
+use crate::statement_log::{Durable, RecordError, SessionLog, StatementDecision, StatementId};
 
 /// What a refused statement is replaced with: a syntax error on every
 /// server, in every transaction state, with no side effect. It shows up in

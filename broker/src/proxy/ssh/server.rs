@@ -47,9 +47,9 @@ use super::client::Upstream;
 use super::recording::{EntryKind, Recordings, SessionMeta};
 use super::{CLIENT_AUTH_TIMEOUT, EXIT_REFUSED, SessionInfo, SshError, SshTarget};
 use crate::app::AppState;
-use crate::util::now_unix;
 use crate::guard::Action;
 use crate::store::Event;
+use crate::util::now_unix;
 
 /// Everything [`serve`] needs.
 pub struct ServeArgs {

@@ -469,10 +469,17 @@ fn copy_out_is_masked_and_binary_copy_refused() {
 struct Outcomes(Mutex<Vec<crate::statement_log::StatementOutcome>>);
 
 impl crate::statement_log::Recorder for Outcomes {
-    fn statement(&self, _record: crate::statement_log::StatementRecord) -> crate::statement_log::Durable {
+    fn statement(
+        &self,
+        _record: crate::statement_log::StatementRecord,
+    ) -> crate::statement_log::Durable {
         Box::pin(async { Ok(0) })
     }
-    fn outcome(&self, _id: crate::statement_log::StatementId, outcome: crate::statement_log::StatementOutcome) {
+    fn outcome(
+        &self,
+        _id: crate::statement_log::StatementId,
+        outcome: crate::statement_log::StatementOutcome,
+    ) {
         self.0.lock().unwrap().push(outcome);
     }
 }

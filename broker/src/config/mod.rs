@@ -15,10 +15,101 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
+pub mod guardrails;
+pub mod masking;
+
 /// A config problem, already formatted as `FILE:LINE:COLUMN: message`.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct ConfigError(pub String);
+
+/// An access-request event a webhook can subscribe to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, Deserialize)]
+pub enum NotifyEvent {
+    /// Someone asked for access.
+    #[serde(rename = "request.created")]
+    Created,
+    /// The approval that completes the count turned the request into a grant.
+    #[serde(rename = "request.approved")]
+    Approved,
+    /// An approver denied it.
+    #[serde(rename = "request.denied")]
+    Denied,
+    /// Nobody decided before its deadline.
+    #[serde(rename = "request.expired")]
+    Expired,
+    /// The requester withdrew it.
+    #[serde(rename = "request.cancelled")]
+    Cancelled,
+}
+
+impl NotifyEvent {
+    /// Every event (the default subscription).
+    pub const ALL: [NotifyEvent; 5] = [
+        NotifyEvent::Created,
+        NotifyEvent::Approved,
+        NotifyEvent::Denied,
+        NotifyEvent::Expired,
+        NotifyEvent::Cancelled,
+    ];
+
+    /// The wire name, e.g. `request.created`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotifyEvent::Created => "request.created",
+            NotifyEvent::Approved => "request.approved",
+            NotifyEvent::Denied => "request.denied",
+            NotifyEvent::Expired => "request.expired",
+            NotifyEvent::Cancelled => "request.cancelled",
+        }
+    }
+}
+
+impl std::fmt::Display for NotifyEvent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One `command_rules` entry in the broker config.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct CommandRuleConfig {
+    /// Label used in messages and the audit trail (default: the pattern).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// `block`, `review` or `allow`.
+    pub action: guardrails::Action,
+    /// Word patterns, e.g. `"systemctl restart *"`: each pattern word is a
+    /// glob (`*`, `?`) for one command word; a final `**` matches any
+    /// remaining words (`"git **"`).
+    pub pattern: String,
+}
+
+/// The largest `record_results` a connection may set (rows per statement).
+pub const MAX_RECORD_RESULTS: u32 = 1000;
+
+/// The checks of the config's parts that other modules own: config is plain
+/// data and imports no domain module, so the guardrail, masking, identity,
+/// store and SSH code validate their own parts through this trait (see
+/// `crate::config_check`, which implements it and gives `Config::load`).
+/// Each method answers the message without position; config adds it.
+pub trait PartChecks {
+    /// A `postgres://` store or audit URL is usable.
+    fn postgres_url(&self, url: &str) -> Result<(), String>;
+    /// A workload rule's claim pattern parses.
+    fn claim_pattern(&self, pattern: &str) -> Result<(), String>;
+    /// A `[[masking_sets]]` entry compiles.
+    fn masking_set(&self, doc: &masking::MaskSetDoc) -> Result<(), String>;
+    /// A `[[guardrail_sets]]` entry compiles; it is known to later checks.
+    fn add_guardrail_set(&mut self, set: &guardrails::RuleSet) -> Result<(), String>;
+    /// Every name is a built-in or an added guardrail set.
+    fn guardrail_names(&self, names: &[String]) -> Result<(), String>;
+    /// An SSH `host_key` line parses.
+    fn ssh_host_key(&self, line: &str) -> Result<(), String>;
+    /// An SSH connection's `commands`/`command_rules` build.
+    fn command_rules(&self, c: &ConnectionConfig) -> Result<(), String>;
+}
 
 /// Default time an access request waits for its approvals.
 pub const DEFAULT_REQUEST_TTL: Duration = Duration::from_secs(3600);
@@ -64,12 +155,12 @@ pub struct Config {
     /// Masking rule sets (`[[masking_sets]]`, docs/masking.md) that
     /// connections (`masking = [...]`) and policy rules refer to by name.
     #[serde(default)]
-    pub masking_sets: Vec<Spanned<crate::mask::MaskSetDoc>>,
+    pub masking_sets: Vec<Spanned<masking::MaskSetDoc>>,
     /// Guardrail rule sets (`[[guardrail_sets]]`, docs/guardrails.md) that
     /// connections (`guardrails = [...]`) and policy rules refer to by
     /// name, besides the built-in ones.
     #[serde(default)]
-    pub guardrail_sets: Vec<Spanned<crate::guard::RuleSet>>,
+    pub guardrail_sets: Vec<Spanned<guardrails::RuleSet>>,
     /// The tamper-evident audit log (`[audit]`, docs/audit.md).
     #[serde(default)]
     pub audit: AuditConfig,
@@ -150,7 +241,10 @@ impl StoreConfig {
 
     /// The `[store]` checks that need no I/O: a known URL, a credential by
     /// reference at most once and only for PostgreSQL.
-    fn check(&self) -> Result<(), (Option<std::ops::Range<usize>>, String)> {
+    fn check(
+        &self,
+        parts: &dyn PartChecks,
+    ) -> Result<(), (Option<std::ops::Range<usize>>, String)> {
         if let Some(url) = &self.url {
             let s = url.get_ref();
             if s != "sqlite" && self.postgres_url().is_none() {
@@ -161,7 +255,7 @@ impl StoreConfig {
                 ));
             }
             if self.postgres_url().is_some()
-                && let Err(e) = crate::pg_client::PgTarget::parse(s, None)
+                && let Err(e) = parts.postgres_url(s)
             {
                 return Err((Some(url.span()), format!("[store] url: {e}")));
             }
@@ -260,7 +354,10 @@ impl std::fmt::Debug for AuditConfig {
 impl AuditConfig {
     /// The `[audit]` checks that need no I/O: a known store, a credential by
     /// reference at most once, sane numbers.
-    fn check(&self) -> Result<(), (Option<std::ops::Range<usize>>, String)> {
+    fn check(
+        &self,
+        parts: &dyn PartChecks,
+    ) -> Result<(), (Option<std::ops::Range<usize>>, String)> {
         if let Some(store) = &self.store {
             let s = store.get_ref();
             let postgres = s.starts_with("postgres://") || s.starts_with("postgresql://");
@@ -270,7 +367,7 @@ impl AuditConfig {
                     "[audit] store must be \"sqlite\" or a postgres:// URL".to_owned(),
                 ));
             }
-            if postgres && let Err(e) = crate::pg_client::PgTarget::parse(s, None) {
+            if postgres && let Err(e) = parts.postgres_url(s) {
                 return Err((Some(store.span()), format!("[audit] store: {e}")));
             }
         }
@@ -305,7 +402,7 @@ pub struct WebhookConfig {
     pub url: Spanned<String>,
     /// Events to send (default: all of them).
     #[serde(default)]
-    pub events: Option<Vec<crate::notify::NotifyEvent>>,
+    pub events: Option<Vec<NotifyEvent>>,
     /// Environment variable holding a key; when set, each body is signed with
     /// HMAC-SHA256 in `X-Hoop-Signature: sha256=HEX`.
     #[serde(default)]
@@ -501,7 +598,7 @@ pub struct ConnectionConfig {
     #[serde(default)]
     pub masking: Vec<String>,
     /// Result rows kept per statement in the session recording (default 0:
-    /// no values; at most [`crate::statement_log::MAX_RECORD_RESULTS`]). The values
+    /// no values; at most [`MAX_RECORD_RESULTS`]). The values
     /// are those the client received, masked (docs/sessions.md).
     #[serde(default)]
     pub record_results: u32,
@@ -536,7 +633,7 @@ pub struct ConnectionConfig {
     pub commands: Option<Vec<String>>,
     /// Own command rules, checked before the sets, first match wins.
     #[serde(default)]
-    pub command_rules: Vec<crate::guard::shell::CommandRuleConfig>,
+    pub command_rules: Vec<CommandRuleConfig>,
 }
 
 /// TLS mode for the broker → target leg.
@@ -612,15 +709,21 @@ fn position(file: &Path, text: &str, offset: usize) -> String {
 }
 
 impl Config {
-    /// Reads and validates a config file.
-    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    /// Reads and validates a config file, its parts checked by `parts`.
+    pub fn load_with(path: &Path, parts: &mut dyn PartChecks) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| ConfigError(format!("{}: cannot read config: {e}", path.display())))?;
-        Config::parse(path, &text)
+        Config::parse_with(path, &text, parts)
     }
 
-    /// Parses and validates config text; `path` is used in messages only.
-    pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+    /// Parses and validates config text, its parts checked by `parts`;
+    /// `path` is used in messages only. (`Config::load`/`Config::parse`,
+    /// with every domain's checks, are in `crate::config_check`.)
+    pub fn parse_with(
+        path: &Path,
+        text: &str,
+        parts: &mut dyn PartChecks,
+    ) -> Result<Config, ConfigError> {
         let cfg: Config = toml::from_str(text).map_err(|e| {
             let at = e.span().map_or_else(
                 || path.display().to_string(),
@@ -628,22 +731,31 @@ impl Config {
             );
             ConfigError(format!("{at}: {}", e.message().trim()))
         })?;
-        cfg.validate(path, text)?;
+        cfg.validate(path, text, parts)?;
         Ok(cfg)
     }
 
-    fn validate(&self, path: &Path, text: &str) -> Result<(), ConfigError> {
+    fn validate(
+        &self,
+        path: &Path,
+        text: &str,
+        parts: &mut dyn PartChecks,
+    ) -> Result<(), ConfigError> {
         let at = |span: std::ops::Range<usize>, msg: String| {
             ConfigError(format!("{}: {msg}", position(path, text, span.start)))
         };
-        self.audit.check().map_err(|(span, msg)| match span {
-            Some(span) => at(span, msg),
-            None => ConfigError(format!("{}: {msg}", path.display())),
-        })?;
-        self.store.check().map_err(|(span, msg)| match span {
-            Some(span) => at(span, msg),
-            None => ConfigError(format!("{}: {msg}", path.display())),
-        })?;
+        self.audit
+            .check(&*parts)
+            .map_err(|(span, msg)| match span {
+                Some(span) => at(span, msg),
+                None => ConfigError(format!("{}: {msg}", path.display())),
+            })?;
+        self.store
+            .check(&*parts)
+            .map_err(|(span, msg)| match span {
+                Some(span) => at(span, msg),
+                None => ConfigError(format!("{}: {msg}", path.display())),
+            })?;
         if let Some(every) = self.cluster.poll_interval
             && !(Duration::from_millis(100)..=Duration::from_secs(60)).contains(&every)
         {
@@ -716,13 +828,12 @@ impl Config {
                 }
             }
         }
-        self.validate_workloads(&at)?;
+        self.validate_workloads(&at, &*parts)?;
         self.validate_webhooks(&at)?;
-        self.validate_masking(&at)?;
-        let mut guard_sets = crate::guard::Registry::builtin();
+        self.validate_masking(&at, &*parts)?;
         for set in &self.guardrail_sets {
-            guard_sets
-                .add(set.get_ref().clone())
+            parts
+                .add_guardrail_set(set.get_ref())
                 .map_err(|e| at(set.span(), format!("[[guardrail_sets]]: {e}")))?;
         }
         let mut names = BTreeSet::new();
@@ -749,9 +860,9 @@ impl Config {
             }
             match c.kind {
                 ConnectionType::Postgres => {
-                    validate_postgres(c, &guard_sets).map_err(|m| at(span.clone(), m))?
+                    validate_postgres(c, &*parts).map_err(|m| at(span.clone(), m))?
                 }
-                ConnectionType::Ssh => validate_ssh(c).map_err(|m| at(span.clone(), m))?,
+                ConnectionType::Ssh => validate_ssh(c, &*parts).map_err(|m| at(span.clone(), m))?,
             }
             if c.allow_groups.is_empty() && c.allow_users.is_empty() && self.policy_file.is_none() {
                 return Err(at(
@@ -772,6 +883,7 @@ impl Config {
     fn validate_masking(
         &self,
         at: &dyn Fn(std::ops::Range<usize>, String) -> ConfigError,
+        parts: &dyn PartChecks,
     ) -> Result<(), ConfigError> {
         let mut names = BTreeSet::new();
         for m in &self.masking_sets {
@@ -788,8 +900,7 @@ impl Config {
                     format!("masking set {:?} is defined twice", doc.name),
                 ));
             }
-            crate::mask::MaskSet::compile(doc, b"validation")
-                .map_err(|e| at(m.span(), e.to_string()))?;
+            parts.masking_set(doc).map_err(|e| at(m.span(), e))?;
         }
         for c in &self.connections {
             for name in &c.get_ref().masking {
@@ -872,6 +983,7 @@ impl Config {
     fn validate_workloads(
         &self,
         at: &dyn Fn(std::ops::Range<usize>, String) -> ConfigError,
+        parts: &dyn PartChecks,
     ) -> Result<(), ConfigError> {
         let id = &self.identity;
         if let Some(every) = id.key_refetch_interval
@@ -968,7 +1080,7 @@ impl Config {
                             format!("{label}: rule {:?} has an empty claim name", r.service),
                         ));
                     }
-                    crate::auth::matcher::ClaimPattern::parse(pattern).map_err(|e| {
+                    parts.claim_pattern(pattern).map_err(|e| {
                         at(
                             rspan.clone(),
                             format!("{label}: rule {:?}, claim {claim}: {e}", r.service),
@@ -988,18 +1100,6 @@ impl Config {
             .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 8443)))
     }
 
-    /// The guardrail sets connections and policies may name: the built-in
-    /// ones and `[[guardrail_sets]]` (validated at load).
-    pub fn guard_registry(&self) -> crate::guard::Registry {
-        let mut registry = crate::guard::Registry::builtin();
-        for set in &self.guardrail_sets {
-            if let Err(e) = registry.add(set.get_ref().clone()) {
-                tracing::error!("[[guardrail_sets]]: {e}");
-            }
-        }
-        registry
-    }
-
     /// The connection with this name.
     pub fn connection(&self, name: &str) -> Option<&ConnectionConfig> {
         self.connections
@@ -1010,10 +1110,7 @@ impl Config {
 }
 
 /// The checks of a `postgres` connection (message without position).
-fn validate_postgres(
-    c: &ConnectionConfig,
-    guard_sets: &crate::guard::Registry,
-) -> Result<(), String> {
+fn validate_postgres(c: &ConnectionConfig, parts: &dyn PartChecks) -> Result<(), String> {
     let name = &c.name;
     if c.host.trim().is_empty() || c.database.is_empty() || c.user.is_empty() {
         return Err(format!(
@@ -1045,22 +1142,20 @@ fn validate_postgres(
             "connection {name:?}: {field} is for type = \"ssh\" connections only"
         ));
     }
-    if c.record_results > crate::statement_log::MAX_RECORD_RESULTS {
+    if c.record_results > MAX_RECORD_RESULTS {
         return Err(format!(
             "connection {name:?}: record_results = {} is more than {} rows per statement",
-            c.record_results,
-            crate::statement_log::MAX_RECORD_RESULTS
+            c.record_results, MAX_RECORD_RESULTS
         ));
     }
     // Guardrail set names must exist (built-in or [[guardrail_sets]]).
-    guard_sets
-        .resolve(&c.guardrails)
-        .map(|_| ())
+    parts
+        .guardrail_names(&c.guardrails)
         .map_err(|e| format!("connection {name:?}: {e}"))
 }
 
 /// The checks of an `ssh` connection (message without position).
-fn validate_ssh(c: &ConnectionConfig) -> Result<(), String> {
+fn validate_ssh(c: &ConnectionConfig, parts: &dyn PartChecks) -> Result<(), String> {
     let name = &c.name;
     if c.host.trim().is_empty() || c.user.is_empty() {
         return Err(format!(
@@ -1091,7 +1186,8 @@ fn validate_ssh(c: &ConnectionConfig) -> Result<(), String> {
     }
     match (&c.host_key, &c.known_hosts_file) {
         (Some(line), None) => {
-            crate::proxy::ssh::parse_host_key(line)
+            parts
+                .ssh_host_key(line)
                 .map_err(|e| format!("connection {name:?}: host_key: {e}"))?;
         }
         (None, Some(_)) => {}
@@ -1112,8 +1208,8 @@ fn validate_ssh(c: &ConnectionConfig) -> Result<(), String> {
             "connection {name:?}: allow_env entry {bad:?} is not an environment variable name"
         ));
     }
-    crate::guard::shell::CommandGuard::from_config(c)
-        .map(|_| ())
+    parts
+        .command_rules(c)
         .map_err(|e| format!("connection {name:?}: {e}"))
 }
 
@@ -1515,7 +1611,7 @@ claims = { sub = "repo:acme/*" }
 
     #[test]
     fn webhooks_default_to_every_event_and_refuse_unsafe_urls() {
-        use crate::notify::NotifyEvent;
+        use NotifyEvent;
         let hooks = "webhooks = [\n  { url = \"https://hooks.slack.com/services/T0/B0/TOKEN\" },\n  \
                      { url = \"http://127.0.0.1:9000/h\", events = [\"request.created\", \
                      \"request.expired\"], secret_env = \"HOOK_KEY\" },\n]\n";
