@@ -26,141 +26,10 @@ use crate::config::{Config, DEFAULT_SESSION_TTL};
 use crate::idp::DevIdp;
 use crate::proxy::postgres::{PgProxy, TlsSettings, Upstream};
 use crate::secrets::{self, CredentialRef};
+use crate::session::Grants;
+use crate::state::AppState;
 use crate::store::{Event, Store};
 use crate::util::{create_private_dir, now_unix};
-
-/// Live tunnels by the grant (access request) they run under, so revoking
-/// a grant ends them at once.
-///
-/// Revoked ids are remembered (a revoked grant never comes back), so a
-/// tunnel that checked its grant just before a revocation and registers just
-/// after it gets an already-cancelled token instead of outliving it.
-#[derive(Debug, Default)]
-pub struct Grants {
-    inner: std::sync::Mutex<GrantsInner>,
-}
-
-#[derive(Debug, Default)]
-struct GrantsInner {
-    live: HashMap<String, CancellationToken>,
-    revoked: std::collections::HashSet<String>,
-}
-
-/// Revoked ids remembered; past this the oldest knowledge is dropped (the
-/// store still refuses those grants to new tunnels).
-const MAX_REVOKED_REMEMBERED: usize = 100_000;
-
-impl Grants {
-    fn lock(&self) -> std::sync::MutexGuard<'_, GrantsInner> {
-        self.inner
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// The token cancelled when `request_id` is revoked (already cancelled
-    /// when it was).
-    pub fn token(&self, request_id: &str) -> CancellationToken {
-        let mut g = self.lock();
-        if g.revoked.contains(request_id) {
-            let t = CancellationToken::new();
-            t.cancel();
-            return t;
-        }
-        g.live.entry(request_id.to_owned()).or_default().clone()
-    }
-
-    /// Ends every tunnel under `request_id`, now and later.
-    pub fn revoke(&self, request_id: &str) {
-        let token = {
-            let mut g = self.lock();
-            if g.revoked.len() >= MAX_REVOKED_REMEMBERED {
-                g.revoked.clear();
-            }
-            g.revoked.insert(request_id.to_owned());
-            g.live.remove(request_id)
-        };
-        if let Some(t) = token {
-            t.cancel();
-        }
-    }
-}
-
-/// What every handler shares.
-pub struct AppState {
-    /// The validated config.
-    pub config: Config,
-    /// URL clients use to reach the broker.
-    pub public_url: String,
-    /// What `GET /v1/auth/config` answers (discovered on first use).
-    pub login_config: LoginConfig,
-    /// HTTP client for the person identity provider (trusts its CA).
-    pub idp_http: reqwest::Client,
-    /// Validates bearer tokens (person issuer and workload issuers).
-    pub verifier: Authenticator,
-    /// Sessions and events.
-    pub store: Store,
-    /// The policy in force.
-    pub policy: Arc<crate::policy::PolicyHolder>,
-    /// Live tunnels by grant, for revocation.
-    pub grants: Grants,
-    /// Tells the configured webhooks about access requests (never blocks).
-    pub notifier: crate::notify::Notifier,
-    /// The Postgres proxy (holds the cancel-key registry).
-    pub pg: PgProxy,
-    /// The SSH proxy: the broker's SSH host key and the `ssh` connections.
-    pub ssh: crate::proxy::ssh::SshProxy,
-    /// Held statements and commands become review requests here.
-    pub reviews: Arc<crate::review::ReviewDesk>,
-    /// Upstream targets by connection name, with resolved credentials.
-    pub upstreams: HashMap<String, Arc<Upstream>>,
-    /// Lifetime of new sessions.
-    pub session_ttl: Duration,
-    /// Owns every spawned task (connections, tunnels).
-    pub tasks: TaskTracker,
-    /// Cancelled when the broker shuts down.
-    pub shutdown: CancellationToken,
-    /// The hash-chained audit log (also the statement recorder).
-    pub audit_log: crate::audit::AuditLog,
-}
-
-impl AppState {
-    /// Appends an audit event to the hash-chained log (committed when this
-    /// returns) and to the store's `events` table. A failure is logged
-    /// loudly; the action it describes has already been decided.
-    pub async fn audit(&self, event: Event) {
-        let kind = event.kind.clone();
-        if let Err(e) = self.audit_log.append(audit_record(&event)).await {
-            tracing::error!(%kind, "could not write the audit record: {e}");
-        }
-        if let Err(e) = self.store.append_event(event).await {
-            tracing::error!(%kind, "could not write audit event: {e}");
-        }
-    }
-}
-
-/// An event as an audit record: a detail that is a JSON object stays one;
-/// other text becomes `{"message": text}`.
-fn audit_record(e: &Event) -> crate::audit::NewRecord {
-    let now = crate::audit::now_ms();
-    let detail = match serde_json::from_str::<serde_json::Value>(&e.detail) {
-        Ok(v @ serde_json::Value::Object(_)) => v,
-        _ if e.detail.is_empty() => serde_json::json!({}),
-        _ => serde_json::json!({ "message": e.detail }),
-    };
-    crate::audit::NewRecord {
-        // Millisecond precision when the event is from this second.
-        time: if now / 1000 == i64::try_from(e.at).unwrap_or(0) {
-            now
-        } else {
-            i64::try_from(e.at).unwrap_or(0).saturating_mul(1000)
-        },
-        kind: e.kind.clone(),
-        actor: e.user_name.clone(),
-        connection: e.connection.clone(),
-        session: e.session_id.clone(),
-        detail,
-    }
-}
 
 /// How often retention runs (when `[audit] retention` is set).
 const PRUNE_INTERVAL: Duration = Duration::from_secs(3600);
@@ -433,6 +302,7 @@ impl Broker {
                 .request_ttl
                 .unwrap_or(crate::config::DEFAULT_REQUEST_TTL),
         ));
+        let store_for_trail = store.clone();
         let state = Arc::new(AppState {
             config,
             public_url: public_url.clone(),
@@ -454,6 +324,7 @@ impl Broker {
             session_ttl,
             tasks: TaskTracker::new(),
             shutdown: CancellationToken::new(),
+            trail: crate::trail::AuditTrail::new(audit_log.clone(), store_for_trail),
             audit_log,
         });
         state
@@ -470,7 +341,18 @@ impl Broker {
                 .to_string(),
             })
             .await;
-        let mut router = crate::api::router(state.clone());
+        // The REST API, the tunnel endpoint and the approvers' page, side by
+        // side (the API imports neither of the others).
+        let mut router = crate::api::router(state.clone())
+            .merge(
+                Router::new()
+                    .route(
+                        "/v1/sessions/{id}/tunnel",
+                        axum::routing::get(crate::tunnel::upgrade),
+                    )
+                    .with_state(state.clone()),
+            )
+            .merge(crate::web::router(state.clone()));
         if let Some(idp) = idp_router {
             router = router.nest("/idp", idp);
         }
@@ -534,11 +416,7 @@ impl Broker {
             .cluster
             .poll_interval
             .unwrap_or(crate::cluster::DEFAULT_POLL_INTERVAL);
-        tasks.spawn(crate::cluster::run(
-            state.clone(),
-            interval,
-            state.shutdown.clone(),
-        ));
+        tasks.spawn(cluster_sync(state.clone(), interval));
         let serve = crate::server::run(
             self.listener,
             self.tls,
@@ -633,22 +511,23 @@ fn is_loopback_host(host: &str) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::Grants;
-
-    #[test]
-    fn revocation_ends_live_tunnels_and_those_that_register_after_it() {
-        let grants = Grants::default();
-        let live = grants.token("r1");
-        let other = grants.token("r2");
-        grants.revoke("r1");
-        assert!(live.is_cancelled());
-        assert!(!other.is_cancelled());
-        // A tunnel that checked the grant before the revocation and
-        // registers after it ends at once.
-        assert!(grants.token("r1").is_cancelled());
-        grants.revoke("r1"); // idempotent
-        assert!(!grants.token("r2").is_cancelled());
-    }
+/// Runs the cluster sync ([`crate::cluster`]) every `interval` until the
+/// broker shuts down.
+async fn cluster_sync(state: Arc<AppState>, interval: Duration) {
+    let sync =
+        crate::cluster::ClusterSync::new(crate::policy::known_names(&state.config), now_unix());
+    let trail = state.trail.clone();
+    crate::cluster::drive(
+        sync,
+        &state.store,
+        &state.policy,
+        &state.grants,
+        interval,
+        state.shutdown.clone(),
+        |e| {
+            let trail = trail.clone();
+            async move { trail.record(e).await }
+        },
+    )
+    .await;
 }

@@ -33,14 +33,13 @@
     clippy::panic
 )]
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use hoop_shared::policy::KnownNames;
 use tokio_util::sync::CancellationToken;
 
-use crate::app::{AppState, Grants};
 use crate::policy::PolicyHolder;
+use crate::session::Grants;
 use crate::store::{Event, Store, StoreError};
 use crate::util::now_unix;
 
@@ -162,28 +161,10 @@ fn event(kind: &str, detail: serde_json::Value) -> Event {
     }
 }
 
-/// Runs the sync every `interval` until `shutdown` is cancelled (spawned by
-/// [`crate::app::Broker::run`]).
-pub async fn run(state: Arc<AppState>, interval: Duration, shutdown: CancellationToken) {
-    let sync = ClusterSync::new(crate::policy::known_names(&state.config), now_unix());
-    let auditor = state.clone();
-    drive(
-        sync,
-        &state.store,
-        &state.policy,
-        &state.grants,
-        interval,
-        shutdown,
-        |e| {
-            let auditor = auditor.clone();
-            async move { auditor.audit(e).await }
-        },
-    )
-    .await;
-}
-
-/// The loop of [`run`], with the audit sink given (tests collect events).
-async fn drive<F, Fut>(
+/// The sync loop, every `interval` until `shutdown` is cancelled, with the
+/// audit sink given (the broker's audit trail; tests collect events).
+/// Spawned by `crate::app`.
+pub async fn drive<F, Fut>(
     mut sync: ClusterSync,
     store: &Store,
     policy: &PolicyHolder,

@@ -25,9 +25,9 @@ use hyper_util::rt::TokioIo;
 use tracing::Instrument as _;
 
 use crate::api::{ApiFailure, Caller};
-use crate::app::AppState;
 use crate::config::ConnectionType;
 use crate::proxy::postgres::ClientSession;
+use crate::state::AppState;
 use crate::store::Event;
 use crate::util::now_unix;
 

@@ -32,9 +32,9 @@ use hoop_shared::audit::{AuditKeys, AuditList};
 
 use super::session_recording::AUDITORS_GROUP;
 use super::{ApiFailure, Caller};
-use crate::app::AppState;
 use crate::audit::{Query, ms, now_ms};
 use crate::auth::Identity;
+use crate::state::AppState;
 use crate::store::Event;
 use crate::util::now_unix;
 

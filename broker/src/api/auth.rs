@@ -24,8 +24,8 @@ use axum::http::request::Parts;
 use hoop_shared::api::ErrorCode;
 
 use super::ApiFailure;
-use crate::app::AppState;
 use crate::auth::{Claimed, Identity, RefusalClass, sanitize};
+use crate::state::AppState;
 use crate::store::Event;
 
 /// The identity behind a request's valid bearer token.

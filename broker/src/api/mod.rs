@@ -10,7 +10,7 @@
 //! | GET | `/v1/sessions/{id}` | bearer, own/admin/auditors | a session with its recording (statements, or the SSH index) |
 //! | GET | `/v1/sessions/{id}/export` | bearer, own/admin/auditors | Postgres: that JSON; SSH: a shell as asciicast |
 //! | DELETE | `/v1/sessions/{id}` | bearer | close your session |
-//! | GET | `/v1/sessions/{id}/tunnel` | bearer | `hoop-tunnel/1` upgrade ([`crate::tunnel`]) |
+//! | GET | `/v1/sessions/{id}/tunnel` | bearer | `hoop-tunnel/1` upgrade ([`crate::tunnel`], mounted beside this router by `crate::app`) |
 //! | GET | `/v1/sessions/{id}/recording` | bearer, own/admin/auditors | an SSH session's recording (asciicast, or `?index`) |
 //! | GET, POST | `/v1/requests` | bearer | your access requests; ask for access that needs approval |
 //! | GET | `/v1/requests/{id}` | bearer | one request (yours, or one you may decide) |
@@ -52,8 +52,8 @@ pub use error::{ApiFailure, ApiJson};
 pub use requests::effective_state as grant_state;
 pub use requests::view as request_view;
 
-use crate::app::AppState;
 use crate::config::{ConnectionConfig, ConnectionType};
+use crate::state::AppState;
 use crate::store::{Event, SessionRow};
 use crate::util::now_unix;
 use hoop_shared::policy::Outcome;
@@ -79,7 +79,6 @@ pub fn router(state: Arc<AppState>) -> Router {
             get(sessions::show).delete(close_session),
         )
         .route("/v1/sessions/{id}/export", get(sessions::export))
-        .route("/v1/sessions/{id}/tunnel", get(crate::tunnel::upgrade))
         .route("/v1/sessions/{id}/recording", get(session_recording::get))
         .route("/v1/requests", get(requests::mine).post(requests::create))
         .route("/v1/requests/{id}", get(requests::show))
@@ -93,8 +92,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/policy/test", post(policy::test))
         .merge(audit::routes())
         .fallback(not_found)
-        .with_state(state.clone())
-        .merge(crate::web::router(state))
+        .with_state(state)
 }
 
 async fn not_found() -> ApiFailure {

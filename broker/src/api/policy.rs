@@ -26,8 +26,8 @@ use hoop_shared::api::{
 use hoop_shared::policy::{Decision, MAX_POLICY_LEN, Policy, PolicyFile, PolicySource, Subject};
 
 use super::{ApiFailure, ApiJson, Caller};
-use crate::app::AppState;
 use crate::policy::{ActivePolicy, diff_sources, encode, known_names, subject};
+use crate::state::AppState;
 use crate::store::Event;
 use crate::util::now_unix;
 

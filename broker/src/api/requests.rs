@@ -25,10 +25,10 @@ use hoop_shared::api::{
 use hoop_shared::policy::{Approvers, Outcome};
 
 use super::{ApiFailure, ApiJson, Caller};
-use crate::app::AppState;
 use crate::auth::Identity;
 use crate::notify::NotifyEvent;
 use crate::policy::subject;
+use crate::state::AppState;
 use crate::store::{DecideError, Event, KIND_ACCESS, KIND_STATEMENT, RequestRow};
 use crate::util::now_unix;
 

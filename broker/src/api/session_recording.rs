@@ -22,9 +22,9 @@ use hoop_shared::api::ErrorCode;
 use serde::Deserialize;
 
 use super::{ApiFailure, Caller};
-use crate::app::AppState;
 use crate::auth::Identity;
 use crate::proxy::ssh::recording::{INDEX_PART, RecordingIndex, is_safe_id};
+use crate::state::AppState;
 use crate::store::SessionRow;
 
 /// The group that may read every recording, besides the policy's admins.

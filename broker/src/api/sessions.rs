@@ -43,8 +43,8 @@ use hoop_shared::audit::AuditRecord;
 
 use super::session_recording::{cast_response, may_read, sees_all, ssh_index};
 use super::{ApiFailure, Caller};
-use crate::app::AppState;
 use crate::config::ConnectionType;
+use crate::state::AppState;
 use crate::store::{SessionFilter, SessionRow};
 
 /// Sessions per list answer by default.

@@ -56,7 +56,7 @@ use hoop_shared::api::{ApiErrorBody, IdentityKind, RequestState};
 
 use crate::api::ApiFailure;
 use crate::api::requests;
-use crate::app::AppState;
+use crate::state::AppState;
 use crate::util::now_unix;
 use oidc::{OidcError, Pkce, Provider};
 use sessions::{Flash, Sessions};

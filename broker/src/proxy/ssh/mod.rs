@@ -257,7 +257,7 @@ impl SshProxy {
     /// until the client leaves, the session ends or the grant is revoked.
     pub async fn serve<S>(
         &self,
-        state: Arc<crate::app::AppState>,
+        state: Arc<crate::state::AppState>,
         stream: S,
         info: SessionInfo,
         target: Arc<SshTarget>,

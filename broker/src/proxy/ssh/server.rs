@@ -46,8 +46,8 @@ use super::bridge::{self, RecordSlot};
 use super::client::Upstream;
 use super::recording::{EntryKind, Recordings, SessionMeta};
 use super::{CLIENT_AUTH_TIMEOUT, EXIT_REFUSED, SessionInfo, SshError, SshTarget};
-use crate::app::AppState;
 use crate::guard::Action;
+use crate::state::AppState;
 use crate::store::Event;
 use crate::util::now_unix;
 
