@@ -43,6 +43,7 @@
 //!   including a throwaway PostgreSQL ([`dev::postgres`]).
 //! - [`app`]: wiring: builds the shared state from a config and runs it.
 
+pub mod access;
 pub mod api;
 pub mod app;
 pub mod audit;

@@ -539,7 +539,7 @@ async fn run_sweep(notifier: Notifier, store: Store, shutdown: CancellationToken
                 tracing::debug!(request = %row.id, "expired long ago; not announced");
                 continue;
             }
-            notifier.send(NotifyEvent::Expired, &crate::api::request_view(&row, now));
+            notifier.send(NotifyEvent::Expired, &crate::access::view(&row, now));
         }
     }
 }

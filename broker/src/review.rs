@@ -260,7 +260,7 @@ impl ReviewDesk {
         .await;
         tracing::info!(review = %row.id, user = %who.user, connection = %ask.connection,
             guardrail = %ask.guardrail, "statement held for review");
-        let view = crate::api::request_view(&row, now);
+        let view = crate::access::view(&row, now);
         debug_assert_eq!(view.state, RequestState::Pending);
         self.notifier.send(NotifyEvent::Created, &view);
         Ok(ReviewOutcome::Held {
@@ -332,7 +332,7 @@ fn shorten(text: &str, max: usize) -> String {
 }
 
 fn approvers_line(row: &RequestRow) -> String {
-    let who = crate::api::requests::approvers_of(row).describe();
+    let who = crate::access::approvers_of(row).describe();
     let n = row.approvals_needed;
     format!(
         "{who}; {n} approval{} needed",

@@ -97,7 +97,7 @@ pub async fn upgrade(
         // A statement review's approval is one run of one statement, never
         // a grant of access.
         let row = row.filter(|r| r.kind == crate::store::KIND_ACCESS);
-        let granted = row.as_ref().map(|r| crate::api::grant_state(r, now));
+        let granted = row.as_ref().map(|r| crate::access::effective_state(r, now));
         if granted != Some(hoop_shared::api::RequestState::Approved) {
             return Err(ApiFailure::new(
                 StatusCode::GONE,

@@ -49,8 +49,6 @@ use hoop_shared::api::{
 
 pub use auth::Caller;
 pub use error::{ApiFailure, ApiJson};
-pub use requests::effective_state as grant_state;
-pub use requests::view as request_view;
 
 use crate::config::{ConnectionConfig, ConnectionType};
 use crate::state::AppState;

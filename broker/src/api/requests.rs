@@ -19,17 +19,18 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use hoop_shared::api::{
-    AccessRequestList, AccessRequestView, ApprovalView, CreateAccessRequest, DecisionRequest,
-    ErrorCode, RequestKind, RequestState, StatementReview,
+    AccessRequestList, AccessRequestView, CreateAccessRequest, DecisionRequest, ErrorCode,
+    RequestState,
 };
-use hoop_shared::policy::{Approvers, Outcome};
+use hoop_shared::policy::Outcome;
 
 use super::{ApiFailure, ApiJson, Caller};
+use crate::access::may_decide;
 use crate::auth::Identity;
 use crate::notify::NotifyEvent;
 use crate::policy::subject;
 use crate::state::AppState;
-use crate::store::{DecideError, Event, KIND_ACCESS, KIND_STATEMENT, RequestRow};
+use crate::store::{DecideError, Event, KIND_ACCESS, RequestRow};
 use crate::util::now_unix;
 
 /// Longest justification or comment accepted.
@@ -37,65 +38,7 @@ const MAX_TEXT_LEN: usize = 1000;
 /// Most requests listed at once.
 pub(crate) const LIST_LIMIT: usize = 200;
 
-/// The approvers stored with a request.
-pub fn approvers_of(row: &RequestRow) -> Approvers {
-    serde_json::from_str(&row.approvers_json).unwrap_or_default()
-}
-
-/// The state a reader sees: pending past its deadline, or approved past its
-/// grant, reads as expired.
-pub fn effective_state(row: &RequestRow, now: u64) -> RequestState {
-    match row.state.as_str() {
-        "pending" if now >= row.expires_at => RequestState::Expired,
-        "pending" => RequestState::Pending,
-        "approved" if row.grant_ends_at.is_some_and(|end| now >= end) => RequestState::Expired,
-        "approved" => RequestState::Approved,
-        "denied" => RequestState::Denied,
-        "cancelled" => RequestState::Cancelled,
-        "revoked" => RequestState::Revoked,
-        _ => RequestState::Expired,
-    }
-}
-
-/// The API view of a stored request.
-pub fn view(row: &RequestRow, now: u64) -> AccessRequestView {
-    AccessRequestView {
-        id: row.id.clone(),
-        requester: row.user_name.clone(),
-        connection: row.connection.clone(),
-        reason: row.reason.clone(),
-        duration_secs: row.duration_secs,
-        state: effective_state(row, now),
-        rule: row.rule.clone(),
-        approvers: approvers_of(row),
-        approvals_needed: row.approvals_needed,
-        approvals: row
-            .approvals
-            .iter()
-            .map(|(approver, decision, comment, at)| ApprovalView {
-                approver: approver.clone(),
-                decision: decision.clone(),
-                comment: comment.clone(),
-                at: *at,
-            })
-            .collect(),
-        created_at: row.created_at,
-        expires_at: row.expires_at,
-        grant_ends_at: row.grant_ends_at,
-        kind: if row.kind == KIND_STATEMENT {
-            RequestKind::Statement
-        } else {
-            RequestKind::Access
-        },
-        statement: (row.kind == KIND_STATEMENT).then(|| StatementReview {
-            sql: row.statement.clone().unwrap_or_default(),
-            fingerprint: row.fingerprint.clone().unwrap_or_default(),
-            guardrail: row.rule.clone(),
-            session_id: row.session_id.clone(),
-            used_at: row.consumed_at,
-        }),
-    }
-}
+pub use crate::access::{approvers_of, effective_state, view};
 
 /// Trims `text`; `None` when empty; refused when longer than the limit.
 pub(crate) fn clean_text(text: Option<String>, what: &str) -> Result<Option<String>, ApiFailure> {
@@ -288,11 +231,6 @@ pub async fn mine(
     Ok(Json(AccessRequestList {
         requests: rows.iter().map(|r| view(r, now)).collect(),
     }))
-}
-
-/// True when `who` may decide on (or revoke) `row`.
-fn may_decide(who: &Identity, row: &RequestRow) -> bool {
-    approvers_of(row).includes(&subject(who))
 }
 
 /// `GET /v1/requests/{id}`: yours, or one you may decide.
