@@ -303,30 +303,33 @@ impl Broker {
                 .unwrap_or(crate::config::DEFAULT_REQUEST_TTL),
         ));
         let store_for_trail = store.clone();
-        let state = Arc::new(AppState {
-            config,
-            public_url: public_url.clone(),
-            login_config,
-            verifier,
-            idp_http: http.clone(),
-            store,
-            policy,
-            grants: Grants::default(),
-            notifier,
-            pg: PgProxy::new()
-                .with_guard_book(guard_book)
-                .with_reviews(reviews.clone())
-                .with_masking(masking_sets)
-                .with_recorder(Arc::new(audit_log.clone())),
-            ssh,
-            reviews,
-            upstreams,
-            session_ttl,
-            tasks: TaskTracker::new(),
-            shutdown: CancellationToken::new(),
-            trail: crate::trail::AuditTrail::new(audit_log.clone(), store_for_trail),
-            audit_log,
-        });
+        let state =
+            Arc::new(AppState {
+                config,
+                public_url: public_url.clone(),
+                login_config,
+                verifier,
+                idp_http: http.clone(),
+                store,
+                policy,
+                grants: Grants::default(),
+                notifier,
+                pg: PgProxy::new()
+                    .with_guard_book(guard_book)
+                    .with_reviews(reviews.clone())
+                    .with_masking(masking_sets)
+                    .with_recorder(Arc::new(audit_log.clone())),
+                ssh: ssh.with_reviews(reviews.clone()).with_audit_trail(
+                    crate::trail::AuditTrail::new(audit_log.clone(), store_for_trail.clone()),
+                ),
+                reviews,
+                upstreams,
+                session_ttl,
+                tasks: TaskTracker::new(),
+                shutdown: CancellationToken::new(),
+                trail: crate::trail::AuditTrail::new(audit_log.clone(), store_for_trail),
+                audit_log,
+            });
         state
             .audit(Event {
                 at: now_unix(),

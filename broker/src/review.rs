@@ -76,6 +76,9 @@ pub enum ReviewError {
     /// The store did not answer within [`REVIEW_TIMEOUT`].
     #[error("the review store did not answer within {}s", REVIEW_TIMEOUT.as_secs())]
     Timeout,
+    /// The proxy was built without a review desk.
+    #[error("review is not available on this broker")]
+    Unavailable,
 }
 
 /// Who sent the statement (from the session's token).

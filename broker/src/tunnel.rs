@@ -264,7 +264,7 @@ async fn run_tunnel(
             };
             match state
                 .ssh
-                .serve(state.clone(), stream, info, target, up)
+                .serve(stream, info, target, up, state.shutdown.clone())
                 .await
             {
                 Ok(()) => "closed".to_owned(),

@@ -165,6 +165,10 @@ pub struct SshProxy {
     host_key_line: String,
     targets: HashMap<String, Arc<SshTarget>>,
     recordings: Arc<Recordings>,
+    /// Holds commands a `review` rule matches; `None` refuses them.
+    reviews: Option<Arc<crate::review::ReviewDesk>>,
+    /// Where exec, shell and refusal events go; `None` logs only.
+    trail: Option<crate::trail::AuditTrail>,
 }
 
 impl std::fmt::Debug for SshProxy {
@@ -230,7 +234,26 @@ impl SshProxy {
             host_key_line,
             targets,
             recordings: Arc::new(Recordings::new(data_dir.join("recordings"))),
+            reviews: None,
+            trail: None,
         })
+    }
+
+    /// The same proxy, holding commands a `review` rule matches with `desk`.
+    pub fn with_reviews(self, desk: Arc<crate::review::ReviewDesk>) -> Self {
+        SshProxy {
+            reviews: Some(desk),
+            ..self
+        }
+    }
+
+    /// The same proxy, writing its audit events (commands, shells,
+    /// refusals) to `trail`.
+    pub fn with_audit_trail(self, trail: crate::trail::AuditTrail) -> Self {
+        SshProxy {
+            trail: Some(trail),
+            ..self
+        }
     }
 
     /// The broker's host key as one OpenSSH public key line.
@@ -254,14 +277,15 @@ impl SshProxy {
     }
 
     /// Serves one tunnel: the SSH server on `stream`, bridged to `upstream`,
-    /// until the client leaves, the session ends or the grant is revoked.
+    /// until the client leaves, the session ends, the grant is revoked or
+    /// `shutdown` is cancelled.
     pub async fn serve<S>(
         &self,
-        state: Arc<crate::state::AppState>,
         stream: S,
         info: SessionInfo,
         target: Arc<SshTarget>,
         upstream: Upstream,
+        shutdown: tokio_util::sync::CancellationToken,
     ) -> Result<(), SshError>
     where
         S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
@@ -270,7 +294,9 @@ impl SshProxy {
             server::ServeArgs {
                 host_key: self.host_key.clone(),
                 recordings: self.recordings.clone(),
-                state,
+                reviews: self.reviews.clone(),
+                trail: self.trail.clone(),
+                shutdown,
                 info,
                 target,
                 upstream,

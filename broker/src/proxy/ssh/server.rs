@@ -47,7 +47,6 @@ use super::client::Upstream;
 use super::recording::{EntryKind, Recordings, SessionMeta};
 use super::{CLIENT_AUTH_TIMEOUT, EXIT_REFUSED, SessionInfo, SshError, SshTarget};
 use crate::guard::Action;
-use crate::state::AppState;
 use crate::store::Event;
 use crate::util::now_unix;
 
@@ -57,8 +56,12 @@ pub struct ServeArgs {
     pub host_key: Arc<PrivateKey>,
     /// Where recordings go.
     pub recordings: Arc<Recordings>,
-    /// For the audit trail.
-    pub state: Arc<AppState>,
+    /// Holds commands a `review` rule matches (`None` refuses them).
+    pub reviews: Option<Arc<crate::review::ReviewDesk>>,
+    /// Where events go (`None`: logged only).
+    pub trail: Option<crate::trail::AuditTrail>,
+    /// Cancelled when the broker shuts down.
+    pub shutdown: tokio_util::sync::CancellationToken,
     /// The broker session.
     pub info: SessionInfo,
     /// The connection.
@@ -79,7 +82,8 @@ struct ClientSide {
     target: Arc<SshTarget>,
     info: SessionInfo,
     meta: SessionMeta,
-    state: Arc<AppState>,
+    reviews: Option<Arc<crate::review::ReviewDesk>>,
+    trail: Option<crate::trail::AuditTrail>,
     recordings: Arc<Recordings>,
     upstream: Arc<russh::client::Handle<super::client::PinnedHost>>,
     channels: HashMap<ChannelId, Chan>,
@@ -110,7 +114,7 @@ where
     let open = Arc::new(Mutex::new(HashSet::new()));
     let grant = args.info.grant.clone().unwrap_or_default();
     let expires_at = args.info.expires_at;
-    let shutdown = args.state.shutdown.clone();
+    let shutdown = args.shutdown.clone();
     let handler = ClientSide {
         meta: SessionMeta {
             session_id: args.info.session_id.clone(),
@@ -119,7 +123,8 @@ where
         },
         target: args.target,
         info: args.info,
-        state: args.state,
+        reviews: args.reviews,
+        trail: args.trail,
         recordings: args.recordings,
         upstream: Arc::new(args.upstream.handle),
         channels: HashMap::new(),
@@ -183,8 +188,12 @@ where
 
 impl ClientSide {
     async fn audit(&self, kind: &str, detail: String) {
-        self.state
-            .audit(Event {
+        let Some(trail) = &self.trail else {
+            tracing::info!(kind, %detail, "ssh event");
+            return;
+        };
+        trail
+            .record(Event {
                 at: now_unix(),
                 kind: kind.into(),
                 user_name: Some(self.info.user.clone()),
@@ -577,7 +586,11 @@ impl russh::server::Handler for ClientSide {
                     rule_approvers: None,
                     rule_approvals: None,
                 };
-                let refusal = match self.state.reviews.review(ask).await {
+                let outcome = match &self.reviews {
+                    Some(desk) => desk.review(ask).await,
+                    None => Err(crate::review::ReviewError::Unavailable),
+                };
+                let refusal = match outcome {
                     Ok(crate::review::ReviewOutcome::Run { request_id }) => {
                         review_approved = Some(request_id);
                         None
