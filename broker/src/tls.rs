@@ -6,6 +6,9 @@
 //! addresses and the listen host. The CA (never its key) is written to
 //! `DATA_DIR/ca.pem` so clients can trust it; the key lives only in memory.
 //! Only HTTP/1.1 is offered over ALPN: the tunnel is an HTTP/1.1 upgrade.
+//!
+//! Also the client side towards PostgreSQL servers ([`TlsSettings`]): the
+//! proxy's upstream leg and the broker's own store and audit databases.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -16,7 +19,9 @@ use rcgen::{
 };
 use rustls::ServerConfig;
 use rustls_pki_types::pem::PemObject as _;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+
+use crate::config::UpstreamTls;
 
 /// Errors building the TLS configuration.
 #[derive(Debug, thiserror::Error)]
@@ -117,6 +122,137 @@ pub fn generate(hosts: &[String]) -> Result<GeneratedTls, TlsError> {
         ca_pem: ca_cert.pem(),
         server_config: server_config(chain, key)?,
     })
+}
+
+/// TLS settings of one connection's upstream leg, resolved at startup.
+#[derive(Clone)]
+pub struct TlsSettings {
+    pub(crate) mode: UpstreamTls,
+    pub(crate) client: Option<Arc<rustls::ClientConfig>>,
+}
+
+impl Default for TlsSettings {
+    /// Plain TCP (what the broker's own throwaway servers use).
+    fn default() -> Self {
+        TlsSettings {
+            mode: UpstreamTls::Disable,
+            client: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for TlsSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsSettings")
+            .field("mode", &self.mode)
+            .finish()
+    }
+}
+
+impl TlsSettings {
+    /// Builds the settings for `mode`; `ca_file` (PEM) replaces the public web
+    /// roots for `verify-full`. Errors name the file, never key material.
+    pub fn new(mode: UpstreamTls, ca_file: Option<&Path>) -> Result<TlsSettings, String> {
+        install_crypto_provider();
+        let client = match mode {
+            UpstreamTls::Disable => None,
+            UpstreamTls::Prefer | UpstreamTls::Require => {
+                let provider = rustls::crypto::ring::default_provider();
+                let cfg = rustls::ClientConfig::builder()
+                    .dangerous()
+                    .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
+                    .with_no_client_auth();
+                Some(Arc::new(cfg))
+            }
+            UpstreamTls::VerifyFull => {
+                let mut roots = rustls::RootCertStore::empty();
+                match ca_file {
+                    Some(path) => {
+                        let certs: Vec<CertificateDer<'static>> =
+                            CertificateDer::pem_file_iter(path)
+                                .and_then(|it| it.collect::<Result<_, _>>())
+                                .map_err(|e| format!("tls_ca_file {}: {e}", path.display()))?;
+                        let (added, _) = roots.add_parsable_certificates(certs);
+                        if added == 0 {
+                            return Err(format!(
+                                "tls_ca_file {}: no usable CA certificate",
+                                path.display()
+                            ));
+                        }
+                    }
+                    None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+                }
+                Some(Arc::new(
+                    rustls::ClientConfig::builder()
+                        .with_root_certificates(roots)
+                        .with_no_client_auth(),
+                ))
+            }
+        };
+        Ok(TlsSettings { mode, client })
+    }
+
+    /// The mode.
+    pub fn mode(&self) -> UpstreamTls {
+        self.mode
+    }
+
+    /// The rustls client settings (`None` for plain TCP), for other
+    /// PostgreSQL clients of the broker (`crate::pg_client`).
+    pub fn client_config(&self) -> Option<Arc<rustls::ClientConfig>> {
+        self.client.clone()
+    }
+}
+
+/// `prefer`/`require`: encryption without authentication of the server, as
+/// libpq does for those modes. The handshake signature is still verified, so
+/// the peer holds the key of the certificate it shows.
+#[derive(Debug)]
+struct AnyCertificate(rustls::crypto::CryptoProvider);
+
+impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
 }
 
 #[cfg(test)]

@@ -13,8 +13,8 @@
 //! handshake, so bytes a server or an attacker sends ahead of TLS cannot be
 //! mistaken for protected data.
 
+#[cfg(test)]
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{BufMut as _, BytesMut};
@@ -23,8 +23,7 @@ use pgwire::messages::startup::Startup;
 use postgres_protocol::authentication::md5_hash;
 use postgres_protocol::authentication::sasl::{ChannelBinding, SCRAM_SHA_256, ScramSha256};
 use postgres_protocol::message::frontend;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls_pki_types::pem::PemObject as _;
+use rustls::pki_types::ServerName;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
@@ -69,136 +68,7 @@ pub(crate) fn split(stream: UpstreamStream) -> (UpstreamRead, UpstreamWrite) {
     }
 }
 
-/// TLS settings of one connection's upstream leg, resolved at startup.
-#[derive(Clone)]
-pub struct TlsSettings {
-    mode: UpstreamTls,
-    client: Option<Arc<rustls::ClientConfig>>,
-}
-
-impl Default for TlsSettings {
-    /// Plain TCP (what the broker's own throwaway servers use).
-    fn default() -> Self {
-        TlsSettings {
-            mode: UpstreamTls::Disable,
-            client: None,
-        }
-    }
-}
-
-impl std::fmt::Debug for TlsSettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TlsSettings")
-            .field("mode", &self.mode)
-            .finish()
-    }
-}
-
-impl TlsSettings {
-    /// Builds the settings for `mode`; `ca_file` (PEM) replaces the public web
-    /// roots for `verify-full`. Errors name the file, never key material.
-    pub fn new(mode: UpstreamTls, ca_file: Option<&Path>) -> Result<TlsSettings, String> {
-        crate::tls::install_crypto_provider();
-        let client = match mode {
-            UpstreamTls::Disable => None,
-            UpstreamTls::Prefer | UpstreamTls::Require => {
-                let provider = rustls::crypto::ring::default_provider();
-                let cfg = rustls::ClientConfig::builder()
-                    .dangerous()
-                    .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
-                    .with_no_client_auth();
-                Some(Arc::new(cfg))
-            }
-            UpstreamTls::VerifyFull => {
-                let mut roots = rustls::RootCertStore::empty();
-                match ca_file {
-                    Some(path) => {
-                        let certs: Vec<CertificateDer<'static>> =
-                            CertificateDer::pem_file_iter(path)
-                                .and_then(|it| it.collect::<Result<_, _>>())
-                                .map_err(|e| format!("tls_ca_file {}: {e}", path.display()))?;
-                        let (added, _) = roots.add_parsable_certificates(certs);
-                        if added == 0 {
-                            return Err(format!(
-                                "tls_ca_file {}: no usable CA certificate",
-                                path.display()
-                            ));
-                        }
-                    }
-                    None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
-                }
-                Some(Arc::new(
-                    rustls::ClientConfig::builder()
-                        .with_root_certificates(roots)
-                        .with_no_client_auth(),
-                ))
-            }
-        };
-        Ok(TlsSettings { mode, client })
-    }
-
-    /// The mode.
-    pub fn mode(&self) -> UpstreamTls {
-        self.mode
-    }
-
-    /// The rustls client settings (`None` for plain TCP), for other
-    /// PostgreSQL clients of the broker (`crate::pg_client`).
-    pub fn client_config(&self) -> Option<Arc<rustls::ClientConfig>> {
-        self.client.clone()
-    }
-}
-
-/// `prefer`/`require`: encryption without authentication of the server, as
-/// libpq does for those modes. The handshake signature is still verified, so
-/// the peer holds the key of the certificate it shows.
-#[derive(Debug)]
-struct AnyCertificate(rustls::crypto::CryptoProvider);
-
-impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        Ok(rustls::client::danger::ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
-}
+pub use crate::tls::TlsSettings;
 
 /// SSLRequest: length 8, code 80877103.
 const SSL_REQUEST: [u8; 8] = [0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f];
