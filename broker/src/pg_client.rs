@@ -27,7 +27,7 @@ use hoop_shared::Secret;
 use tokio_postgres::config::SslMode;
 
 use crate::config::UpstreamTls;
-use crate::proxy::postgres::TlsSettings;
+use crate::tls::TlsSettings;
 
 /// How long connecting (TCP, TLS and login) may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
