@@ -298,11 +298,11 @@ pub fn closed_message(view: &AccessRequestView, now: u64) -> String {
         RequestState::Expired => match view.grant_ends_at {
             Some(end) => format!(
                 "the grant of access request {id} ended {}; ask again if you still need access",
-                crate::commands::describe_time(end, now)
+                crate::render::describe_time(end, now)
             ),
             None => format!(
                 "access request {id} expired: nobody approved it in time (deadline {})",
-                crate::commands::describe_time(view.expires_at, now)
+                crate::render::describe_time(view.expires_at, now)
             ),
         },
         RequestState::Pending => format!("access request {id} is still pending"),
@@ -338,11 +338,11 @@ fn closed_review_message(view: &AccessRequestView, now: u64) -> String {
         RequestState::Expired => match view.grant_ends_at {
             Some(end) => format!(
                 "the approval of review request {id} ran out {} before the statement ran",
-                crate::commands::describe_time(end, now)
+                crate::render::describe_time(end, now)
             ),
             None => format!(
                 "review request {id} expired: nobody decided in time (deadline {})",
-                crate::commands::describe_time(view.expires_at, now)
+                crate::render::describe_time(view.expires_at, now)
             ),
         },
         RequestState::Pending => format!("review request {id} is still pending"),
@@ -654,7 +654,7 @@ pub fn approved_line(view: &AccessRequestView, now: u64) -> String {
     };
     let until = view
         .grant_ends_at
-        .map(|end| format!(", ends {}", crate::commands::describe_time(end, now)))
+        .map(|end| format!(", ends {}", crate::render::describe_time(end, now)))
         .unwrap_or_default();
     if view.kind == RequestKind::Statement {
         return format!(

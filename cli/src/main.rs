@@ -28,6 +28,7 @@
 mod access;
 mod api;
 mod auth;
+mod child;
 mod cli;
 mod commands;
 mod config;

@@ -147,8 +147,36 @@ pub fn colour_diff(diff: &str) -> String {
     out
 }
 
+/// Formats a Unix time as "in 7h 59m (2025-01-01T08:00:00Z)" or "5m ago (...)".
+pub fn describe_time(at: u64, now: u64) -> String {
+    let absolute = humantime::format_rfc3339_seconds(
+        std::time::UNIX_EPOCH + std::time::Duration::from_secs(at),
+    );
+    // Whole minutes beyond an hour, whole seconds below: enough precision for people.
+    let round = |secs: u64| if secs >= 3600 { secs - secs % 60 } else { secs };
+    if at >= now {
+        let d = std::time::Duration::from_secs(round(at - now));
+        format!("in {} ({absolute})", humantime::format_duration(d))
+    } else {
+        let d = std::time::Duration::from_secs(round(now - at));
+        format!("{} ago ({absolute})", humantime::format_duration(d))
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn times_read_naturally() {
+        assert_eq!(
+            describe_time(1_700_003_600 + 59 * 60 + 30, 1_700_000_000),
+            "in 1h 59m (2023-11-15T00:12:50Z)"
+        );
+        assert_eq!(
+            describe_time(1_700_000_000, 1_700_000_090),
+            "1m 30s ago (2023-11-14T22:13:20Z)"
+        );
+    }
+
     use super::*;
 
     #[test]

@@ -45,8 +45,7 @@ use tokio::io::AsyncWriteExt as _;
 use tokio::net::TcpListener;
 
 use crate::auth::{Credentials, now_unix};
-use crate::commands::connect;
-use crate::commands::describe_time;
+use crate::render::describe_time;
 use crate::tunnel::{self, TunnelTarget};
 
 /// Exit status for a usage error (e.g. `scp` without the `@` placeholder).
@@ -354,13 +353,13 @@ pub async fn serve_session(
                 None => cmd.args(rest),
             };
             cmd.envs(child_env(&setup));
-            connect::run_command(program, cmd, server).await?
+            crate::child::run_command(program, cmd, server).await?
         }
         None => {
             let mut out = std::io::stdout();
             out.write_all(instructions(session, local, &setup, now_unix()).as_bytes())?;
             out.flush()?;
-            connect::wait_for_shutdown(server).await?;
+            crate::child::wait_for_shutdown(server).await?;
             eprintln!("Closing the tunnel.");
             0
         }
