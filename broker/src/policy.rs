@@ -55,13 +55,18 @@ pub struct ActivePolicy {
 #[derive(Debug)]
 pub struct PolicyHolder {
     current: RwLock<Arc<ActivePolicy>>,
+    /// The version installed last; sessions follow it
+    /// ([`crate::session::controls::follow`]).
+    installed: tokio::sync::watch::Sender<u64>,
 }
 
 impl PolicyHolder {
     /// Holds `active`.
     pub fn new(active: ActivePolicy) -> Self {
+        let (installed, _) = tokio::sync::watch::channel(active.version);
         PolicyHolder {
             current: RwLock::new(Arc::new(active)),
+            installed,
         }
     }
 
@@ -75,10 +80,18 @@ impl PolicyHolder {
 
     /// Makes `active` the policy in force.
     pub fn replace(&self, active: ActivePolicy) {
+        let version = active.version;
         match self.current.write() {
             Ok(mut guard) => *guard = Arc::new(active),
             Err(poisoned) => *poisoned.into_inner() = Arc::new(active),
         }
+        self.installed.send_replace(version);
+    }
+
+    /// Changes each time a policy is installed (here or by the cluster
+    /// sync): open sessions decide their controls again.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.installed.subscribe()
     }
 
     /// Makes `active` the policy in force unless a version at least as new
@@ -94,7 +107,10 @@ impl PolicyHolder {
         if active.version <= guard.version {
             return false;
         }
+        let version = active.version;
         *guard = Arc::new(active);
+        drop(guard);
+        self.installed.send_replace(version);
         true
     }
 

@@ -27,6 +27,7 @@ use tracing::Instrument as _;
 use crate::api::{ApiFailure, Caller};
 use crate::config::ConnectionType;
 use crate::proxy::postgres::ClientSession;
+use crate::session::controls::{Controls, Effective, LiveControls};
 use crate::state::AppState;
 use crate::store::Event;
 use crate::util::now_unix;
@@ -130,6 +131,45 @@ pub async fn upgrade(
             ),
         ));
     };
+    // The session's controls, decided now from the connection, the policy
+    // and the grant, and again at every policy install while it runs. A
+    // policy that no longer allows the user refuses the tunnel.
+    let Some(connection) = state.config.connection(&session.connection).cloned() else {
+        return Err(ApiFailure::new(
+            StatusCode::GONE,
+            ErrorCode::SessionEnded,
+            format!(
+                "connection {} no longer exists on this broker",
+                session.connection
+            ),
+        ));
+    };
+    let (controls, follower) = crate::session::controls::follow(
+        state.policy.clone(),
+        who.clone(),
+        connection,
+        session.expires_at,
+    );
+    let first = match controls.current() {
+        Effective::Open(first) => first,
+        Effective::Ended(why) => {
+            state
+                .audit(Event {
+                    at: now,
+                    kind: "tunnel.refused".into(),
+                    user_name: Some(who.user.clone()),
+                    connection: Some(session.connection.clone()),
+                    session_id: Some(session.id.clone()),
+                    detail: why.clone(),
+                })
+                .await;
+            return Err(
+                ApiFailure::new(StatusCode::FORBIDDEN, ErrorCode::Forbidden, why).hint(
+                    "ask an admin for access; `hoopctl policy test` shows how the policy decides",
+                ),
+            );
+        }
+    };
     let on_upgrade = hyper::upgrade::on(&mut req);
     let task_state = state.clone();
     let span = tracing::info_span!(
@@ -149,10 +189,25 @@ pub async fn upgrade(
             };
             let state = task_state;
             let shutdown = state.shutdown.clone();
-            // A revoked grant is handled by the proxy, which tells the
-            // client why before closing.
+            // A revoked grant, and a policy that no longer allows the user,
+            // are handled by the proxy, which tells the client why before
+            // closing. The follower ends with the session.
+            let tunnel = Tunnel {
+                who,
+                session,
+                grant: grant_ended,
+                controls,
+                first,
+            };
+            // The follower's end (the session must end, or nobody listens)
+            // is not the tunnel's: the proxy ends it and tells the client.
+            let follower = async move {
+                follower.await;
+                std::future::pending::<()>().await
+            };
             tokio::select! {
-                () = run_tunnel(state, who, session, upstream, stream, grant_ended) => {}
+                () = run_tunnel(state, tunnel, upstream, stream) => {}
+                () = follower => {}
                 () = shutdown.cancelled() => {}
             }
         }
@@ -166,14 +221,31 @@ pub async fn upgrade(
     Ok(resp)
 }
 
-async fn run_tunnel(
-    state: Arc<AppState>,
+/// One tunnel's session: who, which session, and what applies to it.
+struct Tunnel {
     who: crate::auth::Identity,
     session: crate::store::SessionRow,
+    /// Cancelled when the grant behind the session is revoked.
+    grant: Option<tokio_util::sync::CancellationToken>,
+    /// The session's controls as the policy changes them.
+    controls: LiveControls,
+    /// The controls when the tunnel opened.
+    first: Arc<Controls>,
+}
+
+async fn run_tunnel(
+    state: Arc<AppState>,
+    tunnel: Tunnel,
     upstream: Leg,
     mut stream: TokioIo<hyper::upgrade::Upgraded>,
-    grant: Option<tokio_util::sync::CancellationToken>,
 ) {
+    let Tunnel {
+        who,
+        session,
+        grant,
+        controls,
+        first,
+    } = tunnel;
     let hello: ClientHello = match read_frame(&mut stream).await {
         Ok(h) => h,
         Err(e) => {
@@ -261,6 +333,7 @@ async fn run_tunnel(
                 grant,
                 client_key,
                 requester: crate::review::Requester::of(&who),
+                controls: Some(controls),
             };
             match state
                 .ssh
@@ -278,15 +351,16 @@ async fn run_tunnel(
                 tunnel_secret_sha256: session.secret_sha256.clone(),
                 expires_at,
                 grant,
-                masking: session_masking(&state, &who, &session.connection),
-                record_results: state
-                    .config
-                    .connection(&session.connection)
-                    .map_or(0, |c| c.record_results),
-                guardrails: session_guardrails(&state, &who, &session.connection),
+                masking: first.masking.clone(),
+                record_results: first.record_results,
+                guardrails: first.guardrails.clone(),
                 requester: Some(crate::review::Requester::of(&who)),
             };
-            match state.pg.serve(stream, client_session, upstream).await {
+            match state
+                .pg
+                .serve_live(stream, client_session, upstream, controls)
+                .await
+            {
                 Ok(()) => "closed".to_owned(),
                 Err(e) => format!("ended: {e}"),
             }
@@ -336,39 +410,4 @@ async fn prepare_ssh(
         .await
         .map_err(|e| (RefusalCode::Upstream, e.to_string()))?;
     Ok((key, upstream))
-}
-
-/// The masking sets of a session: the connection's, then those of the
-/// policy rule that lets `who` in now (decided again at tunnel time, so a
-/// policy change applies to new tunnels at once).
-fn session_masking(state: &AppState, who: &crate::auth::Identity, connection: &str) -> Vec<String> {
-    use hoop_shared::policy::Outcome;
-    let mut sets: Vec<String> = state
-        .config
-        .connection(connection)
-        .map(|c| c.masking.clone())
-        .unwrap_or_default();
-    let decision = state.policy.decide(who, connection);
-    if let Outcome::Allow { masking, .. } | Outcome::Approval { masking, .. } = &decision.outcome {
-        for m in masking {
-            if !sets.contains(m) {
-                sets.push(m.clone());
-            }
-        }
-    }
-    sets
-}
-
-/// The guardrail sets of the policy rule that lets `who` in now (the
-/// connection's own are added by the proxy's [`crate::guard::GuardBook`]).
-fn session_guardrails(
-    state: &AppState,
-    who: &crate::auth::Identity,
-    connection: &str,
-) -> Vec<String> {
-    use hoop_shared::policy::Outcome;
-    match state.policy.decide(who, connection).outcome {
-        Outcome::Allow { guardrails, .. } | Outcome::Approval { guardrails, .. } => guardrails,
-        Outcome::Deny => Vec::new(),
-    }
 }

@@ -2,8 +2,9 @@
 //! revoking a grant, here or through another broker, ends them at once) and
 //! the controls in force for a session ([`controls`]).
 //!
-//! Opening a session (the policy check, the one-time secret, the store row)
-//! is in [`open`]; the HTTP endpoints that call it are in `crate::api`.
+//! The HTTP endpoints that open, list and close sessions are in `crate::api`.
+
+pub mod controls;
 
 use std::collections::HashMap;
 

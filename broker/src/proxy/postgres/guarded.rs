@@ -200,6 +200,8 @@ struct Prepared {
 /// records every statement before it is forwarded (when recording is on).
 pub(crate) struct GuardStatements {
     guard: Option<Arc<Guardrails>>,
+    /// Where newer guardrails come from (live session controls).
+    live: Option<super::controls::LiveGuard>,
     shared: Arc<Shared>,
     log: Option<Arc<SessionLog>>,
     reviews: Option<Arc<ReviewContext>>,
@@ -228,6 +230,7 @@ impl GuardStatements {
     ) -> Self {
         GuardStatements {
             guard,
+            live: None,
             shared,
             log,
             reviews,
@@ -697,7 +700,13 @@ fn held_for_review(d: &Denial, id: &str, approvers: &str, new: bool, connection:
 impl FrameHook for GuardStatements {
     fn on_frame(&mut self, frame: Frame<'_>) -> Verdict {
         match frame.tag {
-            b'Q' | b'P' | b'F' => self.statement(frame),
+            b'Q' | b'P' | b'F' => {
+                // Each statement is judged by the session's guardrails now.
+                if let Some(guard) = self.live.as_mut().and_then(|l| l.changed()) {
+                    self.guard = guard;
+                }
+                self.statement(frame)
+            }
             b'B' => self.bind(frame),
             b'E' => self.execute(frame),
             b'C' => {
@@ -873,6 +882,29 @@ pub(crate) fn hooks(
             )
         }
     }
+}
+
+/// [`hooks`] for a session whose guardrails follow its live controls: always
+/// guarded (guardrails may apply later even when none do now).
+pub(crate) fn hooks_following(
+    guard: Option<Arc<Guardrails>>,
+    log: Option<Arc<SessionLog>>,
+    reviews: Option<Arc<ReviewContext>>,
+    status_frames: &[u8],
+    live: super::controls::LiveGuard,
+) -> (ClientHook, ServerHook) {
+    let shared = Arc::new(Shared::default());
+    for_each_frame(status_frames, |tag, body| {
+        if tag == b'S' {
+            shared.parameter_status(body);
+        }
+    });
+    let mut client = GuardStatements::new(guard, shared.clone(), log, reviews);
+    client.live = Some(live);
+    (
+        ClientHook::Guarded(client),
+        ServerHook::Guarded(PlaceRefusals::new(shared)),
+    )
 }
 
 /// Walks the complete tagged frames in `bytes`.

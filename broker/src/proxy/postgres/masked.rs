@@ -546,6 +546,8 @@ pub(crate) struct MaskRows {
     warned_unplaced: bool,
     /// Where result rows are recorded (`record_results` > 0).
     capture: Option<Capture>,
+    /// Where a newer masker comes from (live session controls).
+    live: Option<super::controls::LiveMasker>,
 }
 
 /// Result rows going to the recording.
@@ -605,6 +607,30 @@ pub(crate) fn hooks<C: FrameHook>(
     }
 }
 
+/// [`hooks`] for a session whose masking follows its live controls: the
+/// masking hook runs whenever there is a context (sets may apply later even
+/// when none do now).
+pub(crate) fn hooks_following<C: FrameHook>(
+    masking: Option<Arc<MaskContext>>,
+    client: C,
+    live: super::controls::LiveMasker,
+) -> (ClientSide<C>, ServerSide) {
+    let Some(ctx) = masking else {
+        return hooks(None, client);
+    };
+    let shared = Arc::new(Shared::default());
+    let mut rows = MaskRows::new(ctx, shared.clone());
+    rows.live = Some(live);
+    (
+        ClientSide {
+            inner: client,
+            shared: Some(shared),
+            reshow: false,
+        },
+        ServerSide { rows: Some(rows) },
+    )
+}
+
 impl MaskRows {
     fn new(ctx: Arc<MaskContext>, shared: Arc<Shared>) -> MaskRows {
         let capture = ctx
@@ -627,6 +653,18 @@ impl MaskRows {
             waited: false,
             probe: None,
             warned_unplaced: false,
+            live: None,
+        }
+    }
+
+    /// Takes the session's newer masking, if its controls changed: results
+    /// from here on are masked with it (portal maps are made again).
+    fn follow_controls(&mut self) {
+        if let Some(ctx) = self.live.as_mut().and_then(|l| l.changed(&self.ctx)) {
+            self.ctx = ctx;
+            for portal in self.portals.values_mut() {
+                portal.map = None;
+            }
         }
     }
 
@@ -745,6 +783,9 @@ impl MaskRows {
     }
 
     fn on_frame(&mut self, frame: Frame<'_>) -> Verdict {
+        if !matches!(frame.tag, b'D' | b'd') {
+            self.follow_controls();
+        }
         match frame.tag {
             b'D' => self.data_row(frame.body),
             b'd' => self.copy_data(frame.body),

@@ -73,6 +73,7 @@
 
 mod cancel;
 mod catalog;
+mod controls;
 mod error;
 mod frame;
 mod guarded;
@@ -250,9 +251,10 @@ impl PgProxy {
         session: &ClientSession,
         upstream: &Arc<Upstream>,
         log: Option<Arc<crate::statement_log::SessionLog>>,
+        may_mask_later: bool,
     ) -> Result<Option<Arc<masked::MaskContext>>, PgProxyError> {
         let captures = log.as_ref().is_some_and(|l| l.keeps_results() > 0);
-        if session.masking.is_empty() && !captures {
+        if session.masking.is_empty() && !captures && !may_mask_later {
             return Ok(None);
         }
         let mut sets = Vec::new();
@@ -314,7 +316,33 @@ impl PgProxy {
             user = %session.user,
             connection = %upstream.connection,
         );
-        self.serve_inner(client, session, upstream)
+        self.serve_inner(client, session, upstream, None)
+            .instrument(span)
+            .await
+    }
+
+    /// [`PgProxy::serve`] for a session whose controls follow the policy
+    /// ([`crate::session::controls`]): each statement is judged and masked
+    /// with the controls in force when it runs, and the session ends (a
+    /// FATAL naming the reason) once they say it must. `session`'s
+    /// `guardrails`, `masking` and `record_results` are the controls at start.
+    pub async fn serve_live<S>(
+        &self,
+        client: S,
+        session: ClientSession,
+        upstream: Arc<Upstream>,
+        controls: crate::session::controls::LiveControls,
+    ) -> Result<(), PgProxyError>
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let span = tracing::info_span!(
+            "pg",
+            session = %session.session_id,
+            user = %session.user,
+            connection = %upstream.connection,
+        );
+        self.serve_inner(client, session, upstream, Some(controls))
             .instrument(span)
             .await
     }
@@ -324,6 +352,7 @@ impl PgProxy {
         mut client: S,
         session: ClientSession,
         upstream: Arc<Upstream>,
+        live: Option<crate::session::controls::LiveControls>,
     ) -> Result<(), PgProxyError>
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -383,10 +412,14 @@ impl PgProxy {
                 session.record_results,
             )
         });
-        let masking = match self.masking_for(&session, &upstream, session_log.clone()) {
-            Ok(m) => m,
-            Err(e) => return fail(&mut client, e).await,
-        };
+        // With live controls, masking may start later: the hook runs whenever
+        // this broker knows any masking set.
+        let may_mask_later = live.is_some() && !self.masking.sets.is_empty();
+        let masking =
+            match self.masking_for(&session, &upstream, session_log.clone(), may_mask_later) {
+                Ok(m) => m,
+                Err(e) => return fail(&mut client, e).await,
+            };
         // The connection's guardrails and the granting rule's; a set that
         // cannot be found refuses the session rather than running unguarded.
         let guardrails = match self
@@ -460,15 +493,31 @@ impl PgProxy {
             })),
             _ => None,
         };
-        let (client_hook, server_hook) = guarded::hooks(
-            guardrails,
-            session_log.clone(),
-            reviews,
-            &logged_in.status_frames,
-        );
+        let (client_hook, server_hook) = match &live {
+            Some(live) => guarded::hooks_following(
+                guardrails,
+                session_log.clone(),
+                reviews,
+                &logged_in.status_frames,
+                controls::LiveGuard::new(live, self.guards.clone(), &upstream.connection),
+            ),
+            None => guarded::hooks(
+                guardrails,
+                session_log.clone(),
+                reviews,
+                &logged_in.status_frames,
+            ),
+        };
         // Masking observes client messages before any other hook sees them
         // and masks rows after the guardrails placed their refusals.
-        let (client_hook, mask_hook) = masked::hooks(masking, client_hook);
+        let (client_hook, mask_hook) = match &live {
+            Some(live) => masked::hooks_following(
+                masking,
+                client_hook,
+                controls::LiveMasker::new(live, self.masking.clone()),
+            ),
+            None => masked::hooks(masking, client_hook),
+        };
         let server_hook = relay::Chain {
             first: server_hook,
             second: mask_hook,
@@ -487,8 +536,11 @@ impl PgProxy {
                 abort: abort_rx,
                 expires_at: session.expires_at,
                 expiry_fatal: expiry_fatal(&session, &upstream),
-                revoked: session.grant.clone(),
-                revoked_fatal: revoked_fatal(&upstream),
+                ended: controls::end_signal(
+                    session.grant.clone(),
+                    revoked_fatal(&upstream),
+                    live.as_ref(),
+                ),
                 connection: upstream.connection.clone(),
             },
         );

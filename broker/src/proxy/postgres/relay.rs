@@ -316,10 +316,10 @@ pub(crate) struct Interrupts {
     pub expires_at: SystemTime,
     /// The FATAL sent at `expires_at`.
     pub expiry_fatal: BytesMut,
-    /// Cancelled when the grant behind the session is revoked.
-    pub revoked: Option<tokio_util::sync::CancellationToken>,
-    /// The FATAL sent on revocation.
-    pub revoked_fatal: BytesMut,
+    /// Resolves, with the FATAL to send, when the session is ended from
+    /// outside (its grant revoked, or the policy no longer allows the user;
+    /// see `controls.rs`).
+    pub ended: Option<super::controls::EndSignal>,
     /// Connection name, for the message about an invalid server message.
     pub connection: String,
 }
@@ -343,17 +343,16 @@ where
         mut abort,
         expires_at,
         expiry_fatal,
-        revoked,
-        revoked_fatal,
+        ended,
         connection,
     } = interrupts;
-    let revoked = async move {
-        match revoked {
-            Some(token) => token.cancelled_owned().await,
+    let ended = async move {
+        match ended {
+            Some(signal) => signal.await,
             None => std::future::pending().await,
         }
     };
-    tokio::pin!(revoked);
+    tokio::pin!(ended);
     let invalid_server_message = |n: i64| {
         fatal_message(
             "08P01",
@@ -403,8 +402,8 @@ where
                     Err(_) => abort_open = false,
                 }
             }
-            () = &mut revoked => {
-                let _ = writer.write_all(&revoked_fatal).await;
+            fatal = &mut ended => {
+                let _ = writer.write_all(&fatal).await;
                 break ServerEnd::Expired;
             }
             () = &mut sleep => {

@@ -157,6 +157,9 @@ pub struct SessionInfo {
     pub client_key: PublicKey,
     /// Who opened it (reviews of held commands are theirs).
     pub requester: crate::review::Requester,
+    /// The session's controls as the policy changes them: the session ends
+    /// when they say so (`None`: only expiry and revocation end it).
+    pub controls: Option<crate::session::controls::LiveControls>,
 }
 
 /// The broker's SSH side: host key, targets, recordings.

@@ -113,6 +113,13 @@ where
     let (authed_tx, mut authed_rx) = tokio::sync::watch::channel(false);
     let open = Arc::new(Mutex::new(HashSet::new()));
     let grant = args.info.grant.clone().unwrap_or_default();
+    let policy_end = args.info.controls.clone();
+    let policy_end = async move {
+        match policy_end {
+            Some(live) => live.ended().await,
+            None => std::future::pending().await,
+        }
+    };
     let expires_at = args.info.expires_at;
     let shutdown = args.shutdown.clone();
     let handler = ClientSide {
@@ -142,7 +149,7 @@ where
         .unwrap_or_default();
     let expiry = tokio::time::sleep(left);
     let auth_deadline = tokio::time::sleep(CLIENT_AUTH_TIMEOUT);
-    tokio::pin!(expiry, auth_deadline);
+    tokio::pin!(expiry, auth_deadline, policy_end);
     let mut authed = false;
     let why = loop {
         tokio::select! {
@@ -156,6 +163,7 @@ where
             () = grant.cancelled() => {
                 break "the access grant behind this session was revoked".to_owned();
             }
+            why = &mut policy_end => break format!("{why}; your session was ended"),
             () = shutdown.cancelled() => break "the broker is shutting down".to_owned(),
             changed = authed_rx.changed(), if !authed => {
                 authed = changed.is_ok() && *authed_rx.borrow();
