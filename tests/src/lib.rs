@@ -657,6 +657,29 @@ pub fn logged_in(user: &str) -> (DemoDb, BrokerProcess, User) {
     (db, broker, u)
 }
 
+/// Calls `f` every `every` until it returns `Some` (that value), for at
+/// most `limit`; `None` when time ran out. The one polling loop of the
+/// suite: prefer [`poll_until`], which fails the test on time-out.
+pub fn poll<T>(limit: Duration, every: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(every);
+    }
+}
+
+/// Calls `f` every 100 ms until it returns `Some`, for at most `limit`;
+/// fails the test naming `what` when time runs out.
+pub fn poll_until<T>(what: &str, limit: Duration, f: impl FnMut() -> Option<T>) -> T {
+    poll(limit, Duration::from_millis(100), f)
+        .unwrap_or_else(|| panic!("timed out waiting for {what}"))
+}
+
 /// The built-in identity provider section used by [`start_broker`]: users
 /// alice (engineering) and bob (sre), polling every second.
 pub const BUILTIN_IDENTITY: &str = "[identity.builtin]\npoll_interval = \"1s\"\nusers = [\n  \

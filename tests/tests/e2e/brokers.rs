@@ -206,18 +206,6 @@ fn pair() -> Pair {
     }
 }
 
-/// Polls `f` every 100 ms until it returns `Some`, for at most `limit`.
-fn poll<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 /// alice asks through A (`--no-wait`): the request id.
 fn request_via_a(alice: &Person, reason: &str) -> String {
     let r = alice.run(
@@ -285,7 +273,7 @@ fn a_request_made_through_a_is_approved_through_b_and_used_on_a() {
         &["policy", "apply", "-f", &file.to_string_lossy(), "--yes"],
     );
     r.assert_ok();
-    let denied = poll("A to enforce B's policy", Duration::from_secs(15), || {
+    let denied = poll_until("A to enforce B's policy", Duration::from_secs(15), || {
         // Until then, A still opens sessions under alice's grant.
         let r = alice.run(Via::A, &["exec", "demo-pg", "-c", "select 1"]);
         (r.code() != 0).then_some(r)
@@ -334,7 +322,7 @@ fn a_grant_revoked_through_b_ends_the_live_session_on_a() {
         .spawn()
         .unwrap();
     let stderr = collect(&mut session);
-    poll("the session on A to run", Duration::from_secs(30), || {
+    poll_until("the session on A to run", Duration::from_secs(30), || {
         let n = p.demo_query(
             "select count(*) from pg_stat_activity \
              where query = 'select pg_sleep(60)' and pid <> pg_backend_pid()",
@@ -348,7 +336,7 @@ fn a_grant_revoked_through_b_ends_the_live_session_on_a() {
         &["requests", "revoke", &id, "--reason", "incident closed"],
     );
     r.assert_ok();
-    let status = poll("the session on A to end", Duration::from_secs(15), || {
+    let status = poll_until("the session on A to end", Duration::from_secs(15), || {
         session.try_wait().unwrap()
     });
     let took = revoked_at.elapsed();

@@ -15,6 +15,7 @@ mod login_external_idp;
 mod masking;
 mod pg_dump;
 mod pg_protocol;
+mod policy_changes;
 mod policy_dir;
 mod psql_fidelity;
 mod requests_api;

@@ -7,7 +7,7 @@
 //! exactly as the client saw them. An SSH shell's recording is put into the
 //! store, and served from there once the broker's files are gone.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use hoop_e2e::sshd::Sshd;
 use hoop_e2e::*;
@@ -31,18 +31,6 @@ const COUNT: &str = "select count(*) from orders";
 const DROP: &str = "DROP TABLE orders";
 const TYPO: &str = "select nope from customers";
 const SECRET: &str = "select email, card_number from customers where id = 1";
-
-/// Polls `f` until it returns Some, for up to 30 s.
-fn poll<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
 
 fn json(run: &Run) -> serde_json::Value {
     run.assert_ok();
@@ -113,13 +101,17 @@ fn a_postgres_session_is_recorded_statement_by_statement_without_result_values()
     assert!(!none.stdout.contains(&id), "{none:#?}");
 
     // Outcomes are committed just after the statements: wait for the last.
-    let detail = poll("the last statement's outcome", || {
-        let d = json(&alice.run(&["sessions", "show", &id, "-o", "json"]));
-        let done = d["statements"]
-            .as_array()
-            .is_some_and(|s| s.iter().any(|s| s["sql"] == SECRET && s["rows"] == 1));
-        done.then_some(d)
-    });
+    let detail = poll_until(
+        "the last statement's outcome",
+        Duration::from_secs(30),
+        || {
+            let d = json(&alice.run(&["sessions", "show", &id, "-o", "json"]));
+            let done = d["statements"]
+                .as_array()
+                .is_some_and(|s| s.iter().any(|s| s["sql"] == SECRET && s["rows"] == 1));
+            done.then_some(d)
+        },
+    );
     let count = statement(&detail, COUNT);
     assert_eq!(count["decision"], "allowed");
     assert_eq!(count["rows"], 1);
@@ -265,15 +257,23 @@ fn an_ssh_shell_recording_is_served_from_the_store_once_the_files_are_gone() {
     let id = list["sessions"][0]["id"].as_str().unwrap().to_owned();
     // Once the index says the shell ended, its bytes are on their way to
     // the store: the broker's files can go.
-    poll("the shell's end in the index", || {
-        let d = json(&alice.run(&["sessions", "show", &id, "-o", "json"]));
-        d["ssh"]["entries"][0]["ended_at"].is_f64().then_some(())
-    });
+    poll_until(
+        "the shell's end in the index",
+        Duration::from_secs(30),
+        || {
+            let d = json(&alice.run(&["sessions", "show", &id, "-o", "json"]));
+            d["ssh"]["entries"][0]["ended_at"].is_f64().then_some(())
+        },
+    );
     std::fs::remove_dir_all(broker.data_dir.join("recordings")).unwrap();
-    let cast = poll("the recording from the store", || {
-        let r = alice.run(&["sessions", "export", &id]);
-        r.status.success().then_some(r.stdout)
-    });
+    let cast = poll_until(
+        "the recording from the store",
+        Duration::from_secs(30),
+        || {
+            let r = alice.run(&["sessions", "export", &id]);
+            r.status.success().then_some(r.stdout)
+        },
+    );
     let header: serde_json::Value = serde_json::from_str(cast.lines().next().unwrap()).unwrap();
     assert_eq!(header["version"], 2, "{cast}");
     assert!(cast.contains("stored-42-ok"), "{cast}");
@@ -334,7 +334,7 @@ fn record_results_keeps_the_first_rows_as_the_client_saw_them_masked() {
 
     let list = json(&alice.run(&["sessions", "list", "-o", "json"]));
     let id = list["sessions"][0]["id"].as_str().unwrap().to_owned();
-    poll("the statement's outcome", || {
+    poll_until("the statement's outcome", Duration::from_secs(30), || {
         let d = json(&alice.run(&["sessions", "show", &id, "-o", "json"]));
         d["statements"]
             .as_array()

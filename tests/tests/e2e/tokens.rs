@@ -4,7 +4,7 @@
 //! 127.0.0.1, calls `GET /v1/me` with `Authorization: Bearer`, and reads the
 //! broker's audit trail straight from its SQLite file.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -63,17 +63,6 @@ fn part(token: &str, i: usize) -> String {
 
 fn decode_part(token: &str, i: usize) -> Value {
     serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part(token, i)).unwrap()).unwrap()
-}
-
-fn poll_until<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 /// One bad token and what the broker must say about it.

@@ -118,18 +118,16 @@ impl Receiver {
         what: &str,
         done: impl Fn(&[Hit]) -> bool,
     ) -> Vec<Hit> {
-        let deadline = Instant::now() + limit;
-        loop {
+        let found = poll(limit, Duration::from_millis(20), || {
             let hits = self.hits(path_prefix);
-            if done(&hits) {
-                return hits;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "webhook receiver: {what} not seen within {limit:?}; got {hits:#?}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+            done(&hits).then_some(hits)
+        });
+        found.unwrap_or_else(|| {
+            panic!(
+                "webhook receiver: {what} not seen within {limit:?}; got {:#?}",
+                self.hits(path_prefix)
+            )
+        })
     }
 }
 
