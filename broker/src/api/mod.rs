@@ -30,7 +30,7 @@
 mod audit;
 mod auth;
 mod error;
-mod policy;
+mod policy_admin;
 pub(crate) mod requests;
 mod session_recording;
 mod sessions;
@@ -41,7 +41,6 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use hoop_shared::Secret;
 use hoop_shared::api::{
     AuthConfig, ConnectionList, ConnectionSummary, ErrorCode, OpenSessionRequest,
     OpenSessionResponse, WhoAmI,
@@ -52,7 +51,7 @@ pub use error::{ApiFailure, ApiJson};
 
 use crate::config::{ConnectionConfig, ConnectionType};
 use crate::state::AppState;
-use crate::store::{Event, SessionRow};
+use crate::store::Event;
 use crate::util::now_unix;
 use hoop_shared::policy::Outcome;
 
@@ -85,9 +84,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/requests/{id}/cancel", post(requests::cancel))
         .route("/v1/requests/{id}/revoke", post(requests::revoke))
         .route("/v1/approvals", get(requests::approvals))
-        .route("/v1/policy", get(policy::get).put(policy::apply))
-        .route("/v1/policy/check", post(policy::check))
-        .route("/v1/policy/test", post(policy::test))
+        .route("/v1/policy", get(policy_admin::get).put(policy_admin::apply))
+        .route("/v1/policy/check", post(policy_admin::check))
+        .route("/v1/policy/test", post(policy_admin::test))
         .merge(audit::routes())
         .fallback(not_found)
         .with_state(state)
@@ -195,141 +194,16 @@ async fn open_session(
         )
         .hint("run `hoopctl connections` to list them"));
     };
-    let decision = state.policy.decide(&who, &conn.name);
-    let mut grant: Option<(String, u64)> = None;
-    let rule = decision
-        .rule
-        .clone()
-        .unwrap_or_else(|| "default deny".to_owned());
-    let max_secs = match &decision.outcome {
-        Outcome::Deny => {
-            state
-                .audit(Event {
-                    at: now_unix(),
-                    kind: "session.denied".into(),
-                    user_name: Some(who.user.clone()),
-                    connection: Some(conn.name.clone()),
-                    session_id: None,
-                    detail: decision.explanation.clone(),
-                })
-                .await;
-            return Err(ApiFailure::new(
-                StatusCode::FORBIDDEN,
-                ErrorCode::Forbidden,
-                format!(
-                    "{} is not allowed to use {}: {}",
-                    who.user, conn.name, decision.explanation
-                ),
-            )
-            .hint("ask an admin for access; `hoopctl policy test` shows how the policy decides"));
-        }
-        Outcome::Approval { .. } if req.request_id.is_some() => {
-            let id = req.request_id.clone().unwrap_or_default();
-            let row = state
-                .store
-                .request(&id)
-                .await
-                .map_err(|e| ApiFailure::internal("look up the access request", &e))?
-                // A statement review is approval to run one statement, never
-                // a grant to open sessions.
-                .filter(|r| {
-                    r.subject == who.subject
-                        && r.connection == conn.name
-                        && r.kind != crate::store::KIND_STATEMENT
-                })
-                .ok_or_else(|| {
-                    ApiFailure::new(
-                        StatusCode::NOT_FOUND,
-                        ErrorCode::UnknownRequest,
-                        format!("no access request {id} of yours for {}", conn.name),
-                    )
-                })?;
-            let now = now_unix();
-            let state_now = requests::effective_state(&row, now);
-            if state_now != hoop_shared::api::RequestState::Approved {
-                return Err(ApiFailure::new(
-                    StatusCode::FORBIDDEN,
-                    ErrorCode::ApprovalRequired,
-                    format!("access request {id} is {state_now}, not an active grant"),
-                )
-                .hint("ask for access again"));
-            }
-            grant = Some((id, row.grant_ends_at.unwrap_or(now)));
-            u64::MAX
-        }
-        Outcome::Approval {
-            approvers,
-            approvals,
-            ..
-        } => {
-            return Err(ApiFailure::new(
-                StatusCode::FORBIDDEN,
-                ErrorCode::ApprovalRequired,
-                format!(
-                    "{} needs {approvals} approval{} from {} before {} may use it (rule {rule})",
-                    conn.name,
-                    if *approvals == 1 { "" } else { "s" },
-                    approvers.describe(),
-                    who.user,
-                ),
-            )
-            .hint(
-                "request access with `hoopctl connect` (it asks and waits), or `hoopctl requests`",
-            ));
-        }
-        Outcome::Allow {
-            justification,
-            max_duration_secs,
-            ..
-        } => {
-            if *justification && reason.is_none() {
-                return Err(ApiFailure::new(
-                    StatusCode::BAD_REQUEST,
-                    ErrorCode::JustificationRequired,
-                    format!("{} requires a justification (rule {rule})", conn.name),
-                )
-                .hint("say why with --reason TEXT"));
-            }
-            *max_duration_secs
-        }
+    let parts = crate::session::open::OpenParts {
+        store: &state.store,
+        policy: &state.policy,
+        trail: &state.trail,
+        session_ttl: state.session_ttl,
     };
-    let why = decision.explanation.clone();
-    let secret = Secret::generate(32);
-    let now = now_unix();
-    let row = SessionRow {
-        id: uuid::Uuid::new_v4().to_string(),
-        subject: who.subject.clone(),
-        user_name: who.user.clone(),
-        connection: conn.name.clone(),
-        reason: reason.clone(),
-        secret_sha256: secret.sha256_hex(),
-        created_at: now,
-        expires_at: match &grant {
-            Some((_, ends)) => *ends,
-            None => now + state.session_ttl.as_secs().min(max_secs),
-        },
-        closed_at: None,
-        request_id: grant.as_ref().map(|(id, _)| id.clone()),
-    };
-    state
-        .store
-        .insert_session(row.clone())
+    let opened = crate::session::open::open(parts, &who, conn, reason, req.request_id.clone())
         .await
-        .map_err(|e| ApiFailure::internal("open the session", &e))?;
-    state
-        .audit(Event {
-            at: now,
-            kind: "session.open".into(),
-            user_name: Some(who.user.clone()),
-            connection: Some(conn.name.clone()),
-            session_id: Some(row.id.clone()),
-            detail: match &reason {
-                Some(r) => format!("{why}; reason: {r}"),
-                None => why,
-            },
-        })
-        .await;
-    tracing::info!(session = %row.id, user = %who.user, connection = %conn.name, "session opened");
+        .map_err(|e| open_failure(e, &who, conn))?;
+    let (row, secret) = (opened.row, opened.secret);
     Ok((
         StatusCode::CREATED,
         Json(OpenSessionResponse {
@@ -342,6 +216,60 @@ async fn open_session(
                 .then(|| state.ssh.host_key_line().to_owned()),
         }),
     ))
+}
+
+/// The HTTP answer for a session that could not be opened.
+fn open_failure(
+    e: crate::session::open::OpenError,
+    who: &crate::auth::Identity,
+    conn: &ConnectionConfig,
+) -> ApiFailure {
+    use crate::session::open::OpenError;
+    match e {
+        OpenError::Denied { explanation } => ApiFailure::new(
+            StatusCode::FORBIDDEN,
+            ErrorCode::Forbidden,
+            format!(
+                "{} is not allowed to use {}: {explanation}",
+                who.user, conn.name
+            ),
+        )
+        .hint("ask an admin for access; `hoopctl policy test` shows how the policy decides"),
+        OpenError::UnknownRequest { id } => ApiFailure::new(
+            StatusCode::NOT_FOUND,
+            ErrorCode::UnknownRequest,
+            format!("no access request {id} of yours for {}", conn.name),
+        ),
+        OpenError::NotGranted { id, state } => ApiFailure::new(
+            StatusCode::FORBIDDEN,
+            ErrorCode::ApprovalRequired,
+            format!("access request {id} is {state}, not an active grant"),
+        )
+        .hint("ask for access again"),
+        OpenError::ApprovalRequired {
+            approvers,
+            approvals,
+            rule,
+        } => ApiFailure::new(
+            StatusCode::FORBIDDEN,
+            ErrorCode::ApprovalRequired,
+            format!(
+                "{} needs {approvals} approval{} from {} before {} may use it (rule {rule})",
+                conn.name,
+                if approvals == 1 { "" } else { "s" },
+                approvers.describe(),
+                who.user,
+            ),
+        )
+        .hint("request access with `hoopctl connect` (it asks and waits), or `hoopctl requests`"),
+        OpenError::JustificationRequired { rule } => ApiFailure::new(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::JustificationRequired,
+            format!("{} requires a justification (rule {rule})", conn.name),
+        )
+        .hint("say why with --reason TEXT"),
+        OpenError::Store { context, error } => ApiFailure::internal(context, &error),
+    }
 }
 
 async fn close_session(

@@ -38,7 +38,7 @@ const MAX_TEXT_LEN: usize = 1000;
 /// Most requests listed at once.
 pub(crate) const LIST_LIMIT: usize = 200;
 
-pub use crate::access::{approvers_of, effective_state, view};
+pub use crate::access::{approvers_of, view};
 
 /// Trims `text`; `None` when empty; refused when longer than the limit.
 pub(crate) fn clean_text(text: Option<String>, what: &str) -> Result<Option<String>, ApiFailure> {

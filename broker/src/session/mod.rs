@@ -2,9 +2,12 @@
 //! revoking a grant, here or through another broker, ends them at once) and
 //! the controls in force for a session ([`controls`]).
 //!
-//! The HTTP endpoints that open, list and close sessions are in `crate::api`.
+//! Opening a session (policy, grant, one-time secret, store row) is in
+//! [`open`]; the HTTP endpoints that open, list and close sessions are in
+//! `crate::api`.
 
 pub mod controls;
+pub mod open;
 
 use std::collections::HashMap;
 
