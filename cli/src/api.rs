@@ -9,13 +9,6 @@
 //! Error answers are the broker's [`ApiErrorBody`]; a 401 always ends in
 //! "run `hoopctl login`", a transport failure in "is `hoop-broker` running?".
 
-#![deny(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic
-)]
-
 use std::path::PathBuf;
 use std::time::Duration;
 
