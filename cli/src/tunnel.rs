@@ -349,6 +349,7 @@ mod tests {
             token_endpoint: format!("http://{addr}/token"),
             scopes: vec![],
             revocation_endpoint: None,
+            issuer_ca_pem: None,
         };
         let token = |axum::extract::Form(f): axum::extract::Form<
             std::collections::HashMap<String, String>,

@@ -397,6 +397,7 @@ impl DevIdp {
             token_endpoint: format!("{}/token", self.issuer),
             scopes,
             revocation_endpoint: Some(format!("{}/revoke", self.issuer)),
+            issuer_ca_pem: None,
         }
     }
 
