@@ -73,6 +73,8 @@ Register-ArgumentCompleter -Native -CommandName 'hoopctl' -ScriptBlock {
             break
         }
         'hoopctl;whoami' {
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format (json: the broker''s answer plus the token source, the broker URL and whether the broker confirmed it now)')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format (json: the broker''s answer plus the token source, the broker URL and whether the broker confirmed it now)')
             [CompletionResult]::new('--broker', '--broker', [CompletionResultType]::ParameterName, 'Broker URL, e.g. https://hoop.example.com:8443 [default: $HOOP_BROKER, then config.toml]')
             [CompletionResult]::new('--ca-file', '--ca-file', [CompletionResultType]::ParameterName, 'PEM file with the CA certificate that signs the broker''s TLS certificate, when it is not in the system trust store [default: $HOOP_CA_FILE, then config.toml]')
             [CompletionResult]::new('--idp-ca-file', '--idp-ca-file', [CompletionResultType]::ParameterName, 'PEM file with a CA to trust for the identity provider''s endpoints (login, refresh, logout), when it is in neither the system trust store ($SSL_CERT_FILE) nor the CA the broker advertises [default: $HOOP_IDP_CA_FILE]')
@@ -80,8 +82,8 @@ Register-ArgumentCompleter -Native -CommandName 'hoopctl' -ScriptBlock {
             [CompletionResult]::new('--audience', '--audience', [CompletionResultType]::ParameterName, 'Audience to request when hoopctl fetches a GitHub Actions OIDC token [default: $HOOP_AUDIENCE, then "hoop"]')
             [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Also show the broker URL, the issuer and where the login is stored')
             [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Also show the broker URL, the issuer and where the login is stored')
-            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
-            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break

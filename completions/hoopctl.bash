@@ -2379,12 +2379,20 @@ _hoopctl() {
             return 0
             ;;
         hoopctl__subcmd__whoami)
-            opts="-v -h -V --verbose --broker --ca-file --idp-ca-file --token-file --audience --help --version"
+            opts="-v -o -h -V --verbose --output --broker --ca-file --idp-ca-file --token-file --audience --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --output)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
                 --broker)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

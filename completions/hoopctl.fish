@@ -61,13 +61,15 @@ complete -c hoopctl -n "__fish_hoopctl_using_subcommand logout" -l token-file -d
 complete -c hoopctl -n "__fish_hoopctl_using_subcommand logout" -l audience -d 'Audience to request when hoopctl fetches a GitHub Actions OIDC token [default: $HOOP_AUDIENCE, then "hoop"]' -r
 complete -c hoopctl -n "__fish_hoopctl_using_subcommand logout" -s h -l help -d 'Print help'
 complete -c hoopctl -n "__fish_hoopctl_using_subcommand logout" -s V -l version -d 'Print version'
+complete -c hoopctl -n "__fish_hoopctl_using_subcommand whoami" -s o -l output -d 'Output format (json: the broker\'s answer plus the token source, the broker URL and whether the broker confirmed it now)' -r -f -a "table\t'Aligned columns for people'
+json\t'The broker\'s JSON, for scripts'"
 complete -c hoopctl -n "__fish_hoopctl_using_subcommand whoami" -l broker -d 'Broker URL, e.g. https://hoop.example.com:8443 [default: $HOOP_BROKER, then config.toml]' -r
 complete -c hoopctl -n "__fish_hoopctl_using_subcommand whoami" -l ca-file -d 'PEM file with the CA certificate that signs the broker\'s TLS certificate, when it is not in the system trust store [default: $HOOP_CA_FILE, then config.toml]' -r -F
 complete -c hoopctl -n "__fish_hoopctl_using_subcommand whoami" -l idp-ca-file -d 'PEM file with a CA to trust for the identity provider\'s endpoints (login, refresh, logout), when it is in neither the system trust store ($SSL_CERT_FILE) nor the CA the broker advertises [default: $HOOP_IDP_CA_FILE]' -r -F
 complete -c hoopctl -n "__fish_hoopctl_using_subcommand whoami" -l token-file -d 'Read the bearer token from this file instead of the stored login (a CI job\'s OIDC token, a Kubernetes projected token); re-read when the token in it expires' -r -F
 complete -c hoopctl -n "__fish_hoopctl_using_subcommand whoami" -l audience -d 'Audience to request when hoopctl fetches a GitHub Actions OIDC token [default: $HOOP_AUDIENCE, then "hoop"]' -r
 complete -c hoopctl -n "__fish_hoopctl_using_subcommand whoami" -s v -l verbose -d 'Also show the broker URL, the issuer and where the login is stored'
-complete -c hoopctl -n "__fish_hoopctl_using_subcommand whoami" -s h -l help -d 'Print help'
+complete -c hoopctl -n "__fish_hoopctl_using_subcommand whoami" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c hoopctl -n "__fish_hoopctl_using_subcommand whoami" -s V -l version -d 'Print version'
 complete -c hoopctl -n "__fish_hoopctl_using_subcommand connections" -s o -l output -d 'Output format' -r -f -a "table\t'Aligned columns for people'
 json\t'The broker\'s JSON, for scripts'"
