@@ -296,7 +296,7 @@ _hoopctl() {
 
     case "${cmd}" in
         hoopctl)
-            opts="-h -V --broker --ca-file --token-file --audience --help --version login logout whoami connections ls connect exec requests approve deny policy completions audit sessions help"
+            opts="-h -V --broker --ca-file --idp-ca-file --token-file --audience --help --version login logout whoami connections ls connect exec requests approve deny policy completions audit sessions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -307,6 +307,10 @@ _hoopctl() {
                     return 0
                     ;;
                 --ca-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --idp-ca-file)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -326,7 +330,7 @@ _hoopctl() {
             return 0
             ;;
         hoopctl__subcmd__approve)
-            opts="-m -h -V --comment --broker --ca-file --token-file --audience --help --version list ls help"
+            opts="-m -h -V --comment --broker --ca-file --idp-ca-file --token-file --audience --help --version list ls help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -345,6 +349,10 @@ _hoopctl() {
                     return 0
                     ;;
                 --ca-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --idp-ca-file)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -406,7 +414,7 @@ _hoopctl() {
             return 0
             ;;
         hoopctl__subcmd__approve__subcmd__list)
-            opts="-o -h -V --output --broker --ca-file --token-file --audience --help --version"
+            opts="-o -h -V --output --broker --ca-file --idp-ca-file --token-file --audience --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -425,6 +433,10 @@ _hoopctl() {
                     return 0
                     ;;
                 --ca-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --idp-ca-file)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -444,7 +456,7 @@ _hoopctl() {
             return 0
             ;;
         hoopctl__subcmd__audit)
-            opts="-h -V --broker --ca-file --token-file --audience --help --version list ls export verify help"
+            opts="-h -V --broker --ca-file --idp-ca-file --token-file --audience --help --version list ls export verify help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -455,6 +467,10 @@ _hoopctl() {
                     return 0
                     ;;
                 --ca-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --idp-ca-file)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -474,7 +490,7 @@ _hoopctl() {
             return 0
             ;;
         hoopctl__subcmd__audit__subcmd__export)
-            opts="-o -h -V --output --broker --ca-file --token-file --audience --help --version"
+            opts="-o -h -V --output --broker --ca-file --idp-ca-file --token-file --audience --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -493,6 +509,10 @@ _hoopctl() {
                     return 0
                     ;;
                 --ca-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --idp-ca-file)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -582,7 +602,7 @@ _hoopctl() {
             return 0
             ;;
         hoopctl__subcmd__audit__subcmd__list)
-            opts="-o -h -V --since --user --connection --kind --limit --output --broker --ca-file --token-file --audience --help --version"
+            opts="-o -h -V --since --user --connection --kind --limit --output --broker --ca-file --idp-ca-file --token-file --audience --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -624,6 +644,10 @@ _hoopctl() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --idp-ca-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --token-file)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -640,7 +664,7 @@ _hoopctl() {
             return 0
             ;;
         hoopctl__subcmd__audit__subcmd__verify)
-            opts="-f -h -V --file --key --broker --ca-file --token-file --audience --help --version"
+            opts="-f -h -V --file --key --broker --ca-file --idp-ca-file --token-file --audience --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -666,6 +690,10 @@ _hoopctl() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --idp-ca-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --token-file)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -682,7 +710,7 @@ _hoopctl() {
             return 0
             ;;
         hoopctl__subcmd__completions)
-            opts="-h -V --broker --ca-file --token-file --audience --help --version bash elvish fish powershell zsh"
+            opts="-h -V --broker --ca-file --idp-ca-file --token-file --audience --help --version bash elvish fish powershell zsh"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -693,6 +721,10 @@ _hoopctl() {
                     return 0
                     ;;
                 --ca-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --idp-ca-file)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -712,7 +744,7 @@ _hoopctl() {
             return 0
             ;;
         hoopctl__subcmd__connect)
-            opts="-p -r -h -V --port --reason --duration --no-wait --request --broker --ca-file --token-file --audience --help --version"
+            opts="-p -r -h -V --port --reason --duration --no-wait --request --broker --ca-file --idp-ca-file --token-file --audience --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -750,6 +782,10 @@ _hoopctl() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --idp-ca-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --token-file)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -766,7 +802,7 @@ _hoopctl() {
             return 0
             ;;
         hoopctl__subcmd__connections)
-            opts="-o -h -V --output --broker --ca-file --token-file --audience --help --version"
+            opts="-o -h -V --output --broker --ca-file --idp-ca-file --token-file --audience --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -788,6 +824,10 @@ _hoopctl() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --idp-ca-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --token-file)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -804,7 +844,7 @@ _hoopctl() {
             return 0
             ;;
         hoopctl__subcmd__deny)
-            opts="-r -h -V --reason --broker --ca-file --token-file --audience --help --version"
+            opts="-r -h -V --reason --broker --ca-file --idp-ca-file --token-file --audience --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -826,6 +866,10 @@ _hoopctl() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --idp-ca-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --token-file)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -842,7 +886,7 @@ _hoopctl() {
             return 0
             ;;
         hoopctl__subcmd__exec)
-            opts="-r -c -f -o -h -V --reason --sql --file --output --wait --no-wait --duration --request --broker --ca-file --token-file --audience --help --version"
+            opts="-r -c -f -o -h -V --reason --sql --file --output --wait --no-wait --duration --request --broker --ca-file --idp-ca-file --token-file --audience --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -897,6 +941,10 @@ _hoopctl() {
                     return 0
                     ;;
                 --ca-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --idp-ca-file)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1350,7 +1398,7 @@ _hoopctl() {
             return 0
             ;;
         hoopctl__subcmd__login)
-            opts="-h -V --no-browser --broker --ca-file --token-file --audience --help --version"
+            opts="-h -V --no-browser --broker --ca-file --idp-ca-file --token-file --audience --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1361,6 +1409,10 @@ _hoopctl() {
                     return 0
                     ;;
                 --ca-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --idp-ca-file)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1380,7 +1432,7 @@ _hoopctl() {
             return 0
             ;;
         hoopctl__subcmd__logout)
-            opts="-h -V --broker --ca-file --token-file --audience --help --version"
+            opts="-h -V --broker --ca-file --idp-ca-file --token-file --audience --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1391,6 +1443,10 @@ _hoopctl() {
                     return 0
                     ;;
                 --ca-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --idp-ca-file)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1410,7 +1466,7 @@ _hoopctl() {
             return 0
             ;;
         hoopctl__subcmd__policy)
-            opts="-h -V --broker --ca-file --token-file --audience --help --version get diff apply test help"
+            opts="-h -V --broker --ca-file --idp-ca-file --token-file --audience --help --version get diff apply test help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1421,6 +1477,10 @@ _hoopctl() {
                     return 0
                     ;;
                 --ca-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --idp-ca-file)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1440,7 +1500,7 @@ _hoopctl() {
             return 0
             ;;
         hoopctl__subcmd__policy__subcmd__apply)
-            opts="-f -y -h -V --file --yes --broker --ca-file --token-file --audience --help --version"
+            opts="-f -y -h -V --file --yes --broker --ca-file --idp-ca-file --token-file --audience --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1459,6 +1519,10 @@ _hoopctl() {
                     return 0
                     ;;
                 --ca-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --idp-ca-file)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1478,7 +1542,7 @@ _hoopctl() {
             return 0
             ;;
         hoopctl__subcmd__policy__subcmd__diff)
-            opts="-f -h -V --file --broker --ca-file --token-file --audience --help --version"
+            opts="-f -h -V --file --broker --ca-file --idp-ca-file --token-file --audience --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1500,6 +1564,10 @@ _hoopctl() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --idp-ca-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --token-file)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -1516,7 +1584,7 @@ _hoopctl() {
             return 0
             ;;
         hoopctl__subcmd__policy__subcmd__get)
-            opts="-o -h -V --output --out-dir --force --broker --ca-file --token-file --audience --help --version"
+            opts="-o -h -V --output --out-dir --force --broker --ca-file --idp-ca-file --token-file --audience --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1542,6 +1610,10 @@ _hoopctl() {
                     return 0
                     ;;
                 --ca-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --idp-ca-file)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1645,7 +1717,7 @@ _hoopctl() {
             return 0
             ;;
         hoopctl__subcmd__policy__subcmd__test)
-            opts="-g -f -o -h -V --user --group --workload --connection --sql --file --output --broker --ca-file --token-file --audience --help --version"
+            opts="-g -f -o -h -V --user --group --workload --connection --sql --file --output --broker --ca-file --idp-ca-file --token-file --audience --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1695,6 +1767,10 @@ _hoopctl() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --idp-ca-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --token-file)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -1711,7 +1787,7 @@ _hoopctl() {
             return 0
             ;;
         hoopctl__subcmd__requests)
-            opts="-o -h -V --output --broker --ca-file --token-file --audience --help --version list ls show cancel revoke help"
+            opts="-o -h -V --output --broker --ca-file --idp-ca-file --token-file --audience --help --version list ls show cancel revoke help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1733,6 +1809,10 @@ _hoopctl() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --idp-ca-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --token-file)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -1749,7 +1829,7 @@ _hoopctl() {
             return 0
             ;;
         hoopctl__subcmd__requests__subcmd__cancel)
-            opts="-h -V --broker --ca-file --token-file --audience --help --version"
+            opts="-h -V --broker --ca-file --idp-ca-file --token-file --audience --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1760,6 +1840,10 @@ _hoopctl() {
                     return 0
                     ;;
                 --ca-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --idp-ca-file)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1863,7 +1947,7 @@ _hoopctl() {
             return 0
             ;;
         hoopctl__subcmd__requests__subcmd__list)
-            opts="-o -h -V --output --broker --ca-file --token-file --audience --help --version"
+            opts="-o -h -V --output --broker --ca-file --idp-ca-file --token-file --audience --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1885,6 +1969,10 @@ _hoopctl() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --idp-ca-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --token-file)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -1901,7 +1989,7 @@ _hoopctl() {
             return 0
             ;;
         hoopctl__subcmd__requests__subcmd__revoke)
-            opts="-r -h -V --reason --broker --ca-file --token-file --audience --help --version"
+            opts="-r -h -V --reason --broker --ca-file --idp-ca-file --token-file --audience --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1923,6 +2011,10 @@ _hoopctl() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --idp-ca-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --token-file)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -1939,7 +2031,7 @@ _hoopctl() {
             return 0
             ;;
         hoopctl__subcmd__requests__subcmd__show)
-            opts="-o -h -V --output --broker --ca-file --token-file --audience --help --version"
+            opts="-o -h -V --output --broker --ca-file --idp-ca-file --token-file --audience --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1961,6 +2053,10 @@ _hoopctl() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --idp-ca-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --token-file)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -1977,7 +2073,7 @@ _hoopctl() {
             return 0
             ;;
         hoopctl__subcmd__sessions)
-            opts="-h -V --broker --ca-file --token-file --audience --help --version list ls show replay export help"
+            opts="-h -V --broker --ca-file --idp-ca-file --token-file --audience --help --version list ls show replay export help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1988,6 +2084,10 @@ _hoopctl() {
                     return 0
                     ;;
                 --ca-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --idp-ca-file)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -2007,7 +2107,7 @@ _hoopctl() {
             return 0
             ;;
         hoopctl__subcmd__sessions__subcmd__export)
-            opts="-h -V --out --part --broker --ca-file --token-file --audience --help --version"
+            opts="-h -V --out --part --broker --ca-file --idp-ca-file --token-file --audience --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2026,6 +2126,10 @@ _hoopctl() {
                     return 0
                     ;;
                 --ca-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --idp-ca-file)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -2129,7 +2233,7 @@ _hoopctl() {
             return 0
             ;;
         hoopctl__subcmd__sessions__subcmd__list)
-            opts="-o -h -V --user --connection --since --limit --output --broker --ca-file --token-file --audience --help --version"
+            opts="-o -h -V --user --connection --since --limit --output --broker --ca-file --idp-ca-file --token-file --audience --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2167,6 +2271,10 @@ _hoopctl() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --idp-ca-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --token-file)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -2183,7 +2291,7 @@ _hoopctl() {
             return 0
             ;;
         hoopctl__subcmd__sessions__subcmd__replay)
-            opts="-h -V --speed --max-idle --part --index --broker --ca-file --token-file --audience --help --version"
+            opts="-h -V --speed --max-idle --part --index --broker --ca-file --idp-ca-file --token-file --audience --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2209,6 +2317,10 @@ _hoopctl() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --idp-ca-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --token-file)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -2225,7 +2337,7 @@ _hoopctl() {
             return 0
             ;;
         hoopctl__subcmd__sessions__subcmd__show)
-            opts="-o -h -V --output --broker --ca-file --token-file --audience --help --version"
+            opts="-o -h -V --output --broker --ca-file --idp-ca-file --token-file --audience --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2247,6 +2359,10 @@ _hoopctl() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --idp-ca-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --token-file)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -2263,7 +2379,7 @@ _hoopctl() {
             return 0
             ;;
         hoopctl__subcmd__whoami)
-            opts="-v -h -V --verbose --broker --ca-file --token-file --audience --help --version"
+            opts="-v -h -V --verbose --broker --ca-file --idp-ca-file --token-file --audience --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2274,6 +2390,10 @@ _hoopctl() {
                     return 0
                     ;;
                 --ca-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --idp-ca-file)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -26,13 +26,6 @@
 //! successful read). The tick is [`ClusterSync::tick`], a plain function of
 //! the store, the holder and the grants, so tests drive it without timers.
 
-#![deny(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic
-)]
-
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -29,13 +29,6 @@
 //! is held as a [`Secret`], logs name only its scheme, host and port, and
 //! HTTP errors are logged without their URL.
 
-#![deny(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic
-)]
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -591,7 +584,6 @@ async fn run_sweep(notifier: Notifier, store: Store, shutdown: CancellationToken
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
     use hoop_shared::api::RequestState;

@@ -105,6 +105,11 @@ pub struct GlobalArgs {
     /// in the system trust store [default: $HOOP_CA_FILE, then config.toml]
     #[arg(long, global = true, value_name = "PEM")]
     pub ca_file: Option<PathBuf>,
+    /// PEM file with a CA to trust for the identity provider's endpoints (login, refresh,
+    /// logout), when it is in neither the system trust store ($SSL_CERT_FILE) nor the CA the
+    /// broker advertises [default: $HOOP_IDP_CA_FILE]
+    #[arg(long, global = true, value_name = "PEM")]
+    pub idp_ca_file: Option<PathBuf>,
     /// Read the bearer token from this file instead of the stored login (a CI job's OIDC
     /// token, a Kubernetes projected token); re-read when the token in it expires
     #[arg(long, global = true, value_name = "PATH")]

@@ -21,13 +21,6 @@
 //! index and asciicasts ([`crate::proxy::ssh::recording`]), read from the
 //! store first.
 
-#![deny(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic
-)]
-
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
