@@ -81,3 +81,74 @@ fn whoami_as_json_and_with_the_broker_unreachable() {
     assert!(!r.stdout.contains("alice"), "{r:#?}");
     let _ = std::fs::remove_dir_all(ca_file.parent().and_then(|d| d.parent()).unwrap());
 }
+
+/// The README's first command on a machine where `~/.local/bin` is not on
+/// `PATH`: install.sh installs there, the command's own path to the broker
+/// works, and a new login shell finds `hoopctl` (install.sh added the PATH
+/// line to the profile once, however often it runs).
+#[test]
+fn install_sh_works_without_local_bin_on_path() {
+    let home = tempfile::tempdir().unwrap();
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let built = bin("hoopctl");
+    let built_dir = built.parent().unwrap();
+    let path = "/usr/local/bin:/usr/bin:/bin";
+    let cargo_dir = std::env::var_os("CARGO_HOME")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from(std::env::var("HOME").unwrap()).join(".cargo"))
+        .join("bin");
+    for _ in 0..2 {
+        let out = std::process::Command::new("bash")
+            .arg("-c")
+            // As in the README, with a command that returns instead of serving.
+            .arg("./install.sh && ~/.local/bin/hoop-broker --version")
+            .current_dir(&repo)
+            .env_clear()
+            .env("HOME", home.path())
+            .env("PATH", format!("{path}:{}", cargo_dir.display()))
+            .env("HOOP_INSTALL_FROM", built_dir)
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{out:#?}");
+        assert!(said.contains("hoop-broker"), "{said}");
+        assert!(said.contains("added"), "{said}");
+    }
+    let profile = std::fs::read_to_string(home.path().join(".profile")).unwrap();
+    assert_eq!(
+        profile.matches("added by hoop's install.sh").count(),
+        1,
+        "{profile}"
+    );
+    let out = std::process::Command::new("bash")
+        .args(["-lc", "command -v hoopctl && hoopctl --version"])
+        .env_clear()
+        .env("HOME", home.path())
+        .env("PATH", path)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:#?}");
+    assert!(
+        said.contains(&format!("{}/.local/bin/hoopctl", home.path().display())),
+        "{said}"
+    );
+}
+
+/// The broker's log in a file (not a terminal) has no colour escape codes.
+#[test]
+fn broker_log_to_a_file_has_no_colour_codes() {
+    let broker = start_broker(&[]);
+    let alice = User::new("alice", &broker);
+    alice.login().assert_ok();
+    let log = std::fs::read(&broker.log_file).unwrap();
+    assert!(
+        String::from_utf8_lossy(&log).contains("listening on"),
+        "log is empty?"
+    );
+    assert!(
+        !log.contains(&0x1b),
+        "ANSI escape in the broker log: {}",
+        String::from_utf8_lossy(&log)
+    );
+}
