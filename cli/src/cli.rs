@@ -274,7 +274,9 @@ hoopctl policy test --user ci-deploy --workload --connection pg-prod -f policy.t
     Policy(PolicyArgs),
     /// Print a shell completion script
     #[command(
-        long_about = "Print a shell completion script on stdout.",
+        long_about = "Print a shell completion script on stdout. The script asks hoopctl at each TAB, \
+so it completes this version's commands and flags, and connection names for `connect` and \
+`exec` from the broker (with the stored login; nothing is offered without one).",
         after_help = "Examples:\n  \
 hoopctl completions bash > ~/.local/share/bash-completion/completions/hoopctl\n  \
 hoopctl completions zsh > \"${fpath[1]}/_hoopctl\"\n  \

@@ -45,6 +45,8 @@ use crate::commands::Context;
 use crate::config::Settings;
 
 fn main() -> ExitCode {
+    // A shell asking for completions at TAB time gets them and nothing else.
+    commands::completions::answer_if_asked();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

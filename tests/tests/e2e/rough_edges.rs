@@ -152,3 +152,63 @@ fn broker_log_to_a_file_has_no_colour_codes() {
         String::from_utf8_lossy(&log)
     );
 }
+
+/// Runs the bash completion `hoopctl completions bash` installs, as bash
+/// does at TAB after `words`, for `user`; returns the offered words.
+fn bash_complete(user: &User, words: &[&str]) -> Vec<String> {
+    let hoopctl = bin("hoopctl");
+    let dir = hoopctl.parent().unwrap();
+    let quoted: Vec<String> = words.iter().map(|w| format!("{w:?}")).collect();
+    let script = format!(
+        "source <(hoopctl completions bash)\n\
+         COMP_WORDS=({words})\nCOMP_CWORD={cword}\nCOMP_TYPE=9\n\
+         COMP_LINE=\"${{COMP_WORDS[*]}}\"\nCOMP_POINT=${{#COMP_LINE}}\n\
+         _clap_complete_hoopctl hoopctl \"${{COMP_WORDS[COMP_CWORD]}}\" \"${{COMP_WORDS[COMP_CWORD-1]}}\"\n\
+         printf '%s\\n' \"${{COMPREPLY[@]}}\"\n",
+        words = quoted.join(" "),
+        cword = words.len() - 1,
+    );
+    let mut cmd = std::process::Command::new("bash");
+    cmd.arg("-c")
+        .arg(script)
+        .env("HOOP_CONFIG_DIR", &user.config_dir)
+        .env(
+            "PATH",
+            format!("{}:{}", dir.display(), std::env::var("PATH").unwrap()),
+        )
+        .env_remove("HOOP_TOKEN")
+        .env_remove("HOOP_BROKER");
+    let out = cmd.output().unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
+/// TAB after `hoopctl connect ` offers the connections this user may use,
+/// from the broker; without a login it still completes flags and commands.
+#[test]
+fn bash_completion_offers_connection_names() {
+    let (_db, broker, _dir) = start_demo_broker("", "");
+    let alice = User::new("alice", &broker);
+    let carol = User::new("carol", &broker);
+    alice.login().assert_ok();
+
+    let offered = bash_complete(&alice, &["hoopctl", "connect", ""]);
+    assert!(offered.iter().any(|w| w == "demo-pg"), "{offered:?}");
+    let offered = bash_complete(&alice, &["hoopctl", "exec", "demo"]);
+    assert!(offered.iter().any(|w| w == "demo-pg"), "{offered:?}");
+    let offered = bash_complete(&alice, &["hoopctl", "conn"]);
+    assert!(
+        offered.iter().any(|w| w == "connect") && offered.iter().any(|w| w == "connections"),
+        "{offered:?}"
+    );
+
+    // Not logged in: no names, no error text in the command line, flags still.
+    let offered = bash_complete(&carol, &["hoopctl", "connect", ""]);
+    assert!(!offered.iter().any(|w| w == "demo-pg"), "{offered:?}");
+    assert!(!offered.iter().any(|w| w.contains("error")), "{offered:?}");
+    let offered = bash_complete(&carol, &["hoopctl", "connect", "--re"]);
+    assert!(offered.iter().any(|w| w == "--reason"), "{offered:?}");
+}
