@@ -4,14 +4,12 @@
 //! The HTTP endpoints are in `crate::api` (`api/requests.rs`); the approvers'
 //! page in `crate::web`; statement reviews in [`crate::review`].
 
-use hoop_shared::api::{
-    AccessRequestView, ApprovalView, RequestKind, RequestState, StatementReview,
-};
+use hoop_shared::api::{AccessRequestView, ApprovalView, RequestState, StatementReview};
 use hoop_shared::policy::Approvers;
 
 use crate::auth::Identity;
 use crate::policy::subject;
-use crate::store::{KIND_STATEMENT, RequestRow};
+use crate::store::{self, RequestRow};
 
 /// The approvers stored with a request.
 pub fn approvers_of(row: &RequestRow) -> Approvers {
@@ -21,15 +19,12 @@ pub fn approvers_of(row: &RequestRow) -> Approvers {
 /// The state a reader sees: pending past its deadline, or approved past its
 /// grant, reads as expired.
 pub fn effective_state(row: &RequestRow, now: u64) -> RequestState {
-    match row.state.as_str() {
-        "pending" if now >= row.expires_at => RequestState::Expired,
-        "pending" => RequestState::Pending,
-        "approved" if row.grant_ends_at.is_some_and(|end| now >= end) => RequestState::Expired,
-        "approved" => RequestState::Approved,
-        "denied" => RequestState::Denied,
-        "cancelled" => RequestState::Cancelled,
-        "revoked" => RequestState::Revoked,
-        _ => RequestState::Expired,
+    match row.state {
+        store::RequestState::Pending if now >= row.expires_at => RequestState::Expired,
+        store::RequestState::Approved if row.grant_ends_at.is_some_and(|end| now >= end) => {
+            RequestState::Expired
+        }
+        stored => stored.into(),
     }
 }
 
@@ -50,7 +45,7 @@ pub fn view(row: &RequestRow, now: u64) -> AccessRequestView {
             .iter()
             .map(|(approver, decision, comment, at)| ApprovalView {
                 approver: approver.clone(),
-                decision: decision.clone(),
+                decision: decision.to_string(),
                 comment: comment.clone(),
                 at: *at,
             })
@@ -58,12 +53,8 @@ pub fn view(row: &RequestRow, now: u64) -> AccessRequestView {
         created_at: row.created_at,
         expires_at: row.expires_at,
         grant_ends_at: row.grant_ends_at,
-        kind: if row.kind == KIND_STATEMENT {
-            RequestKind::Statement
-        } else {
-            RequestKind::Access
-        },
-        statement: (row.kind == KIND_STATEMENT).then(|| StatementReview {
+        kind: row.kind.into(),
+        statement: (row.kind == store::RequestKind::Statement).then(|| StatementReview {
             sql: row.statement.clone().unwrap_or_default(),
             fingerprint: row.fingerprint.clone().unwrap_or_default(),
             guardrail: row.rule.clone(),

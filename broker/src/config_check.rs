@@ -2,7 +2,7 @@
 //! [`crate::config`] (plain data, strict serde, checks that need no other
 //! module) with each part validated by the module that owns it: guardrail
 //! sets by [`crate::guard`], masking sets by [`crate::mask`], claim patterns
-//! by [`crate::auth`], store URLs by [`crate::pg_client`], SSH host keys and
+//! by [`crate::auth`], store URLs by [`crate::store::pg_conn`], SSH host keys and
 //! command rules by [`crate::proxy::ssh`] and [`crate::guard::shell`].
 //!
 //! Wiring layer: it sees every module, so `config` itself imports none.
@@ -13,22 +13,16 @@ use crate::config::guardrails::RuleSet;
 use crate::config::masking::MaskSetDoc;
 use crate::config::{Config, ConfigError, ConnectionConfig, PartChecks};
 
-/// Every domain's checks of its config part.
+/// Every domain's checks of its config part (guardrail sets: the built-in
+/// ones, then those the config adds).
+#[derive(Default)]
 pub struct DomainChecks {
     guard_sets: crate::guard::Registry,
 }
 
-impl Default for DomainChecks {
-    fn default() -> Self {
-        DomainChecks {
-            guard_sets: crate::guard::Registry::builtin(),
-        }
-    }
-}
-
 impl PartChecks for DomainChecks {
     fn postgres_url(&self, url: &str) -> Result<(), String> {
-        crate::pg_client::PgTarget::parse(url, None)
+        crate::store::pg_conn::PgTarget::parse(url, None)
             .map(|_| ())
             .map_err(|e| e.to_string())
     }

@@ -84,7 +84,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/requests/{id}/cancel", post(requests::cancel))
         .route("/v1/requests/{id}/revoke", post(requests::revoke))
         .route("/v1/approvals", get(requests::approvals))
-        .route("/v1/policy", get(policy_admin::get).put(policy_admin::apply))
+        .route(
+            "/v1/policy",
+            get(policy_admin::get).put(policy_admin::apply),
+        )
         .route("/v1/policy/check", post(policy_admin::check))
         .route("/v1/policy/test", post(policy_admin::test))
         .merge(audit::routes())

@@ -30,7 +30,7 @@ use crate::auth::Identity;
 use crate::notify::NotifyEvent;
 use crate::policy::subject;
 use crate::state::AppState;
-use crate::store::{DecideError, Event, KIND_ACCESS, RequestRow};
+use crate::store::{self, DecideError, Decision, Event, RequestRow};
 use crate::util::now_unix;
 
 /// Longest justification or comment accepted.
@@ -76,7 +76,7 @@ fn unknown(id: &str) -> ApiFailure {
     .hint("`hoopctl requests` lists yours; `hoopctl approve list` those you may decide")
 }
 
-fn closed(id: &str, state: &str) -> ApiFailure {
+fn closed(id: &str, state: RequestState) -> ApiFailure {
     ApiFailure::new(
         StatusCode::CONFLICT,
         ErrorCode::RequestClosed,
@@ -181,13 +181,13 @@ pub async fn create(
         rule: rule.clone(),
         approvals_needed: approvals,
         approvers_json: serde_json::to_string(&approvers).unwrap_or_default(),
-        state: "pending".into(),
+        state: store::RequestState::Pending,
         created_at: now,
         expires_at: now + ttl,
         decided_at: None,
         grant_ends_at: None,
         approvals: Vec::new(),
-        kind: KIND_ACCESS.into(),
+        kind: store::RequestKind::Access,
         statement: None,
         fingerprint: None,
         session_id: None,
@@ -293,7 +293,7 @@ pub(crate) async fn decide(
     state: Arc<AppState>,
     who: Identity,
     id: String,
-    decision: &'static str,
+    decision: Decision,
     comment: Option<String>,
 ) -> Result<Json<AccessRequestView>, ApiFailure> {
     let row = load(&state, &id).await?;
@@ -325,7 +325,7 @@ pub(crate) async fn decide(
     let row = match updated {
         Ok(row) => row,
         Err(DecideError::Unknown) => return Err(unknown(&id)),
-        Err(DecideError::Closed(state_now)) => return Err(closed(&id, &state_now)),
+        Err(DecideError::Closed(state_now)) => return Err(closed(&id, state_now)),
         Err(DecideError::AlreadyDecided) => {
             return Err(ApiFailure::new(
                 StatusCode::CONFLICT,
@@ -334,9 +334,9 @@ pub(crate) async fn decide(
             ));
         }
     };
-    let kind = if decision == "deny" {
+    let kind = if decision == Decision::Deny {
         "request.deny"
-    } else if row.state == "approved" {
+    } else if row.state == store::RequestState::Approved {
         "request.approve.granted"
     } else {
         "request.approve"
@@ -350,17 +350,20 @@ pub(crate) async fn decide(
             "{decision} by {}: {}; {} of {} approvals",
             who.user,
             comment.as_deref().unwrap_or("-"),
-            row.approvals.iter().filter(|a| a.1 == "approve").count(),
+            row.approvals
+                .iter()
+                .filter(|a| a.1 == Decision::Approve)
+                .count(),
             row.approvals_needed
         ),
     )
     .await;
-    tracing::info!(request = %row.id, by = %who.user, decision, state = %row.state, "access request decided");
+    tracing::info!(request = %row.id, by = %who.user, %decision, state = %row.state, "access request decided");
     let shown = view(&row, now);
     // Partial approvals (N-of-M still short) are not news for the channel.
-    match row.state.as_str() {
-        "denied" => state.notifier.send(NotifyEvent::Denied, &shown),
-        "approved" => state.notifier.send(NotifyEvent::Approved, &shown),
+    match row.state {
+        store::RequestState::Denied => state.notifier.send(NotifyEvent::Denied, &shown),
+        store::RequestState::Approved => state.notifier.send(NotifyEvent::Approved, &shown),
         _ => {}
     }
     Ok(Json(shown))
@@ -374,7 +377,7 @@ pub async fn approve(
     body: axum::body::Bytes,
 ) -> Result<Json<AccessRequestView>, ApiFailure> {
     let comment = clean_text(decision_body(&body)?.comment, "comment")?;
-    decide(state, who, id, "approve", comment).await
+    decide(state, who, id, Decision::Approve, comment).await
 }
 
 /// `POST /v1/requests/{id}/deny`: a reason is required.
@@ -392,7 +395,7 @@ pub async fn deny(
         )
         .hint("hoopctl deny ID --reason TEXT"));
     };
-    decide(state, who, id, "deny", Some(reason)).await
+    decide(state, who, id, Decision::Deny, Some(reason)).await
 }
 
 /// `POST /v1/requests/{id}/cancel`: the requester withdraws a pending request.
@@ -408,12 +411,17 @@ pub async fn cancel(
     let now = now_unix();
     let row = match state
         .store
-        .transition(&id, "pending", "cancelled", now)
+        .transition(
+            &id,
+            store::RequestState::Pending,
+            store::RequestState::Cancelled,
+            now,
+        )
         .await
         .map_err(|e| ApiFailure::internal("cancel the request", &e))?
     {
         Ok(row) => row,
-        Err(DecideError::Closed(s)) => return Err(closed(&id, &s)),
+        Err(DecideError::Closed(s)) => return Err(closed(&id, s)),
         Err(_) => return Err(unknown(&id)),
     };
     audit(
@@ -454,7 +462,12 @@ pub async fn revoke(
     let now = now_unix();
     let row = match state
         .store
-        .transition(&id, "approved", "revoked", now)
+        .transition(
+            &id,
+            store::RequestState::Approved,
+            store::RequestState::Revoked,
+            now,
+        )
         .await
         .map_err(|e| ApiFailure::internal("revoke the grant", &e))?
     {

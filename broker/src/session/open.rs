@@ -127,7 +127,7 @@ pub async fn open(
                 .filter(|r| {
                     r.subject == who.subject
                         && r.connection == conn.name
-                        && r.kind != crate::store::KIND_STATEMENT
+                        && r.kind != crate::store::RequestKind::Statement
                 })
                 .ok_or_else(|| OpenError::UnknownRequest { id: id.clone() })?;
             let now = now_unix();
