@@ -35,7 +35,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hoop_shared::api::RequestState;
-use hoop_shared::policy::{Approvers, Outcome, Subject};
+use hoop_shared::policy::{Approvers, Subject};
 use sha2::{Digest as _, Sha256};
 
 use crate::guard::ReviewApprovers;
@@ -281,11 +281,7 @@ impl ReviewDesk {
         let decision = active
             .policy
             .evaluate(&subject, &ask.connection, jiff::Timestamp::now());
-        if let Outcome::Approval {
-            approvers,
-            approvals,
-            ..
-        } = decision.outcome
+        if let Some((approvers, approvals)) = crate::session::controls::review_approvers(&decision)
         {
             return Some((approvers, ask.rule_approvals.unwrap_or(approvals).max(1)));
         }

@@ -91,10 +91,8 @@ pub fn decide(
         Outcome::Approval {
             guardrails,
             masking,
-            approvers,
-            approvals,
             ..
-        } => (guardrails, masking, Some((approvers.clone(), *approvals))),
+        } => (guardrails, masking, review_approvers(decision)),
     };
     let mut masking = connection.masking.clone();
     for m in policy_masking {
@@ -109,6 +107,22 @@ pub fn decide(
         record_results: connection.record_results,
         expires_at,
     }))
+}
+
+/// Who decides on a held statement or command whose `review` rule names
+/// nobody, under `decision`: the approvers of the `access = "approval"` rule
+/// that lets the user in, and how many approvals it asks. `None` for other
+/// outcomes (the review desk then falls back to the policy's admins). The
+/// one place this is decided: [`decide`] and [`crate::review`] both ask here.
+pub fn review_approvers(decision: &Decision) -> Option<(Approvers, u32)> {
+    match &decision.outcome {
+        Outcome::Approval {
+            approvers,
+            approvals,
+            ..
+        } => Some((approvers.clone(), *approvals)),
+        Outcome::Allow { .. } | Outcome::Deny => None,
+    }
 }
 
 /// A session's controls as they change: cheap to clone; each holder sees
