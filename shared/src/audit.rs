@@ -877,16 +877,23 @@ impl StreamVerifier {
     /// here is a line that cannot be read ([`VerifyError::Malformed`]):
     /// stop there. Every other verdict waits for [`StreamVerifier::finish`].
     pub fn line(&mut self, text: &str) -> Result<(), VerifyError> {
-        self.line += 1;
-        let n = self.line;
         if text.trim().is_empty() {
+            self.line += 1;
             return Ok(());
         }
         let parsed: ExportLine =
             serde_json::from_str(text).map_err(|e| VerifyError::Malformed {
-                line: n,
+                line: self.line + 1,
                 why: e.to_string(),
             })?;
+        self.push(parsed)
+    }
+
+    /// Takes the next line of the export, already parsed (as
+    /// [`StreamVerifier::line`] does).
+    pub fn push(&mut self, parsed: ExportLine) -> Result<(), VerifyError> {
+        self.line += 1;
+        let n = self.line;
         match parsed {
             ExportLine::Header { format, keys, .. } => {
                 if self.header {
