@@ -88,6 +88,7 @@ pub async fn run(ctx: &Context, args: &LoginArgs) -> anyhow::Result<u8> {
         .await?
         .context("cannot store the login")?;
 
+    super::whoami::remember(&ctx.settings.config_dir, api.broker_url(), &me);
     let mut out = std::io::stdout();
     writeln!(out, "{}", greeting(api.broker_url(), &me))?;
     out.flush()?;

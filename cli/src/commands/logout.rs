@@ -31,6 +31,8 @@ pub struct Outcome {
 pub async fn run(ctx: &Context) -> anyhow::Result<u8> {
     let store = ctx.token_store()?;
     let configured = ctx.settings.broker().ok().cloned();
+    // The identity the broker confirmed last is part of the login.
+    let _ = std::fs::remove_file(ctx.settings.config_dir.join(super::whoami::IDENTITY_FILE));
     let outcome = logout(
         store,
         configured.as_ref(),

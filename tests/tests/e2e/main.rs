@@ -27,6 +27,7 @@ mod policy_dir;
 mod psql_fidelity;
 mod requests_api;
 mod review;
+mod rough_edges;
 mod sessions;
 mod ssh;
 mod tokens;
