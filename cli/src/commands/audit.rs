@@ -263,12 +263,8 @@ async fn verify(ctx: &Context, args: &AuditVerifyArgs) -> anyhow::Result<u8> {
             let file = std::fs::File::open(path)
                 .with_context(|| format!("cannot read {}", path.display()))?;
             (
-                hoop_shared::audit::verify_reader(
-                    std::io::BufReader::new(file),
-                    trusted,
-                    MAX_LINE,
-                )
-                .with_context(|| format!("cannot read {}", path.display()))?,
+                hoop_shared::audit::verify_reader(std::io::BufReader::new(file), trusted, MAX_LINE)
+                    .with_context(|| format!("cannot read {}", path.display()))?,
                 path.display().to_string(),
             )
         }
