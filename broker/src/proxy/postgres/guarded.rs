@@ -844,6 +844,7 @@ mod tests {
     use crate::proxy::postgres::pipeline::ClientPipeline;
     use crate::proxy::postgres::relay::FrameHook as _;
     use crate::proxy::postgres::state::tracker;
+    use crate::proxy::postgres::wire::framing::frames;
     use crate::proxy::postgres::wire::{ErrorFields, Frame};
     use crate::record::{Recorder, StatementOutcome, StatementRecord};
 
@@ -968,7 +969,7 @@ mod tests {
         let pending = shared.pending.lock().unwrap();
         let (at, error) = pending.front().unwrap();
         assert_eq!(*at, 0);
-        let (code, message) = error_code_and_message(error.get(5..).unwrap());
+        let (code, message) = error_code_and_message(frames(error).next().unwrap().1);
         assert_eq!(code, SQLSTATE_AUDIT_UNAVAILABLE);
         assert!(message.contains("audit trail unavailable"), "{message}");
     }
@@ -1115,7 +1116,7 @@ mod tests {
                 .any(|w| w == MARKER_SQL.as_bytes())
         );
         let error = h.guard.batch_refusal.clone().unwrap();
-        let (_, message) = error_code_and_message(error.get(5..).unwrap());
+        let (_, message) = error_code_and_message(frames(&error).next().unwrap().1);
         assert!(message.contains("needs a new review"), "{message}");
     }
 

@@ -26,7 +26,9 @@ use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use tokio::sync::oneshot;
 
 use super::wire::build::fatal_message;
-use super::wire::framing::{MAX_MESSAGE_LEN, READ_CHUNK, check_len, tagged_len};
+use super::wire::framing::{
+    FrameError, MAX_MESSAGE_LEN, READ_CHUNK, check_len, complete_frame, tagged_len,
+};
 use super::wire::{Direction, Frame, FromClient, FromServer};
 
 /// Work a hook must finish (a catalog lookup, a durable audit write, a
@@ -141,23 +143,19 @@ where
     let mut out = BytesMut::new(); // assembled output, used once something was replaced
     loop {
         let rest = buf.get(pos..).unwrap_or_default();
-        let Some(declared) = tagged_len(rest) else {
-            break;
+        let (tag, body, size) = match complete_frame(rest, MAX_MESSAGE_LEN) {
+            Ok(Some(frame)) => frame,
+            Ok(None) => break, // incomplete
+            Err(FrameError::BadLength(n)) => return Err(DirectionEnd::BadLength(n)),
+            Err(_) => break,
         };
-        let len = check_len(declared, MAX_MESSAGE_LEN)
-            .map_err(|_| DirectionEnd::BadLength(i64::from(declared)))?;
-        let Some(frame_bytes) = rest.get(..len + 1) else {
-            break; // incomplete
-        };
-        let tag = frame_bytes.first().copied().unwrap_or_default();
-        let body = frame_bytes.get(5..).unwrap_or_default();
         // Decoded once, here; every hook reads the same view.
         match hook.on_frame(&Frame::<D>::decode(tag, body)) {
-            Verdict::Forward => pos += len + 1,
+            Verdict::Forward => pos += size,
             Verdict::Replace(bytes) => {
                 out.extend_from_slice(buf.get(run_start..pos).unwrap_or_default());
                 out.extend_from_slice(&bytes);
-                pos += len + 1;
+                pos += size;
                 run_start = pos;
             }
             Verdict::Wait(pending) => {

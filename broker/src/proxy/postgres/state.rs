@@ -147,43 +147,40 @@ impl SentState {
             return;
         }
         self.batch = self.sync_points;
-        let note = match *msg {
-            ClientMessage::Query { sql } => {
+        // What every hook on needs: batch indices and portals as sent.
+        match *msg {
+            ClientMessage::Query { .. } => {
                 self.sync_points += 1;
                 // A simple query replaces the unnamed portal.
                 self.portals.remove(&b""[..]);
-                Note::Query {
-                    sql: (self.notes.is_some() && may_copy(sql)).then(|| text(sql)),
-                }
             }
-            ClientMessage::Sync => {
-                self.sync_points += 1;
-                Note::Sync
+            ClientMessage::Sync | ClientMessage::FunctionCall { .. } => self.sync_points += 1,
+            ClientMessage::Bind(b) => set_bytes(&mut self.portals, b.portal, b.statement),
+            ClientMessage::Close(c) if c.target == Target::Portal => {
+                self.portals.remove(c.name);
             }
-            ClientMessage::FunctionCall { .. } => {
-                self.sync_points += 1;
-                Note::FunctionCall
-            }
-            ClientMessage::Bind(b) => {
-                set_bytes(&mut self.portals, b.portal, b.statement);
-                if self.notes.is_none() {
-                    return;
-                }
-                Note::Bind {
-                    portal: b.portal.to_vec(),
-                    statement: b.statement.to_vec(),
-                    formats: b.result_formats.iter().collect(),
-                }
-            }
-            ClientMessage::Close(c) => {
-                if c.target == Target::Portal {
-                    self.portals.remove(c.name);
-                }
-                Note::Close {
-                    target: c.target,
-                    name: c.name.to_vec(),
-                }
-            }
+            _ => {}
+        }
+        // What the masking needs: the answers owed, in order (only then are
+        // names and texts copied).
+        let Some(notes) = &self.notes else {
+            return;
+        };
+        let note = match *msg {
+            ClientMessage::Query { sql } => Note::Query {
+                sql: may_copy(sql).then(|| text(sql)),
+            },
+            ClientMessage::Sync => Note::Sync,
+            ClientMessage::FunctionCall { .. } => Note::FunctionCall,
+            ClientMessage::Bind(b) => Note::Bind {
+                portal: b.portal.to_vec(),
+                statement: b.statement.to_vec(),
+                formats: b.result_formats.iter().collect(),
+            },
+            ClientMessage::Close(c) => Note::Close {
+                target: c.target,
+                name: c.name.to_vec(),
+            },
             ClientMessage::Parse(p) => Note::Parse {
                 name: p.name.to_vec(),
                 sql: text(p.sql),
@@ -199,9 +196,7 @@ impl SentState {
             // noted), Terminate, malformed messages: no answer of their own.
             _ => return,
         };
-        if let Some(notes) = &self.notes {
-            lock(notes).push_back(note);
-        }
+        lock(notes).push_back(note);
     }
 
     /// The batch of the message last observed: the index of the
@@ -463,5 +458,105 @@ impl AnsweredState {
     #[cfg(test)]
     pub(crate) fn pending(&self) -> usize {
         self.notes.as_ref().map_or(0, |n| lock(n).len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+
+    use super::*;
+
+    fn client(sent: &mut SentState, tag: u8, body: &[u8]) -> u64 {
+        sent.observe(&ClientMessage::decode(tag, body));
+        sent.batch()
+    }
+
+    fn server(answered: &mut AnsweredState, tag: u8, body: &[u8]) -> (u64, Answer) {
+        answered.observe(&ServerMessage::decode(tag, body));
+        (answered.batch(), answered.answer().clone())
+    }
+
+    #[test]
+    fn answers_are_matched_to_pipelined_messages_and_batches_counted() {
+        let (mut sent, mut answered) = tracker(true, true);
+        // Batch 0: Parse + Describe + Bind + Execute + Sync; batch 1: a Query.
+        assert_eq!(client(&mut sent, b'P', b"s1\0select 1\0\0\0"), 0);
+        client(&mut sent, b'D', b"Ss1\0");
+        client(&mut sent, b'B', b"p1\0s1\0\0\0\0\0\0\x01\0\x01");
+        client(&mut sent, b'E', b"p1\0\0\0\0\0");
+        assert_eq!(client(&mut sent, b'S', b""), 0);
+        assert_eq!(client(&mut sent, b'Q', b"copy t to stdout\0"), 1);
+        assert_eq!(sent.portal_statement(b"p1"), Some(&b"s1"[..]));
+        assert_eq!(answered.pending(), 6);
+
+        assert_eq!(server(&mut answered, b'1', b""), (0, Answer::Other));
+        assert_eq!(server(&mut answered, b't', b"\0\0").1, Answer::Nothing);
+        let t = b"\0\x01x\0\0\0\0\0\0\0\0\0\0\x17\0\x04\xff\xff\xff\xff\0\0";
+        assert_eq!(
+            server(&mut answered, b'T', t).1,
+            Answer::DescribeStatement(b"s1".to_vec())
+        );
+        let statement = answered.statement(b"s1").unwrap();
+        assert_eq!(statement.sql.as_deref(), Some("select 1"));
+        assert_eq!(statement.fields.as_ref().unwrap()[0].name, "x");
+        assert_eq!(
+            server(&mut answered, b'2', b"").1,
+            Answer::Bind(b"p1".to_vec())
+        );
+        let portal = answered.portal(b"p1").unwrap();
+        assert_eq!(portal.formats.as_deref(), Some(&[1i16][..]));
+        assert!(portal.fields.is_some(), "described with its statement");
+        assert_eq!(answered.executing(), Some(b"p1".to_vec()));
+        server(&mut answered, b'D', b"\0\x01\0\0\0\x011");
+        assert_eq!(
+            server(&mut answered, b'C', b"SELECT 1\0").1,
+            Answer::Execute(b"p1".to_vec())
+        );
+        assert_eq!(server(&mut answered, b'Z', b"T"), (0, Answer::Nothing));
+        assert_eq!(answered.transaction_status(), b'T');
+        assert!(
+            answered.portal(b"p1").is_some(),
+            "a transaction keeps portals"
+        );
+        // The Query: its text was kept (it mentions COPY).
+        assert_eq!(answered.query_text().as_deref(), Some("copy t to stdout"));
+        assert_eq!(server(&mut answered, b'H', b"\0\0\0").1, Answer::Query);
+        assert_eq!(server(&mut answered, b'Z', b"I").0, 1);
+        assert!(answered.portal(b"p1").is_none(), "idle: no portal survives");
+        assert_eq!(answered.pending(), 0);
+    }
+
+    #[test]
+    fn an_error_skips_the_notes_to_sync() {
+        let (mut sent, mut answered) = tracker(false, true);
+        client(&mut sent, b'P', b"\0oops\0\0\0");
+        client(&mut sent, b'B', b"\0\0\0\0\0\0\0\0");
+        client(&mut sent, b'E', b"\0\0\0\0\0");
+        client(&mut sent, b'S', b"");
+        client(&mut sent, b'Q', b"select 1\0");
+        server(&mut answered, b'E', b"SERROR\0C42601\0Mx\0\0");
+        assert_eq!(answered.pending(), 2, "Sync and Query left");
+        server(&mut answered, b'Z', b"I");
+        assert_eq!(answered.pending(), 1);
+        assert_eq!(server(&mut answered, b'T', b"\0\0").1, Answer::Query);
+    }
+
+    #[test]
+    fn off_it_keeps_nothing_and_without_notes_it_only_counts() {
+        let (mut sent, mut answered) = tracker(false, false);
+        client(&mut sent, b'Q', b"select 1\0");
+        assert_eq!(client(&mut sent, b'Q', b"select 1\0"), 0);
+        server(&mut answered, b'Z', b"I");
+        assert_eq!(answered.batch(), 0);
+        let (mut sent, mut answered) = tracker(true, false);
+        client(&mut sent, b'Q', b"select 1\0");
+        assert_eq!(client(&mut sent, b'Q', b"select 1\0"), 1);
+        client(&mut sent, b'B', b"p\0s\0\0\0\0\0\0\0");
+        assert_eq!(sent.portal_statement(b"p"), Some(&b"s"[..]));
+        server(&mut answered, b'Z', b"I");
+        assert_eq!(server(&mut answered, b'Z', b"I").0, 1);
+        assert_eq!(answered.pending(), 0);
+        assert_eq!(answered.executing(), None);
     }
 }

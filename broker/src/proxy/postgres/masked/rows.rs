@@ -20,6 +20,7 @@ use crate::proxy::postgres::pipeline::ServerStage;
 use crate::proxy::postgres::relay::Verdict;
 use crate::proxy::postgres::state::{Answer, AnsweredState};
 use crate::proxy::postgres::wire::build::{self, error_message};
+use crate::proxy::postgres::wire::framing::frames;
 use crate::proxy::postgres::wire::{
     CopyResponse, DataRow, FieldDesc, RowDescription, ServerFrame, ServerMessage,
 };
@@ -243,7 +244,9 @@ impl MaskRows {
             // The row as the client gets it: the rebuilt frame's, or the
             // server's.
             let sent = match &verdict {
-                Verdict::Replace(frame) => DataRow::decode(frame.get(5..).unwrap_or_default()).ok(),
+                Verdict::Replace(frame) => frames(frame)
+                    .next()
+                    .and_then(|(_, body)| DataRow::decode(body).ok()),
                 _ => row.ok(),
             };
             if let Some(values) = sent.and_then(|r| row_values(&r, &map.binary)) {

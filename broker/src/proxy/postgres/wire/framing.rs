@@ -64,15 +64,31 @@ fn i32_at(buf: &[u8], at: usize) -> Option<i32> {
     b.try_into().ok().map(i32::from_be_bytes)
 }
 
+/// A complete frame in a buffer: tag, body, size on the wire.
+pub(crate) type RawFrame<'a> = (u8, &'a [u8], usize);
+
+/// The tagged frame at the front of `buf`: `Ok(None)` while it is
+/// incomplete, an error when its declared length is out of range. Returns
+/// the tag, the body and the frame's whole size on the wire.
+#[inline]
+pub(crate) fn complete_frame(buf: &[u8], max: usize) -> Result<Option<RawFrame<'_>>, FrameError> {
+    let Some(declared) = tagged_len(buf) else {
+        return Ok(None);
+    };
+    let len = check_len(declared, max)?;
+    let (Some(&tag), Some(body)) = (buf.first(), buf.get(5..len + 1)) else {
+        return Ok(None);
+    };
+    Ok(Some((tag, body, len + 1)))
+}
+
 /// The complete tagged frames at the front of `bytes`, as (tag, body); stops
 /// at the first incomplete or invalid one.
 pub(crate) fn frames(bytes: &[u8]) -> impl Iterator<Item = (u8, &[u8])> {
     let mut rest = bytes;
     std::iter::from_fn(move || {
-        let tag = *rest.first()?;
-        let len = check_len(tagged_len(rest)?, MAX_MESSAGE_LEN).ok()?;
-        let body = rest.get(5..len + 1)?;
-        rest = rest.get(len + 1..)?;
+        let (tag, body, size) = complete_frame(rest, MAX_MESSAGE_LEN).ok()??;
+        rest = rest.get(size..)?;
         Some((tag, body))
     })
 }
