@@ -54,12 +54,12 @@ impl<'a> DataRow<'a> {
     }
 
     /// The values in order; an error ends the walk (a malformed row).
+    #[inline]
     pub fn values(&self) -> RowValues<'a> {
         RowValues {
             cursor: Cursor::new(self.values, "DataRow"),
-            total: self.values.len(),
+            offset: 2,
             left: self.count,
-            failed: false,
         }
     }
 }
@@ -68,9 +68,9 @@ impl<'a> DataRow<'a> {
 #[derive(Debug, Clone)]
 pub struct RowValues<'a> {
     cursor: Cursor<'a>,
-    total: usize,
+    /// Where the next value starts in the DataRow body.
+    offset: usize,
     left: u16,
-    failed: bool,
 }
 
 impl<'a> RowValues<'a> {
@@ -87,30 +87,22 @@ impl<'a> Iterator for RowValues<'a> {
 
     #[inline]
     fn next(&mut self) -> Option<Self::Item> {
-        if self.left == 0 || self.failed {
+        if self.left == 0 {
             return None;
         }
         self.left -= 1;
-        let before = self.cursor;
-        let item = self.cursor.value().and_then(|value| {
-            let used = before.remaining() - self.cursor.remaining();
-            let raw = before.clone_bytes(used)?;
-            Ok(RowValue {
-                value,
-                raw,
-                offset: 2 + (self.total - before.remaining()),
-            })
-        });
-        self.failed = item.is_err();
-        Some(item)
-    }
-}
-
-impl<'a> Cursor<'a> {
-    /// The next `n` bytes of a copy of this cursor (the cursor itself does
-    /// not move).
-    fn clone_bytes(mut self, n: usize) -> Result<&'a [u8], WireError> {
-        self.bytes(n)
+        let offset = self.offset;
+        match self.cursor.value_raw() {
+            Ok((value, raw)) => {
+                self.offset += raw.len();
+                Some(Ok(RowValue { value, raw, offset }))
+            }
+            Err(e) => {
+                // A malformed row: nothing after this can be trusted.
+                self.left = 0;
+                Some(Err(e))
+            }
+        }
     }
 }
 

@@ -97,6 +97,24 @@ impl<'a> Cursor<'a> {
         self.bytes(n).map(Some)
     }
 
+    /// A length-prefixed value and its bytes on the wire (length word
+    /// included), taken with one bounds check.
+    #[inline]
+    pub(crate) fn value_raw(&mut self) -> Result<(Option<&'a [u8]>, &'a [u8]), WireError> {
+        let len = i32::from_be_bytes(
+            self.buf
+                .get(..4)
+                .and_then(|b| b.try_into().ok())
+                .ok_or_else(|| self.truncated())?,
+        );
+        let Ok(n) = usize::try_from(len) else {
+            // Negative: NULL (-1 on the wire; other negatives read alike).
+            return Ok((None, self.bytes(4)?));
+        };
+        let raw = self.bytes(n.checked_add(4).ok_or_else(|| self.truncated())?)?;
+        Ok((raw.get(4..), raw))
+    }
+
     /// Everything not read yet.
     pub(crate) fn rest(&mut self) -> &'a [u8] {
         std::mem::take(&mut self.buf)
