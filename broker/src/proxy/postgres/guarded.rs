@@ -620,7 +620,7 @@ fn fast_path_text(oid: u32) -> Vec<u8> {
     // The OID as the protocol's Int32 (how it was always recorded).
     format!(
         "-- fast-path function call (function oid {})",
-        i32::from_be_bytes(oid.to_be_bytes())
+        oid.cast_signed()
     )
     .into_bytes()
 }
