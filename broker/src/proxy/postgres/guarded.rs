@@ -838,7 +838,6 @@ pub(crate) fn hooks(
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::panic)]
 
     use super::*;
     use crate::proxy::postgres::pipeline::ClientPipeline;

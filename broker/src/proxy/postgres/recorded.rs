@@ -10,13 +10,6 @@
 //! [`SessionLog::finish`], which pairs it with the oldest statement still in
 //! flight. It never changes a frame.
 
-#![deny(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic
-)]
-
 use std::sync::Arc;
 
 use super::pipeline::ServerStage;
@@ -69,7 +62,6 @@ impl ServerStage for RecordOutcomes {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
     use super::*;
     use crate::record::{Durable, Recorder, StatementOutcome, StatementRecord};
     use std::sync::Mutex;

@@ -3,8 +3,6 @@
 //! server messages and the broker's builders round-trip; truncated,
 //! oversized and random bodies give errors, never panics.
 
-#![allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::panic)]
-
 use bytes::{BufMut as _, BytesMut};
 use postgres_protocol::IsNull;
 use postgres_protocol::message::frontend;
