@@ -154,7 +154,11 @@ impl SentState {
                 // A simple query replaces the unnamed portal.
                 self.portals.remove(&b""[..]);
             }
-            ClientMessage::Sync | ClientMessage::FunctionCall { .. } => self.sync_points += 1,
+            // A FunctionCall too short for its OID still gets its own
+            // ReadyForQuery (after the server's error).
+            ClientMessage::Sync
+            | ClientMessage::FunctionCall { .. }
+            | ClientMessage::Malformed { tag: b'F', .. } => self.sync_points += 1,
             ClientMessage::Bind(b) => set_bytes(&mut self.portals, b.portal, b.statement),
             ClientMessage::Close(c) if c.target == Target::Portal => {
                 self.portals.remove(c.name);
@@ -171,7 +175,9 @@ impl SentState {
                 sql: may_copy(sql).then(|| text(sql)),
             },
             ClientMessage::Sync => Note::Sync,
-            ClientMessage::FunctionCall { .. } => Note::FunctionCall,
+            ClientMessage::FunctionCall { .. } | ClientMessage::Malformed { tag: b'F', .. } => {
+                Note::FunctionCall
+            }
             ClientMessage::Bind(b) => Note::Bind {
                 portal: b.portal.to_vec(),
                 statement: b.statement.to_vec(),
@@ -524,6 +530,14 @@ mod tests {
         assert_eq!(server(&mut answered, b'Z', b"I").0, 1);
         assert!(answered.portal(b"p1").is_none(), "idle: no portal survives");
         assert_eq!(answered.pending(), 0);
+    }
+
+    #[test]
+    fn every_function_call_is_a_sync_point_even_a_malformed_one() {
+        let (mut sent, _) = tracker(true, false);
+        assert_eq!(client(&mut sent, b'F', b"\0\0\0\x07\0\0\0\0\0\0"), 0);
+        assert_eq!(client(&mut sent, b'F', b"\0"), 1);
+        assert_eq!(client(&mut sent, b'Q', b"select 1\0"), 2);
     }
 
     #[test]
