@@ -21,8 +21,8 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::MaskingRegistry;
-use super::frame::fatal_message;
 use super::masked::MaskContext;
+use super::wire::build::fatal_message;
 use crate::guard::{GuardBook, Guardrails};
 use crate::session::controls::{Controls, Effective, LiveControls};
 
