@@ -52,6 +52,17 @@
 //!    refused one never reaches the server: the client gets an ErrorResponse
 //!    naming the rule, in the place and transaction state a server refusal
 //!    would have, and the session stays usable.
+//! 7. **Session expiry**: when `expires_at` passes mid-session the client gets
+//!    FATAL 57P01 ("your session on connection ... ended at ...; run hoopctl
+//!    connect again") between two messages, a running statement is cancelled
+//!    upstream, and both sides are closed.
+//!
+//! TLS from the broker to the server follows the connection's `tls` mode
+//! (`disable`, `prefer`, `require`, `verify-full`, as libpq's sslmode) and
+//! is negotiated in [`upstream`] before the startup message.
+//!
+//! Not done here: SCRAM channel binding (`SCRAM-SHA-256-PLUS`), GSSAPI/Kerberos upstream authentication, and protocol 3.2's longer
+//! cancel keys (the broker speaks 3.0 on both legs).
 //!
 //! # The path of one message through the layers
 //!
@@ -70,17 +81,6 @@
 //! - `state` is the one protocol-state tracker (statements, portals,
 //!   batches, transaction status) the stages read.
 //! - `pipeline` fixes the order of the stages in its types.
-//! 7. **Session expiry**: when `expires_at` passes mid-session the client gets
-//!    FATAL 57P01 ("your session on connection ... ended at ...; run hoopctl
-//!    connect again") between two messages, a running statement is cancelled
-//!    upstream, and both sides are closed.
-//!
-//! TLS from the broker to the server follows the connection's `tls` mode
-//! (`disable`, `prefer`, `require`, `verify-full`, as libpq's sslmode) and
-//! is negotiated in [`upstream`] before the startup message.
-//!
-//! Not done here: SCRAM channel binding (`SCRAM-SHA-256-PLUS`), GSSAPI/Kerberos upstream authentication, and protocol 3.2's longer
-//! cancel keys (the broker speaks 3.0 on both legs).
 
 mod cancel;
 mod catalog;

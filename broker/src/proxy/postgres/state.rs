@@ -38,7 +38,7 @@ enum Note {
     },
     Parse {
         name: Vec<u8>,
-        sql: Arc<str>,
+        sql: Option<Arc<str>>,
     },
     Bind {
         portal: Vec<u8>,
@@ -100,8 +100,9 @@ pub(crate) fn tracker(active: bool, notes: bool) -> (SentState, AnsweredState) {
     )
 }
 
-/// Whether a query's text may hold a `COPY`, the one statement whose
-/// answer's columns come from its text (ASCII, case-insensitive).
+/// Whether a statement's text may hold a `COPY`, the one statement whose
+/// answer's columns come from its text (ASCII, case-insensitive): only such
+/// texts are kept, so noting a statement copies no SQL otherwise.
 fn may_copy(sql: &[u8]) -> bool {
     const NEEDLE: &[u8] = b"copy";
     sql.windows(NEEDLE.len())
@@ -189,7 +190,7 @@ impl SentState {
             },
             ClientMessage::Parse(p) => Note::Parse {
                 name: p.name.to_vec(),
-                sql: text(p.sql),
+                sql: may_copy(p.sql).then(|| text(p.sql)),
             },
             ClientMessage::Describe(d) => Note::Describe {
                 target: d.target,
@@ -239,7 +240,7 @@ pub(crate) enum Answer {
 /// A prepared statement the server confirmed.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Statement {
-    /// Its text.
+    /// Its text, when it may be a COPY (see `may_copy`).
     pub sql: Option<Arc<str>>,
     /// Its result columns, once a Describe answered them.
     pub fields: Option<Arc<Vec<FieldDesc>>>,
@@ -320,13 +321,8 @@ impl AnsweredState {
                 if let Some(Note::Parse { .. }) = notes.front()
                     && let Some(Note::Parse { name, sql }) = notes.pop_front()
                 {
-                    self.statements.insert(
-                        name,
-                        Statement {
-                            sql: Some(sql),
-                            fields: None,
-                        },
-                    );
+                    self.statements
+                        .insert(name, Statement { sql, fields: None });
                 }
                 Answer::Other
             }
@@ -503,7 +499,7 @@ mod tests {
             Answer::DescribeStatement(b"s1".to_vec())
         );
         let statement = answered.statement(b"s1").unwrap();
-        assert_eq!(statement.sql.as_deref(), Some("select 1"));
+        assert_eq!(statement.sql, None, "no COPY in it: the text is not kept");
         assert_eq!(statement.fields.as_ref().unwrap()[0].name, "x");
         assert_eq!(
             server(&mut answered, b'2', b"").1,
