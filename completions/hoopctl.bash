@@ -712,7 +712,7 @@ _hoopctl() {
             return 0
             ;;
         hoopctl__subcmd__connect)
-            opts="-p -r -h -V --port --reason --duration --no-wait --request --broker --ca-file --token-file --audience --help --version"
+            opts="-p -r -h -V --port --reason --duration --no-wait --request --max-local-connections --broker --ca-file --token-file --audience --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -739,6 +739,10 @@ _hoopctl() {
                     return 0
                     ;;
                 --request)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-local-connections)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -842,7 +846,7 @@ _hoopctl() {
             return 0
             ;;
         hoopctl__subcmd__exec)
-            opts="-r -c -f -o -h -V --reason --sql --file --output --wait --no-wait --duration --request --broker --ca-file --token-file --audience --help --version"
+            opts="-r -c -f -o -h -V --reason --sql --file --output --wait --no-wait --duration --request --max-local-connections --broker --ca-file --token-file --audience --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -889,6 +893,10 @@ _hoopctl() {
                     return 0
                     ;;
                 --request)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-local-connections)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

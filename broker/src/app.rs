@@ -192,7 +192,8 @@ impl Broker {
     /// Validates everything and binds the port.
     pub async fn bind(config: Config) -> anyhow::Result<Broker> {
         crate::tls::install_crypto_provider();
-        create_private_dir(&config.data_dir)?;
+        crate::fsperm::secure_data_dir(&config.data_dir)
+            .with_context(|| format!("data dir {}", config.data_dir.display()))?;
         let listener = TcpListener::bind(config.listen_addr())
             .await
             .with_context(|| format!("cannot listen on {}", config.listen_addr()))?;
@@ -627,14 +628,9 @@ fn masking_key(data_dir: &std::path::Path) -> anyhow::Result<hoop_shared::Secret
     }
 }
 
-/// Creates `dir` with mode 0700 (or checks it exists).
+/// Creates `dir` with mode 0700, or tightens it to 0700 ([`crate::fsperm`]).
 pub fn create_private_dir(dir: &std::path::Path) -> anyhow::Result<()> {
-    use std::os::unix::fs::DirBuilderExt as _;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .with_context(|| format!("cannot create data dir {}", dir.display()))
+    crate::fsperm::ensure_private_dir(dir)
 }
 
 /// True for `localhost` and loopback addresses.

@@ -39,6 +39,8 @@
 //! - [`cluster`]: several brokers on one store: each polls it for grants
 //!   revoked and policies applied through the others.
 //! - [`config`]: the config file, strictly parsed and validated.
+//! - [`fsperm`]: owner-only modes for everything in the data dir (umask
+//!   `077`, and a loose data dir tightened at start).
 //! - [`dev`]: `hoop-broker dev`, everything for a local try-out in one command,
 //!   including a throwaway PostgreSQL ([`dev::postgres`]).
 //! - [`app`]: wiring: builds the shared state from a config and runs it.
@@ -50,6 +52,7 @@ pub mod auth;
 pub mod cluster;
 pub mod config;
 pub mod dev;
+pub mod fsperm;
 pub mod guard;
 pub mod idp;
 pub mod mask;

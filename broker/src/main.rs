@@ -58,6 +58,8 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Everything the broker writes holds audit or session data: owner-only.
+    hoop_broker::fsperm::restrict_umask();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("HOOP_LOG")

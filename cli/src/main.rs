@@ -31,6 +31,7 @@ mod auth;
 mod cli;
 mod commands;
 mod config;
+mod local_gate;
 mod pg_refusal;
 mod render;
 mod ssh;

@@ -902,10 +902,16 @@ impl Drop for Tunnel {
 /// Runs `hoopctl connect CONNECTION` without a command and reads the
 /// address and secret it prints.
 pub fn open_tunnel(user: &User, connection: &str) -> Tunnel {
+    open_tunnel_with(user, connection, &[])
+}
+
+/// [`open_tunnel`] with extra `hoopctl connect` arguments.
+pub fn open_tunnel_with(user: &User, connection: &str, extra: &[&str]) -> Tunnel {
     use std::io::BufRead as _;
     let mut child = user
         .hoopctl()
         .args(["connect", connection, "--reason", "e2e test"])
+        .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

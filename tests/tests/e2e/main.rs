@@ -11,6 +11,7 @@ mod dev_command;
 mod exec;
 mod guardrails;
 mod identity;
+mod local_flood;
 mod login_external_idp;
 mod masking;
 mod pg_dump;

@@ -30,6 +30,7 @@
 )]
 
 use std::io::Write as _;
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -403,6 +404,7 @@ impl Recordings {
             let mut f = std::fs::OpenOptions::new()
                 .create_new(true)
                 .write(true)
+                .mode(0o600)
                 .open(self.dir.join(name))?;
             let header = serde_json::json!({
                 "version": 2,
