@@ -221,13 +221,9 @@ impl Broker {
             {
                 hosts.push(h);
             }
-            let generated = crate::tls::generate(&hosts)?;
-            let path = config.data_dir.join("ca.pem");
-            hoop_shared::client_config::write_private_file(
-                &config.data_dir,
-                "ca.pem",
-                generated.ca_pem.as_bytes(),
-            )?;
+            // Kept in the data dir: a restart keeps the CA clients trust.
+            let generated = crate::tls::load_or_generate(&config.data_dir, &hosts)?;
+            let path = config.data_dir.join(crate::tls::DEV_CA_FILE);
             (generated.server_config, Some(generated.ca_pem), Some(path))
         } else {
             let (Some(cert), Some(key)) = (&config.tls.cert_file, &config.tls.key_file) else {
