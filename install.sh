@@ -3,10 +3,14 @@
 #
 #   ./install.sh                 # into ~/.local (binaries in ~/.local/bin)
 #   PREFIX=/usr/local ./install.sh
+#   HOOP_INSTALL_FROM=target/debug ./install.sh   # install binaries already built
+#   HOOP_NO_MODIFY_PATH=1 ./install.sh            # leave shell profiles alone
 #
 # Idempotent: running it again rebuilds and overwrites the same files. On
 # Debian/Ubuntu it installs the PostgreSQL server packages `hoop-broker dev`
-# needs for its demo database when they are missing.
+# needs for its demo database when they are missing. When PREFIX/bin is not
+# on PATH it adds it to ~/.profile and ~/.bashrc (once, marked), so new
+# shells find hoopctl; this shell can run $PREFIX/bin/hoop-broker directly.
 set -euo pipefail
 cd "$(dirname "$0")"
 PREFIX="${PREFIX:-$HOME/.local}"
@@ -52,11 +56,17 @@ if ! libclang_present; then
   fi
 fi
 
-say "building release binaries (this takes a few minutes the first time)"
-cargo build --release --locked -p hoopctl -p hoop-broker --quiet
+if [ -n "${HOOP_INSTALL_FROM:-}" ]; then
+  BIN_FROM="$HOOP_INSTALL_FROM"
+  say "installing the binaries already built in $BIN_FROM"
+else
+  say "building release binaries (this takes a few minutes the first time)"
+  cargo build --release --locked -p hoopctl -p hoop-broker --quiet
+  BIN_FROM=target/release
+fi
 
 install -d "$PREFIX/bin"
-install -m 0755 target/release/hoopctl target/release/hoop-broker "$PREFIX/bin/"
+install -m 0755 "$BIN_FROM/hoopctl" "$BIN_FROM/hoop-broker" "$PREFIX/bin/"
 say "installed $PREFIX/bin/hoopctl and $PREFIX/bin/hoop-broker"
 
 install -d "$PREFIX/share/bash-completion/completions" \
@@ -69,8 +79,21 @@ say "installed shell completions under $PREFIX/share (bash, zsh, fish)"
 say "  zsh: add  fpath=($PREFIX/share/zsh/site-functions \$fpath)  to ~/.zshrc if it is not there"
 say "  PowerShell: hoopctl completions powershell | Out-String | Invoke-Expression"
 
+next="hoop-broker dev"
 case ":$PATH:" in
   *":$PREFIX/bin:"*) ;;
-  *) say "note: $PREFIX/bin is not on your PATH; add  export PATH=\"$PREFIX/bin:\$PATH\"  to your shell profile" ;;
+  *)
+    next="$PREFIX/bin/hoop-broker dev"
+    line="export PATH=\"$PREFIX/bin:\$PATH\"  # added by hoop's install.sh"
+    if [ "${HOOP_NO_MODIFY_PATH:-0}" = 1 ]; then
+      say "note: $PREFIX/bin is not on your PATH; add  $line  to your shell profile"
+    else
+      for profile in "$HOME/.profile" "$HOME/.bashrc"; do
+        grep -qsF "# added by hoop's install.sh" "$profile" || printf '\n%s\n' "$line" >>"$profile"
+      done
+      say "added $PREFIX/bin to PATH in ~/.profile and ~/.bashrc: new shells find hoopctl"
+      say "  (this shell: run  export PATH=\"$PREFIX/bin:\$PATH\"  or open a new terminal)"
+    fi
+    ;;
 esac
-say "done. Next: hoop-broker dev"
+say "done. Next: $next"

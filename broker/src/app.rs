@@ -272,11 +272,19 @@ impl Broker {
                 // Discovered on first use: the broker must start, and serve
                 // people holding valid tokens, while the IdP is down.
                 let issuer = issuer.get_ref().trim_end_matches('/').to_owned();
+                let issuer_ca_pem = match &config.identity.ca_file {
+                    Some(path) => Some(
+                        std::fs::read_to_string(path)
+                            .with_context(|| format!("[identity] ca_file {}", path.display()))?,
+                    ),
+                    None => None,
+                };
                 let login = LoginConfig::discover(
                     http.clone(),
                     &issuer,
                     &client_id,
                     &config.identity.scopes,
+                    issuer_ca_pem,
                 );
                 (issuer, login)
             }

@@ -26,13 +26,6 @@
 //! successful read). The tick is [`ClusterSync::tick`], a plain function of
 //! the store, the holder and the grants, so tests drive it without timers.
 
-#![deny(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic
-)]
-
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -242,7 +235,7 @@ async fn drive<F, Fut>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::RequestRow;
+    use crate::store::{RequestKind, RequestRow, RequestState};
 
     const V1: &str = "groups = [\"eng\", \"ops\"]\nadmins = [\"ops\"]\n\n\
         [[rules]]\nname = \"eng\"\nconnections = [\"pg\"]\ngroups = [\"eng\"]\naccess = \"allow\"\n";
@@ -287,13 +280,13 @@ mod tests {
             rule: "eng".into(),
             approvals_needed: 1,
             approvers_json: "{}".into(),
-            state: "approved".into(),
+            state: RequestState::Approved,
             created_at: 100,
             expires_at: 4000,
             decided_at: Some(100),
             grant_ends_at: Some(5000),
             approvals: Vec::new(),
-            kind: crate::store::KIND_ACCESS.into(),
+            kind: RequestKind::Access,
             statement: None,
             fingerprint: None,
             session_id: None,
@@ -316,7 +309,7 @@ mod tests {
         assert!(!tunnel1.is_cancelled());
 
         // Broker B revokes r1 (its own clock says 1001).
-        t.b.transition("r1", "approved", "revoked", 1001)
+        t.b.transition("r1", RequestState::Approved, RequestState::Revoked, 1001)
             .await
             .unwrap()
             .unwrap();
@@ -330,7 +323,7 @@ mod tests {
         assert_eq!(tick.revoked, ["r1"]);
         // A revocation stamped a second behind A's clock (B's clock is
         // slightly late) is still seen.
-        t.b.transition("r2", "approved", "revoked", 1002)
+        t.b.transition("r2", RequestState::Approved, RequestState::Revoked, 1002)
             .await
             .unwrap()
             .unwrap();
@@ -445,7 +438,7 @@ mod tests {
         let mut sync = ClusterSync::new(known(), 1000);
         t.b.insert_request(request("r1")).await.unwrap();
         let tunnel = grants.token("r1");
-        t.b.transition("r1", "approved", "revoked", 1001)
+        t.b.transition("r1", RequestState::Approved, RequestState::Revoked, 1001)
             .await
             .unwrap()
             .unwrap();
@@ -487,10 +480,15 @@ mod tests {
             },
         );
         let through_b = async {
-            t.b.transition("r1", "approved", "revoked", now_unix())
-                .await
-                .unwrap()
-                .unwrap();
+            t.b.transition(
+                "r1",
+                RequestState::Approved,
+                RequestState::Revoked,
+                now_unix(),
+            )
+            .await
+            .unwrap()
+            .unwrap();
             tunnel.cancelled().await;
             t.b.apply_policy(Some(1), format!("{V1}\n"), "carol".into(), now_unix())
                 .await

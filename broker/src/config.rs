@@ -161,7 +161,7 @@ impl StoreConfig {
                 ));
             }
             if self.postgres_url().is_some()
-                && let Err(e) = crate::pg_client::PgTarget::parse(s, None)
+                && let Err(e) = crate::store::pg_conn::PgTarget::parse(s, None)
             {
                 return Err((Some(url.span()), format!("[store] url: {e}")));
             }
@@ -270,7 +270,7 @@ impl AuditConfig {
                     "[audit] store must be \"sqlite\" or a postgres:// URL".to_owned(),
                 ));
             }
-            if postgres && let Err(e) = crate::pg_client::PgTarget::parse(s, None) {
+            if postgres && let Err(e) = crate::store::pg_conn::PgTarget::parse(s, None) {
                 return Err((Some(store.span()), format!("[audit] store: {e}")));
             }
         }

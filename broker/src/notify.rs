@@ -29,13 +29,6 @@
 //! is held as a [`Secret`], logs name only its scheme, host and port, and
 //! HTTP errors are logged without their URL.
 
-#![deny(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic
-)]
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -51,7 +44,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::WebhookConfig;
 use crate::secrets::{self, CredentialRef, SecretError};
-use crate::store::Store;
+use crate::store::{Decision, Store};
 
 /// Notifications waiting per webhook before new ones are dropped.
 pub const QUEUE_CAPACITY: usize = 256;
@@ -192,17 +185,17 @@ pub fn summary(event: NotifyEvent, r: &AccessRequestView) -> String {
             )
         }
         NotifyEvent::Approved => {
-            let by = deciders(&r.approvals, "approve");
+            let by = deciders(&r.approvals, Decision::Approve);
             let until = r
                 .grant_ends_at
                 .map(|end| format!(" until {}", time(end)))
                 .unwrap_or_default();
-            let comments = comments(&r.approvals, "approve");
+            let comments = comments(&r.approvals, Decision::Approve);
             format!("{by} approved {who}'s access to {conn}{until}{comments} (request {id})")
         }
         NotifyEvent::Denied => {
-            let by = deciders(&r.approvals, "deny");
-            let comments = comments(&r.approvals, "deny");
+            let by = deciders(&r.approvals, Decision::Deny);
+            let comments = comments(&r.approvals, Decision::Deny);
             format!("{by} denied {who}'s access to {conn}{comments} (request {id})")
         }
         NotifyEvent::Expired => format!(
@@ -217,10 +210,10 @@ pub fn summary(event: NotifyEvent, r: &AccessRequestView) -> String {
 }
 
 /// Names of those who made `decision`, e.g. "bob, dave".
-fn deciders(approvals: &[ApprovalView], decision: &str) -> String {
+fn deciders(approvals: &[ApprovalView], decision: Decision) -> String {
     let names: Vec<&str> = approvals
         .iter()
-        .filter(|a| a.decision == decision)
+        .filter(|a| a.decision == decision.as_str())
         .map(|a| a.approver.as_str())
         .collect();
     if names.is_empty() {
@@ -231,10 +224,10 @@ fn deciders(approvals: &[ApprovalView], decision: &str) -> String {
 }
 
 /// ": comment; comment" of those who made `decision`, or nothing.
-fn comments(approvals: &[ApprovalView], decision: &str) -> String {
+fn comments(approvals: &[ApprovalView], decision: Decision) -> String {
     let all: Vec<&str> = approvals
         .iter()
-        .filter(|a| a.decision == decision)
+        .filter(|a| a.decision == decision.as_str())
         .filter_map(|a| a.comment.as_deref())
         .collect();
     if all.is_empty() {
@@ -591,7 +584,6 @@ async fn run_sweep(notifier: Notifier, store: Store, shutdown: CancellationToken
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
     use hoop_shared::api::RequestState;

@@ -16,12 +16,6 @@
 //! confused, and both round-trip to what was applied, byte for byte.
 
 // Documents and requests come from anyone who can reach the API.
-#![deny(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic
-)]
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, RwLock};
@@ -407,12 +401,6 @@ pub fn diff_sources(
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic
-)]
 mod tests {
     use super::*;
     use hoop_shared::policy::Outcome;

@@ -331,7 +331,6 @@ impl SessionLog {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
     use super::*;
     use std::sync::Mutex;
 

@@ -74,7 +74,7 @@ pub async fn upgrade(
             .hint("run `hoopctl connect` again")
         })?;
     let now = now_unix();
-    if session.closed_at.is_some() || session.expires_at <= now {
+    if session.state(now) != crate::store::SessionState::Open {
         let when = humantime::format_rfc3339_seconds(
             UNIX_EPOCH + Duration::from_secs(session.closed_at.unwrap_or(session.expires_at)),
         );
@@ -95,7 +95,7 @@ pub async fn upgrade(
             .map_err(|e| ApiFailure::internal("look up the grant", &e))?;
         // A statement review's approval is one run of one statement, never
         // a grant of access.
-        let row = row.filter(|r| r.kind == crate::store::KIND_ACCESS);
+        let row = row.filter(|r| r.kind == crate::store::RequestKind::Access);
         let granted = row.as_ref().map(|r| crate::api::grant_state(r, now));
         if granted != Some(hoop_shared::api::RequestState::Approved) {
             return Err(ApiFailure::new(

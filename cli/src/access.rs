@@ -25,13 +25,6 @@
 //! with [`follow_review`]: same spinner, same Ctrl-C choices, same exit
 //! statuses; an approval there means "run the statement again, once".
 
-#![deny(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic
-)]
-
 use std::io::Write as _;
 use std::time::Duration;
 
@@ -763,7 +756,6 @@ impl Drop for Progress {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 
     use super::*;
     use hoop_shared::api::ApprovalView;

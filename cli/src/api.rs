@@ -9,13 +9,6 @@
 //! Error answers are the broker's [`ApiErrorBody`]; a 401 always ends in
 //! "run `hoopctl login`", a transport failure in "is `hoop-broker` running?".
 
-#![deny(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic
-)]
-
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -158,6 +151,10 @@ pub struct ApiClient {
     display_url: String,
     http: reqwest::Client,
     tunnel_http: reqwest::Client,
+    /// The broker's CA (from `--ca-file`), kept for the provider's client.
+    broker_roots: Vec<reqwest::Certificate>,
+    /// `--idp-ca-file` / `$HOOP_IDP_CA_FILE`.
+    idp_ca_file: Option<PathBuf>,
 }
 
 impl ApiClient {
@@ -179,7 +176,39 @@ impl ApiClient {
             display_url: broker.display_url(),
             http,
             tunnel_http,
+            broker_roots: roots,
+            idp_ca_file: None,
         })
+    }
+
+    /// Also trusts `path` (when given) for the identity provider.
+    #[must_use]
+    pub fn with_idp_ca_file(mut self, path: Option<PathBuf>) -> Self {
+        self.idp_ca_file = path;
+        self
+    }
+
+    /// The client for the identity provider's endpoints (device flow,
+    /// refresh, revocation). It trusts the system store (and
+    /// `$SSL_CERT_FILE`), Mozilla's roots, the broker's CA file, the
+    /// `--idp-ca-file`, and the CA the broker advertises for its provider.
+    pub fn idp_http(&self, auth: &AuthConfig) -> Result<reqwest::Client, ApiError> {
+        let mut roots = self.broker_roots.clone();
+        roots.extend(load_ca(self.idp_ca_file.as_deref())?);
+        if let Some(pem) = &auth.issuer_ca_pem {
+            let advertised =
+                reqwest::Certificate::from_pem_bundle(pem.as_bytes()).map_err(|e| {
+                    ApiError::Client(format!(
+                        "the broker advertises an unreadable CA for its identity provider: {}",
+                        root_cause(&e)
+                    ))
+                })?;
+            roots.extend(advertised);
+        }
+        base_builder(&roots)
+            .timeout(REQUEST_TIMEOUT)
+            .build()
+            .map_err(|e| ApiError::Client(root_cause(&e)))
     }
 
     /// The broker URL as shown to people.
@@ -492,7 +521,8 @@ pub fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
     cur.to_string()
 }
 
-fn looks_like_tls(e: &(dyn std::error::Error + 'static)) -> bool {
+/// Whether `e` (or its cause) is a TLS certificate problem.
+pub(crate) fn looks_like_tls(e: &(dyn std::error::Error + 'static)) -> bool {
     let mut cur = Some(e);
     while let Some(err) = cur {
         if err.is::<rustls::Error>() {

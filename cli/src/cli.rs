@@ -105,6 +105,11 @@ pub struct GlobalArgs {
     /// in the system trust store [default: $HOOP_CA_FILE, then config.toml]
     #[arg(long, global = true, value_name = "PEM")]
     pub ca_file: Option<PathBuf>,
+    /// PEM file with a CA to trust for the identity provider's endpoints (login, refresh,
+    /// logout), when it is in neither the system trust store ($SSL_CERT_FILE) nor the CA the
+    /// broker advertises [default: $HOOP_IDP_CA_FILE]
+    #[arg(long, global = true, value_name = "PEM")]
+    pub idp_ca_file: Option<PathBuf>,
     /// Read the bearer token from this file instead of the stored login (a CI job's OIDC
     /// token, a Kubernetes projected token); re-read when the token in it expires
     #[arg(long, global = true, value_name = "PATH")]
@@ -134,7 +139,11 @@ hoopctl login --no-browser          print the URL and code only (e.g. over SSH)"
     /// Forget the stored login (keyring entry and token file)
     Logout,
     /// Show who the broker sees you as, and when your login expires
-    #[command(after_help = "Examples:\n  hoopctl whoami\n  hoopctl whoami -v")]
+    #[command(
+        after_help = "When the broker cannot be reached, whoami shows the identity it confirmed last \
+(saved at login and at each whoami), marked as not verified now, and still exits 0.\n\n\
+Examples:\n  hoopctl whoami\n  hoopctl whoami -v\n  hoopctl whoami -o json"
+    )]
     Whoami(WhoamiArgs),
     /// List the connections you may open
     #[command(
@@ -265,7 +274,9 @@ hoopctl policy test --user ci-deploy --workload --connection pg-prod -f policy.t
     Policy(PolicyArgs),
     /// Print a shell completion script
     #[command(
-        long_about = "Print a shell completion script on stdout.",
+        long_about = "Print a shell completion script on stdout. The script asks hoopctl at each TAB, \
+so it completes this version's commands and flags, and connection names for `connect` and \
+`exec` from the broker (with the stored login; nothing is offered without one).",
         after_help = "Examples:\n  \
 hoopctl completions bash > ~/.local/share/bash-completion/completions/hoopctl\n  \
 hoopctl completions zsh > \"${fpath[1]}/_hoopctl\"\n  \
@@ -325,6 +336,10 @@ pub struct WhoamiArgs {
     /// Also show the broker URL, the issuer and where the login is stored
     #[arg(short, long)]
     pub verbose: bool,
+    /// Output format (json: the broker's answer plus the token source, the
+    /// broker URL and whether the broker confirmed it now)
+    #[arg(short, long, value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
 }
 
 /// Output formats for listings.

@@ -23,6 +23,8 @@ use crate::cli::GlobalArgs;
 pub const BROKER_ENV: &str = "HOOP_BROKER";
 /// Environment variable naming the broker's CA certificate file.
 pub const CA_FILE_ENV: &str = "HOOP_CA_FILE";
+/// Extra CA (PEM) to trust for the identity provider's endpoints.
+pub const IDP_CA_FILE_ENV: &str = "HOOP_IDP_CA_FILE";
 
 /// Errors resolving the settings.
 #[derive(Debug, thiserror::Error)]
@@ -98,6 +100,9 @@ pub struct Settings {
     pub config_dir: PathBuf,
     /// The broker, when one is configured.
     pub broker: Option<BrokerTarget>,
+    /// Extra CA (PEM) to trust for the identity provider, from
+    /// `--idp-ca-file` or `$HOOP_IDP_CA_FILE`.
+    pub idp_ca_file: Option<PathBuf>,
 }
 
 impl Settings {
@@ -158,7 +163,15 @@ pub fn resolve(
             })
         }
     };
-    Ok(Settings { config_dir, broker })
+    let idp_ca_file = flags
+        .idp_ca_file
+        .clone()
+        .or_else(|| env(IDP_CA_FILE_ENV).map(PathBuf::from));
+    Ok(Settings {
+        config_dir,
+        broker,
+        idp_ca_file,
+    })
 }
 
 /// True when `config.toml` names this same broker (so its CA applies).

@@ -46,6 +46,8 @@ use crate::commands::Context;
 use crate::config::Settings;
 
 fn main() -> ExitCode {
+    // A shell asking for completions at TAB time gets them and nothing else.
+    commands::completions::answer_if_asked();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -126,8 +128,13 @@ fn init_tracing() {
 /// True when the error is stdout closing under us: the reader has all it wanted.
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
     e.chain().any(|cause| {
-        cause
+        let io = cause
             .downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            .map(std::io::Error::kind);
+        // serde_json's writer errors hide the io::Error (its `source` skips it).
+        let json = cause
+            .downcast_ref::<serde_json::Error>()
+            .and_then(serde_json::Error::io_error_kind);
+        io.or(json) == Some(std::io::ErrorKind::BrokenPipe)
     })
 }

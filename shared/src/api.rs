@@ -91,6 +91,13 @@ pub struct AuthConfig {
     /// (`hoopctl logout` revokes the refresh token there).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revocation_endpoint: Option<String>,
+    /// PEM of the CA the broker was told to trust for the provider
+    /// (`[identity] ca_file`). hoopctl trusts it for the provider's endpoints
+    /// only, never for the broker: it arrives over the broker's own
+    /// authenticated TLS connection, so a provider behind a private CA needs
+    /// no setup on each laptop.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer_ca_pem: Option<String>,
 }
 
 /// Whether an identity is a person or a workload (a CI job, a service).

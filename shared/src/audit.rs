@@ -32,13 +32,6 @@
 //!
 //! `key_id` is the first 16 hex digits of SHA-256 of the 32-byte public key.
 
-#![deny(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic
-)]
-
 use std::collections::HashMap;
 
 use ed25519_dalek::{Signature, Verifier as _, VerifyingKey};
@@ -686,7 +679,6 @@ impl Export {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::panic)]
     use super::*;
     use ed25519_dalek::{Signer as _, SigningKey};
 

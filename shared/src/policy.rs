@@ -29,12 +29,6 @@
 //! [`Decision`] names the rule that made it and why.
 
 // Documents and requests come from anyone who can reach the API.
-#![deny(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic
-)]
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -1296,12 +1290,6 @@ impl Policy {
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic
-)]
 mod tests {
     use super::*;
 

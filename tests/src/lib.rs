@@ -11,7 +11,12 @@
 //!   runs `hoopctl login` and approves the device code by POSTing the form to
 //!   the verification URI, exactly as a script would.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use std::io::{BufRead as _, BufReader, Read as _};
 use std::path::{Path, PathBuf};
@@ -671,6 +676,17 @@ pub fn start_broker_config(
     extra: &str,
     identity: &str,
 ) -> BrokerProcess {
+    start_broker_config_env(connections, extra, identity, &[])
+}
+
+/// Like [`start_broker_config`], with extra environment variables for the
+/// broker process (e.g. `SSL_CERT_FILE`, its system trust store).
+pub fn start_broker_config_env(
+    connections: &[PgConnection],
+    extra: &str,
+    identity: &str,
+    env: &[(&str, &Path)],
+) -> BrokerProcess {
     let dir = tempfile::tempdir().unwrap();
     let data_dir = dir.path().join("data");
     let q = |s: &str| format!("{s:?}");
@@ -702,6 +718,7 @@ pub fn start_broker_config(
         .arg(&config)
         .env("HOOP_LOG", "debug")
         .env_remove("HOOP_CONFIG_DIR")
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());

@@ -7,13 +7,6 @@
 //! and `sub`, the client's `ip` (`-` when the server did not pass it on),
 //! `method`, `path` and the `message` sent. Never the token.
 
-#![deny(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic
-)]
-
 use std::net::SocketAddr;
 use std::sync::Arc;
 

@@ -238,7 +238,7 @@ async fn open_session(
                 .filter(|r| {
                     r.subject == who.subject
                         && r.connection == conn.name
-                        && r.kind != crate::store::KIND_STATEMENT
+                        && r.kind != crate::store::RequestKind::Statement
                 })
                 .ok_or_else(|| {
                     ApiFailure::new(

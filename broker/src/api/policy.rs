@@ -7,12 +7,6 @@
 //! way it becomes one policy version (see [`crate::policy`]).
 
 // Documents and requests come from anyone who can reach the API.
-#![deny(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic
-)]
 
 use std::sync::Arc;
 

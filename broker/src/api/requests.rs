@@ -20,7 +20,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use hoop_shared::api::{
     AccessRequestList, AccessRequestView, ApprovalView, CreateAccessRequest, DecisionRequest,
-    ErrorCode, RequestKind, RequestState, StatementReview,
+    ErrorCode, RequestState, StatementReview,
 };
 use hoop_shared::policy::{Approvers, Outcome};
 
@@ -29,7 +29,7 @@ use crate::app::{AppState, now_unix};
 use crate::auth::Identity;
 use crate::notify::NotifyEvent;
 use crate::policy::subject;
-use crate::store::{DecideError, Event, KIND_ACCESS, KIND_STATEMENT, RequestRow};
+use crate::store::{self, DecideError, Decision, Event, RequestRow};
 
 /// Longest justification or comment accepted.
 const MAX_TEXT_LEN: usize = 1000;
@@ -44,15 +44,12 @@ pub fn approvers_of(row: &RequestRow) -> Approvers {
 /// The state a reader sees: pending past its deadline, or approved past its
 /// grant, reads as expired.
 pub fn effective_state(row: &RequestRow, now: u64) -> RequestState {
-    match row.state.as_str() {
-        "pending" if now >= row.expires_at => RequestState::Expired,
-        "pending" => RequestState::Pending,
-        "approved" if row.grant_ends_at.is_some_and(|end| now >= end) => RequestState::Expired,
-        "approved" => RequestState::Approved,
-        "denied" => RequestState::Denied,
-        "cancelled" => RequestState::Cancelled,
-        "revoked" => RequestState::Revoked,
-        _ => RequestState::Expired,
+    match row.state {
+        store::RequestState::Pending if now >= row.expires_at => RequestState::Expired,
+        store::RequestState::Approved if row.grant_ends_at.is_some_and(|end| now >= end) => {
+            RequestState::Expired
+        }
+        stored => stored.into(),
     }
 }
 
@@ -73,7 +70,7 @@ pub fn view(row: &RequestRow, now: u64) -> AccessRequestView {
             .iter()
             .map(|(approver, decision, comment, at)| ApprovalView {
                 approver: approver.clone(),
-                decision: decision.clone(),
+                decision: decision.to_string(),
                 comment: comment.clone(),
                 at: *at,
             })
@@ -81,12 +78,8 @@ pub fn view(row: &RequestRow, now: u64) -> AccessRequestView {
         created_at: row.created_at,
         expires_at: row.expires_at,
         grant_ends_at: row.grant_ends_at,
-        kind: if row.kind == KIND_STATEMENT {
-            RequestKind::Statement
-        } else {
-            RequestKind::Access
-        },
-        statement: (row.kind == KIND_STATEMENT).then(|| StatementReview {
+        kind: row.kind.into(),
+        statement: (row.kind == store::RequestKind::Statement).then(|| StatementReview {
             sql: row.statement.clone().unwrap_or_default(),
             fingerprint: row.fingerprint.clone().unwrap_or_default(),
             guardrail: row.rule.clone(),
@@ -132,7 +125,7 @@ fn unknown(id: &str) -> ApiFailure {
     .hint("`hoopctl requests` lists yours; `hoopctl approve list` those you may decide")
 }
 
-fn closed(id: &str, state: &str) -> ApiFailure {
+fn closed(id: &str, state: RequestState) -> ApiFailure {
     ApiFailure::new(
         StatusCode::CONFLICT,
         ErrorCode::RequestClosed,
@@ -237,13 +230,13 @@ pub async fn create(
         rule: rule.clone(),
         approvals_needed: approvals,
         approvers_json: serde_json::to_string(&approvers).unwrap_or_default(),
-        state: "pending".into(),
+        state: store::RequestState::Pending,
         created_at: now,
         expires_at: now + ttl,
         decided_at: None,
         grant_ends_at: None,
         approvals: Vec::new(),
-        kind: KIND_ACCESS.into(),
+        kind: store::RequestKind::Access,
         statement: None,
         fingerprint: None,
         session_id: None,
@@ -354,7 +347,7 @@ pub(crate) async fn decide(
     state: Arc<AppState>,
     who: Identity,
     id: String,
-    decision: &'static str,
+    decision: Decision,
     comment: Option<String>,
 ) -> Result<Json<AccessRequestView>, ApiFailure> {
     let row = load(&state, &id).await?;
@@ -386,7 +379,7 @@ pub(crate) async fn decide(
     let row = match updated {
         Ok(row) => row,
         Err(DecideError::Unknown) => return Err(unknown(&id)),
-        Err(DecideError::Closed(state_now)) => return Err(closed(&id, &state_now)),
+        Err(DecideError::Closed(state_now)) => return Err(closed(&id, state_now)),
         Err(DecideError::AlreadyDecided) => {
             return Err(ApiFailure::new(
                 StatusCode::CONFLICT,
@@ -395,9 +388,9 @@ pub(crate) async fn decide(
             ));
         }
     };
-    let kind = if decision == "deny" {
+    let kind = if decision == Decision::Deny {
         "request.deny"
-    } else if row.state == "approved" {
+    } else if row.state == store::RequestState::Approved {
         "request.approve.granted"
     } else {
         "request.approve"
@@ -411,17 +404,20 @@ pub(crate) async fn decide(
             "{decision} by {}: {}; {} of {} approvals",
             who.user,
             comment.as_deref().unwrap_or("-"),
-            row.approvals.iter().filter(|a| a.1 == "approve").count(),
+            row.approvals
+                .iter()
+                .filter(|a| a.1 == Decision::Approve)
+                .count(),
             row.approvals_needed
         ),
     )
     .await;
-    tracing::info!(request = %row.id, by = %who.user, decision, state = %row.state, "access request decided");
+    tracing::info!(request = %row.id, by = %who.user, %decision, state = %row.state, "access request decided");
     let shown = view(&row, now);
     // Partial approvals (N-of-M still short) are not news for the channel.
-    match row.state.as_str() {
-        "denied" => state.notifier.send(NotifyEvent::Denied, &shown),
-        "approved" => state.notifier.send(NotifyEvent::Approved, &shown),
+    match row.state {
+        store::RequestState::Denied => state.notifier.send(NotifyEvent::Denied, &shown),
+        store::RequestState::Approved => state.notifier.send(NotifyEvent::Approved, &shown),
         _ => {}
     }
     Ok(Json(shown))
@@ -435,7 +431,7 @@ pub async fn approve(
     body: axum::body::Bytes,
 ) -> Result<Json<AccessRequestView>, ApiFailure> {
     let comment = clean_text(decision_body(&body)?.comment, "comment")?;
-    decide(state, who, id, "approve", comment).await
+    decide(state, who, id, Decision::Approve, comment).await
 }
 
 /// `POST /v1/requests/{id}/deny`: a reason is required.
@@ -453,7 +449,7 @@ pub async fn deny(
         )
         .hint("hoopctl deny ID --reason TEXT"));
     };
-    decide(state, who, id, "deny", Some(reason)).await
+    decide(state, who, id, Decision::Deny, Some(reason)).await
 }
 
 /// `POST /v1/requests/{id}/cancel`: the requester withdraws a pending request.
@@ -469,12 +465,17 @@ pub async fn cancel(
     let now = now_unix();
     let row = match state
         .store
-        .transition(&id, "pending", "cancelled", now)
+        .transition(
+            &id,
+            store::RequestState::Pending,
+            store::RequestState::Cancelled,
+            now,
+        )
         .await
         .map_err(|e| ApiFailure::internal("cancel the request", &e))?
     {
         Ok(row) => row,
-        Err(DecideError::Closed(s)) => return Err(closed(&id, &s)),
+        Err(DecideError::Closed(s)) => return Err(closed(&id, s)),
         Err(_) => return Err(unknown(&id)),
     };
     audit(
@@ -515,7 +516,12 @@ pub async fn revoke(
     let now = now_unix();
     let row = match state
         .store
-        .transition(&id, "approved", "revoked", now)
+        .transition(
+            &id,
+            store::RequestState::Approved,
+            store::RequestState::Revoked,
+            now,
+        )
         .await
         .map_err(|e| ApiFailure::internal("revoke the grant", &e))?
     {

@@ -108,6 +108,18 @@ impl std::fmt::Debug for Journal {
     }
 }
 
+/// One of the two files' items: `0` is the first, anything else the second.
+fn pick<T>(pair: &[T; 2], i: usize) -> &T {
+    let [first, second] = pair;
+    if i == 0 { first } else { second }
+}
+
+/// [`pick`], mutable.
+fn pick_mut<T>(pair: &mut [T; 2], i: usize) -> &mut T {
+    let [first, second] = pair;
+    if i == 0 { first } else { second }
+}
+
 fn io_error(what: &str, path: &Path, e: &std::io::Error) -> AuditError {
     AuditError::Journal(format!("{what} {}: {e}", path.display()))
 }
@@ -201,13 +213,14 @@ impl Journal {
         let sealed = seal(&st.tip);
         let buf = encode(&sealed)?;
         let i = st.active;
-        let path = &self.paths[i];
-        if let Err(e) = st.files[i].write_all(&buf) {
+        let path = pick(&self.paths, i);
+        if let Err(e) = pick_mut(&mut st.files, i).write_all(&buf) {
             // Nothing half-written may stay: the next line would follow it.
-            let _ = st.files[i].set_len(st.lens[i]);
+            let len = *pick(&st.lens, i);
+            let _ = pick_mut(&mut st.files, i).set_len(len);
             return Err(io_error("cannot write the audit journal", path, &e));
         }
-        st.lens[i] += buf.len() as u64;
+        *pick_mut(&mut st.lens, i) += buf.len() as u64;
         if !sealed.records.is_empty() || !sealed.checkpoints.is_empty() {
             st.pending += sealed.records.len().max(1);
             st.oldest.get_or_insert_with(Instant::now);
@@ -226,7 +239,7 @@ impl Journal {
         {
             return Some(at - now);
         }
-        if st.lens[1 - st.active] > 0 || st.pending >= INGEST_RECORDS {
+        if *pick(&st.lens, 1 - st.active) > 0 || st.pending >= INGEST_RECORDS {
             return Some(Duration::ZERO);
         }
         st.oldest
@@ -244,10 +257,10 @@ impl Journal {
     pub fn take(&self) -> Option<usize> {
         let mut st = self.lock();
         let other = 1 - st.active;
-        if st.lens[other] > 0 {
+        if *pick(&st.lens, other) > 0 {
             return Some(other);
         }
-        if st.lens[st.active] == 0 {
+        if *pick(&st.lens, st.active) == 0 {
             st.pending = 0;
             st.oldest = None;
             return None;
@@ -262,7 +275,7 @@ impl Journal {
     /// Everything in file `i` (not the active one: see [`Journal::take`]).
     pub fn read(&self, i: usize) -> Result<Sealed, AuditError> {
         // Its own handle: appends (to the other file) do not wait for this.
-        let path = &self.paths[i.min(1)];
+        let path = pick(&self.paths, i);
         let text =
             std::fs::read(path).map_err(|e| io_error("cannot read the audit journal", path, &e))?;
         Ok(parse(&text, path))
@@ -270,12 +283,15 @@ impl Journal {
 
     /// Empties file `i` once its entries are in the tables.
     pub fn clear(&self, i: usize) -> Result<(), AuditError> {
-        let i = i.min(1);
         let mut st = self.lock();
-        st.files[i]
-            .set_len(0)
-            .map_err(|e| io_error("cannot empty the audit journal", &self.paths[i], &e))?;
-        st.lens[i] = 0;
+        pick_mut(&mut st.files, i).set_len(0).map_err(|e| {
+            io_error(
+                "cannot empty the audit journal",
+                pick(&self.paths, i).as_path(),
+                &e,
+            )
+        })?;
+        *pick_mut(&mut st.lens, i) = 0;
         st.retry_at = None;
         Ok(())
     }

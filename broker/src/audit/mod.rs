@@ -6,9 +6,11 @@
 //! with the same code; the reference is `docs/audit.md`.
 //!
 //! - [`AuditBackend`]: where records live. [`sqlite`] (tables in the
-//!   broker's SQLite file) or [`postgres`] (several brokers, one chain).
-//!   Every append runs in one transaction under the log's write lock and
-//!   reads the tip inside it, so the chain stays linear whoever writes.
+//!   broker's SQLite file) or [`postgres`] (several brokers, one chain);
+//!   an enum over the two, each operation written once per backend (see
+//!   [`crate::store`] for why not a trait). Every append runs in one
+//!   transaction under the log's write lock and reads the tip inside it,
+//!   so the chain stays linear whoever writes.
 //! - [`chain`]: turns a batch of events into chained records and the
 //!   checkpoints due (pure, shared by both backends).
 //! - [`checkpoint`]: the signing key (created on first start, 0600).
@@ -30,9 +32,7 @@ pub mod sqlite;
 pub mod verify;
 pub mod writer;
 
-use std::future::Future;
 use std::path::Path;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -46,9 +46,6 @@ pub use checkpoint::CheckpointSigner;
 
 /// Default checkpoint interval.
 pub const DEFAULT_CHECKPOINT_EVERY: u64 = 1000;
-
-/// A boxed future borrowing the backend.
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// Turns the tip read inside the append transaction into what to store.
 pub type SealFn = Box<dyn FnOnce(&Tip) -> Sealed + Send + 'static>;
@@ -141,7 +138,7 @@ pub fn ms(t: SystemTime) -> i64 {
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
-/// A filter for [`AuditBackend::query`].
+/// A filter for [`AuditLog::query`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Query {
     /// Records at or after this time (Unix ms).
@@ -161,82 +158,64 @@ pub struct Query {
     pub limit: u32,
 }
 
-/// Where records live. Both implementations keep the chain linear: an append
-/// reads the tip and writes the batch in one transaction under a lock every
-/// writer takes (SQLite: `BEGIN IMMEDIATE`; PostgreSQL: `LOCK TABLE ...
-/// EXCLUSIVE MODE`), so concurrent writers (tasks or brokers) queue up.
+/// Where records live: one of the two backends. Both keep the chain
+/// linear: an append reads the tip and writes the batch in one transaction
+/// under a lock every writer takes (SQLite: `BEGIN IMMEDIATE`; PostgreSQL:
+/// `LOCK TABLE ... EXCLUSIVE MODE`), so concurrent writers (tasks or
+/// brokers) queue up.
 ///
-/// The store trait for requests, sessions and policies can grow beside this
-/// one: it has the same shape (a backend object with boxed-future methods,
-/// versioned migrations at open).
-pub trait AuditBackend: Send + Sync + 'static {
+/// An enum rather than a trait, as for the store ([`crate::store`] says
+/// why): each operation is a plain `async fn` of each backend, and the
+/// [`AuditLog`] method that carries its contract `match`es once. The two
+/// differ in how they append, and the writer ([`writer`]) matches on that:
+/// SQLite appends synchronously on the writer's own thread
+/// ([`sqlite::SqliteAuditBackend::append_blocking`]), PostgreSQL from a
+/// task ([`postgres::PgAuditBackend::append`]).
+#[derive(Clone)]
+pub enum AuditBackend {
+    /// Tables in the broker's SQLite file.
+    Sqlite(sqlite::SqliteAuditBackend),
+    /// A PostgreSQL database several brokers share.
+    Postgres(Arc<postgres::PgAuditBackend>),
+}
+
+impl AuditBackend {
     /// `sqlite` or `postgres` (logs).
-    fn name(&self) -> &'static str;
-    /// In one transaction under the write lock: reads the tip, calls `seal`
-    /// with it, stores what it returns, commits. Returns what was stored.
-    fn append(&self, seal: SealFn) -> BoxFuture<'_, Result<Sealed, AuditError>>;
-    /// Records the public key of a checkpoint signer (idempotent).
-    fn register_key(&self, key: PublicKeyInfo) -> BoxFuture<'_, Result<(), AuditError>>;
-    /// Records matching `query`.
-    fn query(&self, query: Query) -> BoxFuture<'_, Result<Vec<AuditRecord>, AuditError>>;
-    /// The public keys of every checkpoint signer.
-    fn keys(&self) -> BoxFuture<'_, Result<Vec<PublicKeyInfo>, AuditError>>;
-    /// Everything needed to verify the log: keys, anchor, records, checkpoints.
-    fn export(&self) -> BoxFuture<'_, Result<Export, AuditError>>;
-    /// Deletes the records up to the newest checkpoint whose record is older
-    /// than `before_ms` (and the checkpoints before it); that checkpoint
-    /// anchors what remains. Returns the number of records deleted.
-    fn prune(&self, before_ms: i64) -> BoxFuture<'_, Result<u64, AuditError>>;
-    /// The synchronous append path, for a backend whose appends are local
-    /// work (SQLite): the writer then runs on its own thread and calls it
-    /// directly. `None` (the default): the writer is a task awaiting
-    /// [`AuditBackend::append`].
-    fn blocking(&self) -> Option<&dyn BlockingAuditBackend> {
-        None
+    pub fn name(&self) -> &'static str {
+        match self {
+            AuditBackend::Sqlite(_) => "sqlite",
+            AuditBackend::Postgres(_) => "postgres",
+        }
     }
 }
 
-/// A backend that appends synchronously, on the writer's own thread.
-pub trait BlockingAuditBackend: Send + Sync {
-    /// [`AuditBackend::append`], on the calling thread: in one transaction
-    /// under the write lock, calls `seal` with the tip, stores what it
-    /// returns, commits.
-    fn append_blocking(&self, seal: SealFn) -> Result<Sealed, AuditError>;
-    /// An append on the caller's own thread, only when it can start at once
-    /// and finishes quickly (the store is not in use, and a commit does not
-    /// wait for the disk); `None` otherwise, and then `ready` was not
-    /// called. Once the store is held, `ready` gives what to seal, or
-    /// `None` to give up (the store is let go untouched).
-    fn try_append_now(
-        &self,
-        ready: &mut dyn FnMut() -> Option<SealFn>,
-    ) -> Option<Result<Sealed, AuditError>> {
-        let _ = ready;
-        None
+impl From<sqlite::SqliteAuditBackend> for AuditBackend {
+    fn from(b: sqlite::SqliteAuditBackend) -> Self {
+        AuditBackend::Sqlite(b)
     }
-    /// Whether [`BlockingAuditBackend::after_batch`] has work to do.
-    fn maintenance_due(&self) -> bool {
-        false
+}
+
+impl From<postgres::PgAuditBackend> for AuditBackend {
+    fn from(b: postgres::PgAuditBackend) -> Self {
+        AuditBackend::Postgres(Arc::new(b))
     }
-    /// How long until [`BlockingAuditBackend::after_batch`] will have work
-    /// even if nothing is appended meanwhile (`None`: not until then). The
-    /// writer wakes up for it.
-    fn maintenance_in(&self) -> Option<Duration> {
-        None
-    }
-    /// Makes everything appended so far visible to reads (the writer calls
-    /// it when it stops).
-    fn flush(&self) {}
-    /// Housekeeping the writer runs after it acknowledged a batch, so that
-    /// no caller waits for it (SQLite: a WAL checkpoint now and then).
-    fn after_batch(&self) {}
+}
+
+/// `match`es the log's backend and evaluates `$call` with `$b` bound to it.
+macro_rules! on_backend {
+    ($backend:expr, $b:ident => $call:expr) => {
+        match &$backend {
+            AuditBackend::Sqlite($b) => $call,
+            AuditBackend::Postgres($b) => $call,
+        }
+    };
 }
 
 /// The audit log: a backend, the signer, and the group-commit writer.
 /// Cheap to clone.
 #[derive(Clone)]
 pub struct AuditLog {
-    backend: Arc<dyn AuditBackend>,
+    backend: AuditBackend,
     public: PublicKeyInfo,
     writer: writer::WriterHandle,
     retention: Option<Duration>,
@@ -278,18 +257,21 @@ impl AuditLog {
             (None, Some(url)) => (Some(url), store.credential()),
             (None, None) => (None, None),
         };
-        let backend: Arc<dyn AuditBackend> = match url {
+        let backend: AuditBackend = match url {
             Some(url) if url != "sqlite" => {
                 let password = credential
                     .map(|r| crate::secrets::resolve(&r))
                     .transpose()
                     .map_err(|e| AuditError::Postgres(format!("password: {e}")))?;
-                Arc::new(postgres::PgAuditBackend::connect(url, password).await?)
+                postgres::PgAuditBackend::connect(url, password)
+                    .await?
+                    .into()
             }
-            _ => Arc::new(sqlite::SqliteAuditBackend::open(
+            _ => sqlite::SqliteAuditBackend::open(
                 &data_dir.join(sqlite::DB_FILE),
                 config.synchronous.unwrap_or_default(),
-            )?),
+            )?
+            .into(),
         };
         Self::start(
             backend,
@@ -302,13 +284,13 @@ impl AuditLog {
 
     /// Starts a log on `backend` (tests use this with their own backends).
     pub async fn start(
-        backend: Arc<dyn AuditBackend>,
+        backend: AuditBackend,
         signer: CheckpointSigner,
         checkpoint_every: u64,
         retention: Option<Duration>,
     ) -> Result<AuditLog, AuditError> {
         let public = signer.public().clone();
-        backend.register_key(public.clone()).await?;
+        on_backend!(backend, b => b.register_key(public.clone()).await)?;
         let sealer = Arc::new(Sealer::new(signer, checkpoint_every));
         let tasks = tokio_util::task::TaskTracker::new();
         let writer = writer::spawn(backend.clone(), sealer, &tasks)?;
@@ -340,17 +322,17 @@ impl AuditLog {
 
     /// Records matching `query`.
     pub async fn query(&self, query: Query) -> Result<Vec<AuditRecord>, AuditError> {
-        self.backend.query(query).await
+        on_backend!(self.backend, b => b.query(query).await)
     }
 
     /// The whole log, for export and verification.
     pub async fn export(&self) -> Result<Export, AuditError> {
-        self.backend.export().await
+        on_backend!(self.backend, b => b.export().await)
     }
 
     /// Every checkpoint signer's public key.
     pub async fn keys(&self) -> Result<Vec<PublicKeyInfo>, AuditError> {
-        self.backend.keys().await
+        on_backend!(self.backend, b => b.keys().await)
     }
 
     /// This broker's checkpoint key.
@@ -365,7 +347,7 @@ impl AuditLog {
         };
         let cutoff =
             now_ms().saturating_sub(i64::try_from(retention.as_millis()).unwrap_or(i64::MAX));
-        self.backend.prune(cutoff).await
+        on_backend!(self.backend, b => b.prune(cutoff).await)
     }
 
     /// Writes what is queued, signs a checkpoint over the tip, and stops the

@@ -13,14 +13,14 @@
 //! race. The connection is re-established on the next call after it drops.
 //!
 //! TLS to the database as the URL's `sslmode`/`sslrootcert` ask
-//! (`crate::pg_client`).
+//! (`crate::store::pg_conn`).
 
 use hoop_shared::Secret;
 use hoop_shared::audit::{AuditRecord, Checkpoint, Export, PublicKeyInfo, parse_hash};
 use tokio_postgres::Client;
 
 use super::sqlite::{parse_detail, split_anchor};
-use super::{AuditBackend, AuditError, BoxFuture, Query, SealFn, Sealed, Tip};
+use super::{AuditError, Query, SealFn, Sealed, Tip};
 
 /// Key of the advisory lock held while migrating.
 const MIGRATION_LOCK: i64 = 0x686f_6f70_6175_6474; // "hoopaudt"
@@ -57,7 +57,7 @@ const MIGRATIONS: &[&str] = &[
 
 /// The PostgreSQL backend.
 pub struct PgAuditBackend {
-    target: crate::pg_client::PgTarget,
+    target: crate::store::pg_conn::PgTarget,
     client: tokio::sync::Mutex<Option<Client>>,
     /// Owns the connection tasks.
     tasks: tokio_util::task::TaskTracker,
@@ -73,7 +73,7 @@ impl PgAuditBackend {
     /// Connects to `url` (the password from `password` when given, else
     /// from the URL) and runs the migrations.
     pub async fn connect(url: &str, password: Option<Secret>) -> Result<Self, AuditError> {
-        let target = crate::pg_client::PgTarget::parse(url, password.as_ref())
+        let target = crate::store::pg_conn::PgTarget::parse(url, password.as_ref())
             .map_err(|e| AuditError::Postgres(format!("[audit] store: {e}")))?
             .with_application_name("hoop-broker audit");
         let backend = PgAuditBackend {
@@ -94,7 +94,7 @@ impl PgAuditBackend {
                 .connect("audit", &self.tasks)
                 .await
                 .map_err(|e| match e {
-                    crate::pg_client::PgConnectError::Postgres(e) => AuditError::from(e),
+                    crate::store::pg_conn::PgConnectError::Postgres(e) => AuditError::from(e),
                     timeout => AuditError::Postgres(timeout.to_string()),
                 })?;
             *guard = Some(client);
@@ -107,10 +107,10 @@ impl PgAuditBackend {
         let client = guard
             .as_mut()
             .ok_or_else(|| AuditError::Postgres("not connected".into()))?;
-        crate::pg_client::migrate(client, MIGRATION_LOCK, "audit_schema", MIGRATIONS)
+        crate::store::pg_conn::migrate(client, MIGRATION_LOCK, "audit_schema", MIGRATIONS)
             .await
             .map_err(|e| match e {
-                crate::pg_client::MigrateError::Postgres(e) => AuditError::from(e),
+                crate::store::pg_conn::MigrateError::Postgres(e) => AuditError::from(e),
                 too_new => AuditError::Corrupt(too_new.to_string()),
             })
     }
@@ -183,7 +183,10 @@ fn checkpoint_from_row(r: &tokio_postgres::Row) -> Checkpoint {
 }
 
 impl PgAuditBackend {
-    async fn append_inner(&self, seal: SealFn) -> Result<Sealed, AuditError> {
+    /// In one transaction under `LOCK TABLE audit_records IN EXCLUSIVE
+    /// MODE` (every broker's appends queue there): reads the tip, calls
+    /// `seal` with it, stores what it returns, commits.
+    pub async fn append(&self, seal: SealFn) -> Result<Sealed, AuditError> {
         let mut guard = self.client().await?;
         let client = guard
             .as_mut()
@@ -230,7 +233,8 @@ impl PgAuditBackend {
         Ok(sealed)
     }
 
-    async fn query_inner(&self, q: Query) -> Result<Vec<AuditRecord>, AuditError> {
+    /// Records matching `q`.
+    pub async fn query(&self, q: Query) -> Result<Vec<AuditRecord>, AuditError> {
         let guard = self.client().await?;
         let client = guard
             .as_ref()
@@ -277,7 +281,8 @@ impl PgAuditBackend {
         Ok(rows.iter().map(record_from_row).collect())
     }
 
-    async fn export_inner(&self) -> Result<Export, AuditError> {
+    /// Everything needed to verify the log, in one snapshot.
+    pub async fn export(&self) -> Result<Export, AuditError> {
         let mut guard = self.client().await?;
         let client = guard
             .as_mut()
@@ -329,7 +334,8 @@ impl PgAuditBackend {
         })
     }
 
-    async fn prune_inner(&self, before_ms: i64) -> Result<u64, AuditError> {
+    /// See [`super::AuditLog::prune`].
+    pub async fn prune(&self, before_ms: i64) -> Result<u64, AuditError> {
         let mut guard = self.client().await?;
         let client = guard
             .as_mut()
@@ -361,99 +367,42 @@ impl PgAuditBackend {
         tx.commit().await?;
         Ok(n)
     }
-
-    /// Drops a connection that failed, so the next call reconnects.
-    async fn reset_if_closed(&self) {
-        let mut guard = self.client.lock().await;
-        if guard.as_ref().is_some_and(Client::is_closed) {
-            *guard = None;
-        }
-    }
-
-    async fn run<T>(&self, r: Result<T, AuditError>) -> Result<T, AuditError> {
-        if r.is_err() {
-            self.reset_if_closed().await;
-        }
-        r
-    }
 }
 
-impl AuditBackend for PgAuditBackend {
-    fn name(&self) -> &'static str {
-        "postgres"
-    }
-
-    fn append(&self, seal: SealFn) -> BoxFuture<'_, Result<Sealed, AuditError>> {
-        Box::pin(async move {
-            let r = self.append_inner(seal).await;
-            self.run(r).await
-        })
-    }
-
-    fn register_key(&self, key: PublicKeyInfo) -> BoxFuture<'_, Result<(), AuditError>> {
-        Box::pin(async move {
-            let r = async {
-                let guard = self.client().await?;
-                let client = guard
-                    .as_ref()
-                    .ok_or_else(|| AuditError::Postgres("not connected".into()))?;
-                client
-                    .execute(
-                        "INSERT INTO audit_keys (key_id, public_key, added_ms) VALUES ($1, $2, $3)
+impl PgAuditBackend {
+    /// Records the public key of a checkpoint signer (idempotent).
+    pub async fn register_key(&self, key: PublicKeyInfo) -> Result<(), AuditError> {
+        let guard = self.client().await?;
+        let client = guard
+            .as_ref()
+            .ok_or_else(|| AuditError::Postgres("not connected".into()))?;
+        client
+            .execute(
+                "INSERT INTO audit_keys (key_id, public_key, added_ms) VALUES ($1, $2, $3)
                          ON CONFLICT (key_id) DO NOTHING",
-                        &[&key.key_id, &key.public_key, &super::now_ms()],
-                    )
-                    .await?;
-                Ok(())
-            }
-            .await;
-            self.run(r).await
-        })
+                &[&key.key_id, &key.public_key, &super::now_ms()],
+            )
+            .await?;
+        Ok(())
     }
 
-    fn query(&self, query: Query) -> BoxFuture<'_, Result<Vec<AuditRecord>, AuditError>> {
-        Box::pin(async move {
-            let r = self.query_inner(query).await;
-            self.run(r).await
-        })
-    }
-
-    fn keys(&self) -> BoxFuture<'_, Result<Vec<PublicKeyInfo>, AuditError>> {
-        Box::pin(async move {
-            let r = async {
-                let guard = self.client().await?;
-                let client = guard
-                    .as_ref()
-                    .ok_or_else(|| AuditError::Postgres("not connected".into()))?;
-                Ok(client
-                    .query(
-                        "SELECT key_id, public_key FROM audit_keys ORDER BY added_ms, key_id",
-                        &[],
-                    )
-                    .await?
-                    .iter()
-                    .map(|r| PublicKeyInfo {
-                        key_id: r.get(0),
-                        public_key: r.get(1),
-                    })
-                    .collect())
-            }
-            .await;
-            self.run(r).await
-        })
-    }
-
-    fn export(&self) -> BoxFuture<'_, Result<Export, AuditError>> {
-        Box::pin(async move {
-            let r = self.export_inner().await;
-            self.run(r).await
-        })
-    }
-
-    fn prune(&self, before_ms: i64) -> BoxFuture<'_, Result<u64, AuditError>> {
-        Box::pin(async move {
-            let r = self.prune_inner(before_ms).await;
-            self.run(r).await
-        })
+    /// The public keys of every checkpoint signer.
+    pub async fn keys(&self) -> Result<Vec<PublicKeyInfo>, AuditError> {
+        let guard = self.client().await?;
+        let client = guard
+            .as_ref()
+            .ok_or_else(|| AuditError::Postgres("not connected".into()))?;
+        Ok(client
+            .query(
+                "SELECT key_id, public_key FROM audit_keys ORDER BY added_ms, key_id",
+                &[],
+            )
+            .await?
+            .iter()
+            .map(|r| PublicKeyInfo {
+                key_id: r.get(0),
+                public_key: r.get(1),
+            })
+            .collect())
     }
 }

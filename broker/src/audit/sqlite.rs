@@ -3,7 +3,7 @@
 //! migrations and these never touch each other.
 //!
 //! One connection behind a mutex. Appends run on the audit writer's own
-//! thread ([`BlockingAuditBackend`]); queries, exports and pruning on
+//! thread ([`SqliteAuditBackend::append_blocking`]); queries, exports and pruning on
 //! tokio's blocking pool. Appends are `BEGIN IMMEDIATE` transactions: the
 //! write lock is taken before the tip is read, so nothing else (the store's
 //! own connection included) writes in between.
@@ -19,7 +19,7 @@
 //!
 //! Checkpoints of the WAL into the database file do not run inside a commit
 //! (`wal_autocheckpoint = 0` on this connection): the writer thread runs one
-//! ([`BlockingAuditBackend::after_batch`]) every [`CHECKPOINT_BATCHES`]
+//! ([`SqliteAuditBackend::after_batch`]) every [`CHECKPOINT_BATCHES`]
 //! appends, after it has acknowledged the batch, so their fsyncs never sit
 //! inside a statement's own commit. Appends wait meanwhile (a statement
 //! arriving then queues for a fraction of a millisecond), which is what
@@ -47,9 +47,7 @@ use hoop_shared::audit::{AuditRecord, Checkpoint, Export, PublicKeyInfo, parse_h
 use rusqlite::{Connection, OptionalExtension as _, params};
 
 use super::journal::Journal;
-use super::{
-    AuditBackend, AuditError, BlockingAuditBackend, BoxFuture, Query, SealFn, Sealed, Tip,
-};
+use super::{AuditError, Query, SealFn, Sealed, Tip};
 use crate::config::AuditSynchronous;
 
 /// The broker's SQLite file (shared with [`crate::store`]).
@@ -99,7 +97,7 @@ const WAL_SIZE_LIMIT: i64 = 16 << 20;
 pub struct SqliteAuditBackend {
     conn: Arc<Mutex<Writer>>,
     /// Commits do not wait for the disk (`synchronous = NORMAL`): an append
-    /// may then run on the caller's thread (see [`BlockingAuditBackend::try_append_now`]).
+    /// may then run on the caller's thread (see [`SqliteAuditBackend::try_append_now`]).
     fast_commit: bool,
     /// Appends (with the journal: ingests) since the last checkpoint (read
     /// without the connection's lock, which a checkpoint holds).
@@ -190,8 +188,8 @@ impl SqliteAuditBackend {
     }
 
     fn init(mut conn: Connection, sync: AuditSynchronous) -> Result<Self, AuditError> {
-        conn.busy_timeout(crate::sqlite_wal::BUSY_WAIT)?;
-        crate::sqlite_wal::enable(&conn)?;
+        conn.busy_timeout(crate::store::sqlite_wal::BUSY_WAIT)?;
+        crate::store::sqlite_wal::enable(&conn)?;
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         conn.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT)?;
         conn.pragma_update(
@@ -357,8 +355,12 @@ pub(super) fn split_anchor(
     }
 }
 
-impl BlockingAuditBackend for SqliteAuditBackend {
-    fn append_blocking(&self, seal: SealFn) -> Result<Sealed, AuditError> {
+/// The append path and housekeeping the writer thread calls
+/// ([`super::writer`]): appends are local work, done on the caller's thread.
+impl SqliteAuditBackend {
+    /// In one transaction under the write lock (or in the journal): calls
+    /// `seal` with the tip, stores what it returns, commits.
+    pub fn append_blocking(&self, seal: SealFn) -> Result<Sealed, AuditError> {
         if let Some(j) = &self.journal {
             return j.append(seal);
         }
@@ -366,7 +368,12 @@ impl BlockingAuditBackend for SqliteAuditBackend {
         self.lock().append(seal)
     }
 
-    fn try_append_now(
+    /// An append on the caller's own thread, only when it can start at once
+    /// and finishes quickly (the store is not in use, and a commit does not
+    /// wait for the disk); `None` otherwise, and then `ready` was not
+    /// called. Once the store is held, `ready` gives what to seal, or
+    /// `None` to give up (the store is let go untouched).
+    pub fn try_append_now(
         &self,
         ready: &mut dyn FnMut() -> Option<SealFn>,
     ) -> Option<Result<Sealed, AuditError>> {
@@ -386,18 +393,25 @@ impl BlockingAuditBackend for SqliteAuditBackend {
         Some(w.append(seal))
     }
 
-    fn maintenance_due(&self) -> bool {
+    /// Whether [`SqliteAuditBackend::after_batch`] has work to do.
+    pub fn maintenance_due(&self) -> bool {
         match &self.journal {
             Some(j) => j.due() || self.appends.load(Ordering::Relaxed) >= CHECKPOINT_INGESTS,
             None => self.appends.load(Ordering::Relaxed) >= CHECKPOINT_BATCHES,
         }
     }
 
-    fn maintenance_in(&self) -> Option<std::time::Duration> {
+    /// How long until [`SqliteAuditBackend::after_batch`] will have work
+    /// even if nothing is appended meanwhile (`None`: not until then). The
+    /// writer wakes up for it.
+    pub fn maintenance_in(&self) -> Option<std::time::Duration> {
         self.journal.as_ref().and_then(|j| j.due_in())
     }
 
-    fn after_batch(&self) {
+    /// Housekeeping the writer runs after it acknowledged a batch, so that
+    /// no caller waits for it: moving the journal into the tables, and a WAL
+    /// checkpoint now and then.
+    pub fn after_batch(&self) {
         if let Some(j) = &self.journal
             && j.due()
         {
@@ -427,7 +441,9 @@ impl BlockingAuditBackend for SqliteAuditBackend {
         }
     }
 
-    fn flush(&self) {
+    /// Makes everything appended so far visible to reads (the writer calls
+    /// it when it stops).
+    pub fn flush(&self) {
         if let Some(j) = &self.journal {
             let mut w = self.lock();
             if let Err(e) = self.ingest(&mut w, j, 2) {
@@ -570,37 +586,23 @@ fn append_in_transaction(
     Ok((sealed, (after, version)))
 }
 
-impl AuditBackend for SqliteAuditBackend {
-    fn name(&self) -> &'static str {
-        "sqlite"
-    }
-
-    fn append(&self, seal: SealFn) -> BoxFuture<'_, Result<Sealed, AuditError>> {
-        let this = self.clone();
-        Box::pin(async move {
-            tokio::task::spawn_blocking(move || this.append_blocking(seal))
-                .await
-                .map_err(|e| AuditError::Sqlite(format!("task failed: {e}")))?
-        })
-    }
-
-    fn blocking(&self) -> Option<&dyn BlockingAuditBackend> {
-        Some(self)
-    }
-
-    fn register_key(&self, key: PublicKeyInfo) -> BoxFuture<'_, Result<(), AuditError>> {
-        Box::pin(self.with(move |c| {
+impl SqliteAuditBackend {
+    /// Records the public key of a checkpoint signer (idempotent).
+    pub async fn register_key(&self, key: PublicKeyInfo) -> Result<(), AuditError> {
+        self.with(move |c| {
             c.execute(
                 "INSERT INTO audit_keys (key_id, public_key, added_ms) VALUES (?1, ?2, ?3)
                  ON CONFLICT (key_id) DO NOTHING",
                 params![key.key_id, key.public_key, super::now_ms()],
             )?;
             Ok(())
-        }))
+        })
+        .await
     }
 
-    fn query(&self, q: Query) -> BoxFuture<'_, Result<Vec<AuditRecord>, AuditError>> {
-        Box::pin(self.with(move |c| {
+    /// Records matching `q`.
+    pub async fn query(&self, q: Query) -> Result<Vec<AuditRecord>, AuditError> {
+        self.with(move |c| {
             let like = q.kind.as_ref().map(|k| {
                 let k = k
                     .replace('\\', "\\\\")
@@ -642,15 +644,18 @@ impl AuditBackend for SqliteAuditBackend {
                 out.push(r);
             }
             Ok(out)
-        }))
+        })
+        .await
     }
 
-    fn keys(&self) -> BoxFuture<'_, Result<Vec<PublicKeyInfo>, AuditError>> {
-        Box::pin(self.with(|c| keys(c)))
+    /// The public keys of every checkpoint signer.
+    pub async fn keys(&self) -> Result<Vec<PublicKeyInfo>, AuditError> {
+        self.with(|c| keys(c)).await
     }
 
-    fn export(&self) -> BoxFuture<'_, Result<Export, AuditError>> {
-        Box::pin(self.with(|c| {
+    /// Everything needed to verify the log, read in one transaction.
+    pub async fn export(&self) -> Result<Export, AuditError> {
+        self.with(|c| {
             // One read transaction: records and checkpoints of the same moment.
             let tx = c.transaction()?;
             let keys = keys(&tx)?;
@@ -684,11 +689,14 @@ impl AuditBackend for SqliteAuditBackend {
                 records,
                 checkpoints,
             })
-        }))
+        })
+        .await
     }
 
-    fn prune(&self, before_ms: i64) -> BoxFuture<'_, Result<u64, AuditError>> {
-        Box::pin(self.with(move |c| {
+    /// See [`super::AuditLog::prune`]: the records up to the newest
+    /// checkpoint older than `before_ms` go.
+    pub async fn prune(&self, before_ms: i64) -> Result<u64, AuditError> {
+        self.with(move |c| {
             let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             // The newest checkpoint whose record, and every one before it, is old enough.
             let anchor: Option<(i64, i64)> = tx
@@ -711,7 +719,8 @@ impl AuditBackend for SqliteAuditBackend {
             )?;
             tx.commit()?;
             Ok(n as u64)
-        }))
+        })
+        .await
     }
 }
 

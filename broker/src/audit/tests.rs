@@ -37,24 +37,26 @@ async fn pg() -> (ThrowawayPostgres, String) {
     (pg, url)
 }
 
-async fn pg_backend(url: &str) -> Arc<dyn AuditBackend> {
-    Arc::new(postgres::PgAuditBackend::connect(url, None).await.unwrap())
+async fn pg_backend(url: &str) -> AuditBackend {
+    postgres::PgAuditBackend::connect(url, None)
+        .await
+        .unwrap()
+        .into()
 }
 
-fn sqlite_backend(
-    dir: &std::path::Path,
-    sync: crate::config::AuditSynchronous,
-) -> Arc<dyn AuditBackend> {
-    Arc::new(sqlite::SqliteAuditBackend::open(&dir.join(sqlite::DB_FILE), sync).unwrap())
+fn sqlite_backend(dir: &std::path::Path, sync: crate::config::AuditSynchronous) -> AuditBackend {
+    sqlite::SqliteAuditBackend::open(&dir.join(sqlite::DB_FILE), sync)
+        .unwrap()
+        .into()
 }
 
 /// The default SQLite log: `synchronous = NORMAL`, appends through the journal.
-async fn sqlite_file_backend(dir: &std::path::Path) -> Arc<dyn AuditBackend> {
+async fn sqlite_file_backend(dir: &std::path::Path) -> AuditBackend {
     sqlite_backend(dir, crate::config::AuditSynchronous::Normal)
 }
 
 /// `synchronous = FULL`: every append is its own fsynced commit, no journal.
-async fn sqlite_full_backend(dir: &std::path::Path) -> Arc<dyn AuditBackend> {
+async fn sqlite_full_backend(dir: &std::path::Path) -> AuditBackend {
     sqlite_backend(dir, crate::config::AuditSynchronous::Full)
 }
 
@@ -81,7 +83,7 @@ fn journal_bytes(dir: &std::path::Path) -> String {
 
 /// A log on `backend` (checkpoint key `key`, a checkpoint every `every`
 /// records) holding `n` "test.event" records by alice.
-async fn log_with_events(backend: Arc<dyn AuditBackend>, key: u8, every: u64, n: u64) -> AuditLog {
+async fn log_with_events(backend: AuditBackend, key: u8, every: u64, n: u64) -> AuditLog {
     let log = AuditLog::start(backend, signer(key), every, None)
         .await
         .unwrap();
@@ -91,7 +93,7 @@ async fn log_with_events(backend: Arc<dyn AuditBackend>, key: u8, every: u64, n:
     log
 }
 
-async fn appends_chain_and_checkpoint(backend: Arc<dyn AuditBackend>) {
+async fn appends_chain_and_checkpoint(backend: AuditBackend) {
     let log = AuditLog::start(backend, signer(1), 5, None).await.unwrap();
     for i in 0..12 {
         let seq = log.append(event("test.event", "alice", i)).await.unwrap();
@@ -149,7 +151,7 @@ async fn postgres_appends_chain_and_checkpoint() {
 }
 
 /// Two logs (two brokers) on one store, each with four writer tasks.
-async fn concurrent_writers_form_one_chain(a: Arc<dyn AuditBackend>, b: Arc<dyn AuditBackend>) {
+async fn concurrent_writers_form_one_chain(a: AuditBackend, b: AuditBackend) {
     let logs = [
         AuditLog::start(a, signer(1), 50, None).await.unwrap(),
         AuditLog::start(b, signer(2), 50, None).await.unwrap(),
@@ -232,7 +234,7 @@ async fn postgres_concurrent_writers_form_one_chain() {
     concurrent_writers_form_one_chain(pg_backend(&url).await, pg_backend(&url).await).await;
 }
 
-async fn retention_keeps_the_chain_verifiable(backend: Arc<dyn AuditBackend>) {
+async fn retention_keeps_the_chain_verifiable(backend: AuditBackend) {
     let log = AuditLog::start(
         backend.clone(),
         signer(3),

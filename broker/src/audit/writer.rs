@@ -10,16 +10,16 @@
 //!
 //! Two kinds of writer drain the same queue:
 //!
-//! - a dedicated OS thread, for a backend that can append synchronously
-//!   ([`super::AuditBackend::blocking`]: SQLite). It owns the batch loop and
+//! - a dedicated OS thread, for the backend that appends synchronously
+//!   ([`super::AuditBackend::Sqlite`]). It owns the batch loop and
 //!   calls the backend directly, so a statement costs one wake of the
 //!   thread and one wake of the waiting task: no hop through a writer task
 //!   and tokio's blocking pool (those context switches were most of the
 //!   broker's time under load).
-//! - a tokio task, for an async backend (PostgreSQL).
+//! - a tokio task, for the async backend ([`super::AuditBackend::Postgres`]).
 //!
-//! With a blocking backend whose commits do not wait for the disk (SQLite,
-//! `synchronous = NORMAL`), a caller that finds nothing waiting in the
+//! With the SQLite backend when its commits do not wait for the disk
+//! (`synchronous = NORMAL`), a caller that finds nothing waiting in the
 //! queue and the store free commits its own event on its own thread
 //! (`WriterHandle::append_now`): group commit's uncontended case, with no
 //! thread hop at all. Callers that arrive meanwhile queue for the writer.
@@ -41,7 +41,9 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{Notify, Semaphore, oneshot};
 
-use super::{AuditBackend, AuditError, BlockingAuditBackend, NewRecord, Sealer, now_ms};
+use super::postgres::PgAuditBackend;
+use super::sqlite::SqliteAuditBackend;
+use super::{AuditBackend, AuditError, NewRecord, Sealer, now_ms};
 
 /// Events queued at most (callers of `append` wait for room beyond this).
 pub const QUEUE: usize = 8192;
@@ -255,8 +257,8 @@ enum Now {
 /// Closes the queue when the last handle goes.
 struct Owner {
     queue: Arc<Queue>,
-    /// For appends on the caller's thread (a blocking backend).
-    now: Option<(Arc<dyn AuditBackend>, Arc<Sealer>)>,
+    /// For appends on the caller's thread (the SQLite backend).
+    now: Option<(SqliteAuditBackend, Arc<Sealer>)>,
 }
 
 impl Drop for Owner {
@@ -317,10 +319,7 @@ impl WriterHandle {
     /// arrive meanwhile queue up for the writer as before. Gives `record`
     /// back when it cannot.
     fn append_now(&self, record: NewRecord) -> Now {
-        let Some((backend, sealer)) = &self.owner.now else {
-            return Now::Queue(record);
-        };
-        let Some(blocking) = backend.blocking() else {
+        let Some((blocking, sealer)) = &self.owner.now else {
             return Now::Queue(record);
         };
         let queue = self.queue();
@@ -425,39 +424,41 @@ fn finish(queue: &Queue) {
     }
 }
 
-/// Starts the writer: a thread when the backend appends synchronously,
-/// else a task on `tasks`. Either keeps `tasks` open until it ends.
+/// Starts the writer: a thread for the SQLite backend (it appends
+/// synchronously), a task on `tasks` for PostgreSQL. Either keeps `tasks`
+/// open until it ends.
 pub fn spawn(
-    backend: Arc<dyn AuditBackend>,
+    backend: AuditBackend,
     sealer: Arc<Sealer>,
     tasks: &tokio_util::task::TaskTracker,
 ) -> Result<WriterHandle, AuditError> {
-    let (queue, now) = if backend.blocking().is_some() {
-        let queue = Arc::new(Queue::new(Wake::Thread(Condvar::new())));
-        let q = queue.clone();
-        let token = tasks.token();
-        let now = Some((backend.clone(), sealer.clone()));
-        std::thread::Builder::new()
-            .name("audit-writer".into())
-            .spawn(move || {
-                if let Some(b) = backend.blocking() {
-                    run_blocking(&q, b, &sealer);
-                }
-                drop(token);
-            })
-            .map_err(|e| AuditError::Sqlite(format!("cannot start the writer thread: {e}")))?;
-        (queue, now)
-    } else {
-        let queue = Arc::new(Queue::new(Wake::Task(Notify::new())));
-        tasks.spawn(run_async(queue.clone(), backend, sealer));
-        (queue, None)
+    let (queue, now) = match backend {
+        AuditBackend::Sqlite(backend) => {
+            let queue = Arc::new(Queue::new(Wake::Thread(Condvar::new())));
+            let q = queue.clone();
+            let token = tasks.token();
+            let now = Some((backend.clone(), sealer.clone()));
+            std::thread::Builder::new()
+                .name("audit-writer".into())
+                .spawn(move || {
+                    run_blocking(&q, &backend, &sealer);
+                    drop(token);
+                })
+                .map_err(|e| AuditError::Sqlite(format!("cannot start the writer thread: {e}")))?;
+            (queue, now)
+        }
+        AuditBackend::Postgres(backend) => {
+            let queue = Arc::new(Queue::new(Wake::Task(Notify::new())));
+            tasks.spawn(run_async(queue.clone(), backend, sealer));
+            (queue, None)
+        }
     };
     Ok(WriterHandle {
         owner: Arc::new(Owner { queue, now }),
     })
 }
 
-fn run_blocking(queue: &Queue, backend: &dyn BlockingAuditBackend, sealer: &Arc<Sealer>) {
+fn run_blocking(queue: &Queue, backend: &SqliteAuditBackend, sealer: &Arc<Sealer>) {
     let Wake::Thread(cv) = &queue.wake else {
         return;
     };
@@ -528,7 +529,7 @@ fn run_blocking(queue: &Queue, backend: &dyn BlockingAuditBackend, sealer: &Arc<
     }
 }
 
-async fn run_async(queue: Arc<Queue>, backend: Arc<dyn AuditBackend>, sealer: Arc<Sealer>) {
+async fn run_async(queue: Arc<Queue>, backend: Arc<PgAuditBackend>, sealer: Arc<Sealer>) {
     let Wake::Task(notify) = &queue.wake else {
         return;
     };

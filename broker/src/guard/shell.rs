@@ -24,13 +24,6 @@
 //! An interactive shell cannot be judged command by command; `allow_shell`
 //! decides whether a connection offers one at all.
 
-#![deny(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic
-)]
-
 use serde::Deserialize;
 
 use super::Action;

@@ -1,8 +1,6 @@
 //! The acceptance corpus: statements `no-destructive` must block and
 //! statements it must let through untouched, plus rule semantics.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
 use std::sync::Arc;
 
 use super::*;

@@ -35,8 +35,10 @@
 //! server rolls its transaction back.
 //!
 //! TLS to the database as the URL's `sslmode`/`sslrootcert` ask, the same
-//! way as for the audit log ([`crate::pg_client`]).
+//! way as for the audit log ([`crate::store::pg_conn`]).
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -45,9 +47,12 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, Row, Transaction};
 
 use super::{
-    BoxFuture, DecideError, Decided, Event, PolicyVersion, RequestRow, SessionFilter, SessionRow,
-    StoreBackend, StoreError, to_i64, to_u64,
+    DecideError, Decided, Decision, Event, PolicyVersion, RequestRow, RequestState, SessionFilter,
+    SessionRow, StoreError, to_i64, to_u64,
 };
+
+/// A boxed future borrowing the connection (one attempt of a call).
+type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// Key of the advisory lock held while migrating ("hoopstor").
 const MIGRATION_LOCK: i64 = 0x686f_6f70_7374_6f72;
@@ -204,7 +209,7 @@ impl From<tokio_postgres::Error> for StoreError {
 
 /// Idle connections, and a bound on how many exist.
 struct Pool {
-    target: crate::pg_client::PgTarget,
+    target: crate::store::pg_conn::PgTarget,
     idle: Mutex<Vec<Client>>,
     permits: tokio::sync::Semaphore,
     /// Owns the connection tasks.
@@ -273,7 +278,7 @@ impl Pool {
             .connect("store", &self.tasks)
             .await
             .map_err(|e| match e {
-                crate::pg_client::PgConnectError::Postgres(e) => StoreError::from(e),
+                crate::store::pg_conn::PgConnectError::Postgres(e) => StoreError::from(e),
                 timeout => StoreError::Postgres(timeout.to_string()),
             })?;
         Ok(Conn {
@@ -309,7 +314,7 @@ impl PgStoreBackend {
     /// Connects to `url` (the password from `password` when given, else
     /// from the URL) and runs the migrations.
     pub async fn connect(url: &str, password: Option<Secret>) -> Result<Self, StoreError> {
-        let target = crate::pg_client::PgTarget::parse(url, password.as_ref())
+        let target = crate::store::pg_conn::PgTarget::parse(url, password.as_ref())
             .map_err(|e| StoreError::Config(format!("url: {e}")))?
             .with_application_name("hoop-broker store");
         if password.is_none() && url::Url::parse(url).is_ok_and(|u| u.password().is_some()) {
@@ -334,14 +339,15 @@ impl PgStoreBackend {
             .client
             .as_mut()
             .ok_or_else(|| StoreError::Postgres("not connected".into()))?;
-        let result = crate::pg_client::migrate(client, MIGRATION_LOCK, "store_schema", MIGRATIONS)
-            .await
-            .map_err(|e| match e {
-                crate::pg_client::MigrateError::Postgres(e) => StoreError::from(e),
-                crate::pg_client::MigrateError::TooNew { found, known, .. } => {
-                    StoreError::SchemaTooNew { found, known }
-                }
-            });
+        let result =
+            crate::store::pg_conn::migrate(client, MIGRATION_LOCK, "store_schema", MIGRATIONS)
+                .await
+                .map_err(|e| match e {
+                    crate::store::pg_conn::MigrateError::Postgres(e) => StoreError::from(e),
+                    crate::store::pg_conn::MigrateError::TooNew { found, known, .. } => {
+                        StoreError::SchemaTooNew { found, known }
+                    }
+                });
         if result.is_ok() {
             conn.keep();
         }
@@ -432,7 +438,7 @@ const REQUEST_SELECT: &str = "SELECT r.id, r.subject, r.user_name, r.connection,
 
 fn request_from_row(r: &Row) -> Result<RequestRow, tokio_postgres::Error> {
     let approvers: Vec<String> = r.try_get(19)?;
-    let decisions: Vec<String> = r.try_get(20)?;
+    let decisions: Vec<Decision> = r.try_get(20)?;
     let comments: Vec<Option<String>> = r.try_get(21)?;
     let ats: Vec<i64> = r.try_get(22)?;
     let approvals = approvers
@@ -486,13 +492,10 @@ fn limit(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
-impl StoreBackend for PgStoreBackend {
-    fn name(&self) -> &'static str {
-        "postgres"
-    }
-
-    fn insert_session(&self, s: SessionRow) -> BoxFuture<'_, Result<(), StoreError>> {
-        Box::pin(self.run(move |c| {
+impl PgStoreBackend {
+    /// [`super::Store::insert_session`] on this backend.
+    pub async fn insert_session(&self, s: SessionRow) -> Result<(), StoreError> {
+        self.run(move |c| {
             let s = s.clone();
             Box::pin(async move {
                 let tx = c.transaction().await?;
@@ -515,12 +518,14 @@ impl StoreBackend for PgStoreBackend {
                 .await?;
                 commit(tx).await
             })
-        }))
+        })
+        .await
     }
 
-    fn session(&self, id: String) -> BoxFuture<'_, Result<Option<SessionRow>, StoreError>> {
-        Box::pin(self.run(move |c| {
-            let id = id.clone();
+    /// [`super::Store::session`] on this backend.
+    pub async fn session(&self, id: &str) -> Result<Option<SessionRow>, StoreError> {
+        self.run(move |c| {
+            let id = id.to_owned();
             Box::pin(async move {
                 let row = c
                     .query_opt(
@@ -530,12 +535,14 @@ impl StoreBackend for PgStoreBackend {
                     .await?;
                 Ok(row.as_ref().map(session_from_row).transpose()?)
             })
-        }))
+        })
+        .await
     }
 
-    fn close_session(&self, id: String, at: u64) -> BoxFuture<'_, Result<bool, StoreError>> {
-        Box::pin(self.run(move |c| {
-            let id = id.clone();
+    /// [`super::Store::close_session`] on this backend.
+    pub async fn close_session(&self, id: &str, at: u64) -> Result<bool, StoreError> {
+        self.run(move |c| {
+            let id = id.to_owned();
             Box::pin(async move {
                 let tx = c.transaction().await?;
                 let n = tx
@@ -547,14 +554,13 @@ impl StoreBackend for PgStoreBackend {
                 commit(tx).await?;
                 Ok(n == 1)
             })
-        }))
+        })
+        .await
     }
 
-    fn list_sessions(
-        &self,
-        f: SessionFilter,
-    ) -> BoxFuture<'_, Result<Vec<SessionRow>, StoreError>> {
-        Box::pin(self.run(move |c| {
+    /// [`super::Store::list_sessions`] on this backend.
+    pub async fn list_sessions(&self, f: SessionFilter) -> Result<Vec<SessionRow>, StoreError> {
+        self.run(move |c| {
             let f = f.clone();
             Box::pin(async move {
                 let rows = c
@@ -581,20 +587,22 @@ impl StoreBackend for PgStoreBackend {
                     .map(session_from_row)
                     .collect::<Result<_, _>>()?)
             })
-        }))
+        })
+        .await
     }
 
-    fn put_recording(
+    /// [`super::Store::put_recording`] on this backend.
+    pub async fn put_recording(
         &self,
-        session_id: String,
-        name: String,
+        session_id: &str,
+        name: &str,
         body: Vec<u8>,
         at: u64,
-    ) -> BoxFuture<'_, Result<(), StoreError>> {
+    ) -> Result<(), StoreError> {
         // An upsert: running it twice stores the same thing, so a lost
         // connection may retry it (its errors count as "before COMMIT").
-        Box::pin(self.run(move |c| {
-            let (session_id, name, body) = (session_id.clone(), name.clone(), body.clone());
+        self.run(move |c| {
+            let (session_id, name, body) = (session_id.to_owned(), name.to_owned(), body.clone());
             Box::pin(async move {
                 c.execute(
                     "INSERT INTO recordings (session_id, name, body, created_at)
@@ -606,16 +614,18 @@ impl StoreBackend for PgStoreBackend {
                 .await?;
                 Ok(())
             })
-        }))
+        })
+        .await
     }
 
-    fn recording(
+    /// [`super::Store::recording`] on this backend.
+    pub async fn recording(
         &self,
-        session_id: String,
-        name: String,
-    ) -> BoxFuture<'_, Result<Option<Vec<u8>>, StoreError>> {
-        Box::pin(self.run(move |c| {
-            let (session_id, name) = (session_id.clone(), name.clone());
+        session_id: &str,
+        name: &str,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        self.run(move |c| {
+            let (session_id, name) = (session_id.to_owned(), name.to_owned());
             Box::pin(async move {
                 let row = c
                     .query_opt(
@@ -625,15 +635,14 @@ impl StoreBackend for PgStoreBackend {
                     .await?;
                 Ok(row.map(|r| r.try_get(0)).transpose()?)
             })
-        }))
+        })
+        .await
     }
 
-    fn recording_names(
-        &self,
-        session_id: String,
-    ) -> BoxFuture<'_, Result<Vec<String>, StoreError>> {
-        Box::pin(self.run(move |c| {
-            let session_id = session_id.clone();
+    /// [`super::Store::recording_names`] on this backend.
+    pub async fn recording_names(&self, session_id: &str) -> Result<Vec<String>, StoreError> {
+        self.run(move |c| {
+            let session_id = session_id.to_owned();
             Box::pin(async move {
                 let rows = c
                     .query(
@@ -646,12 +655,14 @@ impl StoreBackend for PgStoreBackend {
                     .map(|r| r.try_get(0))
                     .collect::<Result<_, _>>()?)
             })
-        }))
+        })
+        .await
     }
 
-    fn prune_recordings(&self, before: u64) -> BoxFuture<'_, Result<u64, StoreError>> {
+    /// [`super::Store::prune_recordings`] on this backend.
+    pub async fn prune_recordings(&self, before: u64) -> Result<u64, StoreError> {
         // Idempotent: a retry after a lost connection deletes nothing twice.
-        Box::pin(self.run(move |c| {
+        self.run(move |c| {
             Box::pin(async move {
                 Ok(c.execute(
                     "DELETE FROM recordings WHERE created_at < $1",
@@ -659,11 +670,13 @@ impl StoreBackend for PgStoreBackend {
                 )
                 .await?)
             })
-        }))
+        })
+        .await
     }
 
-    fn append_event(&self, e: Event) -> BoxFuture<'_, Result<(), StoreError>> {
-        Box::pin(self.run(move |c| {
+    /// [`super::Store::append_event`] on this backend.
+    pub async fn append_event(&self, e: Event) -> Result<(), StoreError> {
+        self.run(move |c| {
             let e = e.clone();
             Box::pin(async move {
                 let tx = c.transaction().await?;
@@ -682,11 +695,13 @@ impl StoreBackend for PgStoreBackend {
                 .await?;
                 commit(tx).await
             })
-        }))
+        })
+        .await
     }
 
-    fn recent_events(&self, n: usize) -> BoxFuture<'_, Result<Vec<Event>, StoreError>> {
-        Box::pin(self.run(move |c| {
+    /// [`super::Store::recent_events`] on this backend.
+    pub async fn recent_events(&self, n: usize) -> Result<Vec<Event>, StoreError> {
+        self.run(move |c| {
             Box::pin(async move {
                 let rows = c
                     .query(
@@ -711,11 +726,13 @@ impl StoreBackend for PgStoreBackend {
                     .collect::<Result<_, tokio_postgres::Error>>()?;
                 Ok(events)
             })
-        }))
+        })
+        .await
     }
 
-    fn active_policy(&self) -> BoxFuture<'_, Result<Option<PolicyVersion>, StoreError>> {
-        Box::pin(self.run(move |c| {
+    /// [`super::Store::active_policy`] on this backend.
+    pub async fn active_policy(&self) -> Result<Option<PolicyVersion>, StoreError> {
+        self.run(move |c| {
             Box::pin(async move {
                 let row = c
                     .query_opt(
@@ -736,17 +753,19 @@ impl StoreBackend for PgStoreBackend {
                     .transpose()?;
                 Ok(policy)
             })
-        }))
+        })
+        .await
     }
 
-    fn apply_policy(
+    /// [`super::Store::apply_policy`] on this backend.
+    pub async fn apply_policy(
         &self,
         expected: Option<u64>,
         text: String,
         applied_by: String,
         at: u64,
-    ) -> BoxFuture<'_, Result<Option<u64>, StoreError>> {
-        Box::pin(self.run(move |c| {
+    ) -> Result<Option<u64>, StoreError> {
+        self.run(move |c| {
             let (text, applied_by) = (text.clone(), applied_by.clone());
             Box::pin(async move {
                 let tx = c.transaction().await?;
@@ -772,11 +791,13 @@ impl StoreBackend for PgStoreBackend {
                 commit(tx).await?;
                 Ok(Some(to_u64(next)))
             })
-        }))
+        })
+        .await
     }
 
-    fn insert_request(&self, r: RequestRow) -> BoxFuture<'_, Result<(), StoreError>> {
-        Box::pin(self.run(move |c| {
+    /// [`super::Store::insert_request`] on this backend.
+    pub async fn insert_request(&self, r: RequestRow) -> Result<(), StoreError> {
+        self.run(move |c| {
             let r = r.clone();
             Box::pin(async move {
                 let tx = c.transaction().await?;
@@ -812,23 +833,27 @@ impl StoreBackend for PgStoreBackend {
                 .await?;
                 commit(tx).await
             })
-        }))
+        })
+        .await
     }
 
-    fn request(&self, id: String) -> BoxFuture<'_, Result<Option<RequestRow>, StoreError>> {
-        Box::pin(self.run(move |c| {
-            let id = id.clone();
+    /// [`super::Store::request`] on this backend.
+    pub async fn request(&self, id: &str) -> Result<Option<RequestRow>, StoreError> {
+        self.run(move |c| {
+            let id = id.to_owned();
             Box::pin(async move { Ok(load_request(&*c, &id).await?) })
-        }))
+        })
+        .await
     }
 
-    fn requests_of(
+    /// [`super::Store::requests_of`] on this backend.
+    pub async fn requests_of(
         &self,
-        subject: String,
+        subject: &str,
         n: usize,
-    ) -> BoxFuture<'_, Result<Vec<RequestRow>, StoreError>> {
-        Box::pin(self.run(move |c| {
-            let subject = subject.clone();
+    ) -> Result<Vec<RequestRow>, StoreError> {
+        self.run(move |c| {
+            let subject = subject.to_owned();
             Box::pin(async move {
                 let rows = c
                     .query(
@@ -841,11 +866,13 @@ impl StoreBackend for PgStoreBackend {
                     .await?;
                 Ok(requests_from_rows(&rows)?)
             })
-        }))
+        })
+        .await
     }
 
-    fn pending_requests(&self, n: usize) -> BoxFuture<'_, Result<Vec<RequestRow>, StoreError>> {
-        Box::pin(self.run(move |c| {
+    /// [`super::Store::pending_requests`] on this backend.
+    pub async fn pending_requests(&self, n: usize) -> Result<Vec<RequestRow>, StoreError> {
+        self.run(move |c| {
             Box::pin(async move {
                 let rows = c
                     .query(
@@ -858,15 +885,17 @@ impl StoreBackend for PgStoreBackend {
                     .await?;
                 Ok(requests_from_rows(&rows)?)
             })
-        }))
+        })
+        .await
     }
 
-    fn claim_expired_requests(
+    /// [`super::Store::claim_expired_requests`] on this backend.
+    pub async fn claim_expired_requests(
         &self,
         now: u64,
         n: usize,
-    ) -> BoxFuture<'_, Result<Vec<RequestRow>, StoreError>> {
-        Box::pin(self.run(move |c| {
+    ) -> Result<Vec<RequestRow>, StoreError> {
+        self.run(move |c| {
             Box::pin(async move {
                 let tx = c.transaction().await?;
                 // FOR UPDATE SKIP LOCKED: a request another broker is
@@ -900,19 +929,21 @@ impl StoreBackend for PgStoreBackend {
                 commit(tx).await?;
                 Ok(out)
             })
-        }))
+        })
+        .await
     }
 
-    fn decide(
+    /// [`super::Store::decide`] on this backend.
+    pub async fn decide(
         &self,
-        id: String,
-        approver: String,
-        decision: &'static str,
+        id: &str,
+        approver: &str,
+        decision: Decision,
         comment: Option<String>,
         now: u64,
-    ) -> BoxFuture<'_, Result<Decided, StoreError>> {
-        Box::pin(self.run(move |c| {
-            let (id, approver, comment) = (id.clone(), approver.clone(), comment.clone());
+    ) -> Result<Decided, StoreError> {
+        self.run(move |c| {
+            let (id, approver, comment) = (id.to_owned(), approver.to_owned(), comment.clone());
             Box::pin(async move {
                 let tx = c.transaction().await?;
                 // FOR UPDATE: deciders on this request (in any broker) queue
@@ -939,7 +970,7 @@ impl StoreBackend for PgStoreBackend {
                     &[&id, &approver, &decision, &comment, &to_i64(now)],
                 )
                 .await?;
-                if decision == "deny" {
+                if decision == Decision::Deny {
                     tx.execute(
                         "UPDATE access_requests SET state = 'denied', decided_at = $2
                           WHERE id = $1",
@@ -972,19 +1003,24 @@ impl StoreBackend for PgStoreBackend {
                 commit(tx).await?;
                 Ok(updated.ok_or(DecideError::Unknown))
             })
-        }))
+        })
+        .await
     }
 
-    fn consume_review(
+    /// [`super::Store::consume_review`] on this backend.
+    pub async fn consume_review(
         &self,
-        subject: String,
-        connection: String,
-        fingerprint: String,
+        subject: &str,
+        connection: &str,
+        fingerprint: &str,
         now: u64,
-    ) -> BoxFuture<'_, Result<Option<RequestRow>, StoreError>> {
-        Box::pin(self.run(move |c| {
-            let (subject, connection, fingerprint) =
-                (subject.clone(), connection.clone(), fingerprint.clone());
+    ) -> Result<Option<RequestRow>, StoreError> {
+        self.run(move |c| {
+            let (subject, connection, fingerprint) = (
+                subject.to_owned(),
+                connection.to_owned(),
+                fingerprint.to_owned(),
+            );
             Box::pin(async move {
                 let tx = c.transaction().await?;
                 // FOR UPDATE SKIP LOCKED: of two runs racing for one
@@ -1015,19 +1051,24 @@ impl StoreBackend for PgStoreBackend {
                 commit(tx).await?;
                 Ok(row)
             })
-        }))
+        })
+        .await
     }
 
-    fn pending_review(
+    /// [`super::Store::pending_review`] on this backend.
+    pub async fn pending_review(
         &self,
-        subject: String,
-        connection: String,
-        fingerprint: String,
+        subject: &str,
+        connection: &str,
+        fingerprint: &str,
         now: u64,
-    ) -> BoxFuture<'_, Result<Option<RequestRow>, StoreError>> {
-        Box::pin(self.run(move |c| {
-            let (subject, connection, fingerprint) =
-                (subject.clone(), connection.clone(), fingerprint.clone());
+    ) -> Result<Option<RequestRow>, StoreError> {
+        self.run(move |c| {
+            let (subject, connection, fingerprint) = (
+                subject.to_owned(),
+                connection.to_owned(),
+                fingerprint.to_owned(),
+            );
             Box::pin(async move {
                 let row = c
                     .query_opt(
@@ -1042,18 +1083,20 @@ impl StoreBackend for PgStoreBackend {
                     .await?;
                 Ok(row.as_ref().map(request_from_row).transpose()?)
             })
-        }))
+        })
+        .await
     }
 
-    fn transition(
+    /// [`super::Store::transition`] on this backend.
+    pub async fn transition(
         &self,
-        id: String,
-        from: &'static str,
-        to: &'static str,
+        id: &str,
+        from: RequestState,
+        to: RequestState,
         now: u64,
-    ) -> BoxFuture<'_, Result<Decided, StoreError>> {
-        Box::pin(self.run(move |c| {
-            let id = id.clone();
+    ) -> Result<Decided, StoreError> {
+        self.run(move |c| {
+            let id = id.to_owned();
             Box::pin(async move {
                 let tx = c.transaction().await?;
                 // FOR UPDATE, as in `decide`: a cancel or revoke and a
@@ -1067,9 +1110,9 @@ impl StoreBackend for PgStoreBackend {
                 let Some(locked) = locked else {
                     return Ok(Err(DecideError::Unknown));
                 };
-                let state: String = locked.try_get(0)?;
+                let state: RequestState = locked.try_get(0)?;
                 if state != from {
-                    return Ok(Err(DecideError::Closed(state)));
+                    return Ok(Err(DecideError::Closed(state.into())));
                 }
                 tx.execute(
                     "UPDATE access_requests SET state = $2, decided_at = COALESCE(decided_at, $3),
@@ -1082,11 +1125,13 @@ impl StoreBackend for PgStoreBackend {
                 commit(tx).await?;
                 Ok(updated.ok_or(DecideError::Unknown))
             })
-        }))
+        })
+        .await
     }
 
-    fn revoked_since(&self, since: u64) -> BoxFuture<'_, Result<Vec<String>, StoreError>> {
-        Box::pin(self.run(move |c| {
+    /// [`super::Store::revoked_since`] on this backend.
+    pub async fn revoked_since(&self, since: u64) -> Result<Vec<String>, StoreError> {
+        self.run(move |c| {
             Box::pin(async move {
                 let rows = c
                     .query(
@@ -1100,6 +1145,7 @@ impl StoreBackend for PgStoreBackend {
                     .map(|r| r.try_get(0))
                     .collect::<Result<_, _>>()?)
             })
-        }))
+        })
+        .await
     }
 }

@@ -18,8 +18,8 @@ use std::sync::{Arc, Mutex};
 use rusqlite::{Connection, OptionalExtension as _, params};
 
 use super::{
-    BoxFuture, DecideError, Decided, Event, PolicyVersion, RequestRow, SessionFilter, SessionRow,
-    StoreBackend, StoreError,
+    DecideError, Decided, Decision, Event, PolicyVersion, RequestRow, RequestState, SessionFilter,
+    SessionRow, StoreError,
 };
 
 /// The store's file name in the data dir (the audit log's tables live in it too).
@@ -199,8 +199,8 @@ impl SqliteStoreBackend {
         // The busy timeout first: switching to WAL and migrating wait for
         // another process holding the file instead of failing at once (the
         // switch retries where SQLite will not wait: see `sqlite_wal`).
-        conn.busy_timeout(crate::sqlite_wal::BUSY_WAIT)?;
-        crate::sqlite_wal::enable(&conn)?;
+        conn.busy_timeout(crate::store::sqlite_wal::BUSY_WAIT)?;
+        crate::store::sqlite_wal::enable(&conn)?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         // Version read and migrations in one IMMEDIATE transaction: of two
@@ -239,7 +239,7 @@ impl SqliteStoreBackend {
     }
 
     /// Inserts a new session.
-    async fn insert_session(&self, s: SessionRow) -> Result<(), StoreError> {
+    pub async fn insert_session(&self, s: SessionRow) -> Result<(), StoreError> {
         self.with(move |c| {
             c.execute(
                 "INSERT INTO sessions (id, subject, user_name, connection, reason, secret_sha256,
@@ -263,7 +263,7 @@ impl SqliteStoreBackend {
     }
 
     /// The session with this id.
-    async fn session(&self, id: &str) -> Result<Option<SessionRow>, StoreError> {
+    pub async fn session(&self, id: &str) -> Result<Option<SessionRow>, StoreError> {
         let id = id.to_owned();
         self.with(move |c| {
             c.query_row(
@@ -279,7 +279,7 @@ impl SqliteStoreBackend {
     }
 
     /// Marks a session closed; returns false when it was unknown or already closed.
-    async fn close_session(&self, id: &str, at: u64) -> Result<bool, StoreError> {
+    pub async fn close_session(&self, id: &str, at: u64) -> Result<bool, StoreError> {
         let id = id.to_owned();
         self.with(move |c| {
             c.execute(
@@ -292,7 +292,7 @@ impl SqliteStoreBackend {
     }
 
     /// Sessions matching `f`, newest first (then by id).
-    async fn list_sessions(&self, f: SessionFilter) -> Result<Vec<SessionRow>, StoreError> {
+    pub async fn list_sessions(&self, f: SessionFilter) -> Result<Vec<SessionRow>, StoreError> {
         self.with(move |c| {
             let mut stmt = c.prepare(
                 "SELECT id, subject, user_name, connection, reason, secret_sha256,
@@ -318,7 +318,7 @@ impl SqliteStoreBackend {
     }
 
     /// Stores (or replaces) the recording part `name` of `session_id`.
-    async fn put_recording(
+    pub async fn put_recording(
         &self,
         session_id: &str,
         name: &str,
@@ -339,7 +339,11 @@ impl SqliteStoreBackend {
     }
 
     /// The recording part `name` of `session_id`.
-    async fn recording(&self, session_id: &str, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+    pub async fn recording(
+        &self,
+        session_id: &str,
+        name: &str,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
         let (session_id, name) = (session_id.to_owned(), name.to_owned());
         self.with(move |c| {
             c.query_row(
@@ -353,7 +357,7 @@ impl SqliteStoreBackend {
     }
 
     /// The names of `session_id`'s recording parts, in name order.
-    async fn recording_names(&self, session_id: &str) -> Result<Vec<String>, StoreError> {
+    pub async fn recording_names(&self, session_id: &str) -> Result<Vec<String>, StoreError> {
         let session_id = session_id.to_owned();
         self.with(move |c| {
             let mut stmt =
@@ -364,7 +368,8 @@ impl SqliteStoreBackend {
         .await
     }
 
-    async fn prune_recordings(&self, before: u64) -> Result<u64, StoreError> {
+    /// [`super::Store::prune_recordings`] on this backend.
+    pub async fn prune_recordings(&self, before: u64) -> Result<u64, StoreError> {
         self.with(move |c| {
             c.execute(
                 "DELETE FROM recordings WHERE created_at < ?1",
@@ -376,7 +381,7 @@ impl SqliteStoreBackend {
     }
 
     /// Appends an event; durable when this returns.
-    async fn append_event(&self, e: Event) -> Result<(), StoreError> {
+    pub async fn append_event(&self, e: Event) -> Result<(), StoreError> {
         self.with(move |c| {
             c.execute(
                 "INSERT INTO events (at, kind, user_name, connection, session_id, detail)
@@ -396,7 +401,7 @@ impl SqliteStoreBackend {
     }
 
     /// The most recent `limit` events, oldest first.
-    async fn recent_events(&self, limit: usize) -> Result<Vec<Event>, StoreError> {
+    pub async fn recent_events(&self, limit: usize) -> Result<Vec<Event>, StoreError> {
         self.with(move |c| {
             let mut stmt = c.prepare(
                 "SELECT at, kind, user_name, connection, session_id, detail FROM
@@ -417,7 +422,7 @@ impl SqliteStoreBackend {
         .await
     }
     /// The newest policy version, if any was ever stored.
-    async fn active_policy(&self) -> Result<Option<PolicyVersion>, StoreError> {
+    pub async fn active_policy(&self) -> Result<Option<PolicyVersion>, StoreError> {
         self.with(|c| {
             c.query_row(
                 "SELECT version, text, applied_by, applied_at FROM policies
@@ -439,7 +444,7 @@ impl SqliteStoreBackend {
 
     /// Stores `text` as the next version, unless the newest version is no
     /// longer `expected` (someone applied in between): then `Ok(None)`.
-    async fn apply_policy(
+    pub async fn apply_policy(
         &self,
         expected: Option<u64>,
         text: String,
@@ -464,7 +469,7 @@ impl SqliteStoreBackend {
         .await
     }
     /// Stores a new pending request.
-    async fn insert_request(&self, r: RequestRow) -> Result<(), StoreError> {
+    pub async fn insert_request(&self, r: RequestRow) -> Result<(), StoreError> {
         self.with(move |c| {
             c.execute(
                 &format!(
@@ -500,7 +505,7 @@ impl SqliteStoreBackend {
     }
 
     /// The request with this id, with its decisions.
-    async fn request(&self, id: &str) -> Result<Option<RequestRow>, StoreError> {
+    pub async fn request(&self, id: &str) -> Result<Option<RequestRow>, StoreError> {
         let id = id.to_owned();
         self.with(move |c| load_request(c, &id)).await
     }
@@ -532,7 +537,7 @@ impl SqliteStoreBackend {
     }
 
     /// Requests made by `subject`, newest first.
-    async fn requests_of(
+    pub async fn requests_of(
         &self,
         subject: &str,
         limit: usize,
@@ -542,16 +547,20 @@ impl SqliteStoreBackend {
     }
 
     /// Pending requests, newest first.
-    async fn pending_requests(&self, limit: usize) -> Result<Vec<RequestRow>, StoreError> {
-        self.requests_where("state = ?1", "pending".to_owned(), limit)
-            .await
+    pub async fn pending_requests(&self, limit: usize) -> Result<Vec<RequestRow>, StoreError> {
+        self.requests_where(
+            "state = ?1",
+            RequestState::Pending.as_str().to_owned(),
+            limit,
+        )
+        .await
     }
 
     /// Pending requests whose decision deadline has passed (`expires_at <=
     /// now`) and whose expiry was not announced yet, oldest first; marks them
     /// announced in the same transaction, so each expiry is handed out once,
     /// even to several brokers sharing the store.
-    async fn claim_expired_requests(
+    pub async fn claim_expired_requests(
         &self,
         now: u64,
         limit: usize,
@@ -588,14 +597,14 @@ impl SqliteStoreBackend {
     /// request into a grant of `duration_secs` from `now`. Writers are
     /// serialized (IMMEDIATE transaction), so two approvers at once can never
     /// grant twice.
-    async fn decide(
+    pub async fn decide(
         &self,
         id: &str,
         approver: &str,
-        decision: &'static str,
+        decision: Decision,
         comment: Option<String>,
         now: u64,
-    ) -> Result<Result<RequestRow, DecideError>, StoreError> {
+    ) -> Result<Decided, StoreError> {
         let (id, approver) = (id.to_owned(), approver.to_owned());
         self.with(move |c| {
             let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -609,7 +618,7 @@ impl SqliteStoreBackend {
                 "INSERT INTO approvals (request_id, approver, decision, comment, at) VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![id, approver, decision, comment, now as i64],
             )?;
-            if decision == "deny" {
+            if decision == Decision::Deny {
                 tx.execute(
                     "UPDATE access_requests SET state = 'denied', decided_at = ?2 WHERE id = ?1",
                     params![id, now as i64],
@@ -640,7 +649,7 @@ impl SqliteStoreBackend {
     /// (`grant_ends_at`) is still open is marked used at `now` and returned.
     /// One IMMEDIATE transaction: of two runs racing for one approval, exactly
     /// one gets it.
-    async fn consume_review(
+    pub async fn consume_review(
         &self,
         subject: &str,
         connection: &str,
@@ -682,7 +691,7 @@ impl SqliteStoreBackend {
     /// A pending, undecided statement review of `subject` on `connection`
     /// for `fingerprint` whose decision deadline is after `now` (so running
     /// the statement again while it waits does not ask twice).
-    async fn pending_review(
+    pub async fn pending_review(
         &self,
         subject: &str,
         connection: &str,
@@ -716,13 +725,13 @@ impl SqliteStoreBackend {
     /// Moves a request from `from` to `to` (cancel: pending → cancelled;
     /// revoke: approved → revoked). Returns the row after, or the state it
     /// was in when the move did not apply.
-    async fn transition(
+    pub async fn transition(
         &self,
         id: &str,
-        from: &'static str,
-        to: &'static str,
+        from: RequestState,
+        to: RequestState,
         now: u64,
-    ) -> Result<Result<RequestRow, DecideError>, StoreError> {
+    ) -> Result<Decided, StoreError> {
         let id = id.to_owned();
         self.with(move |c| {
             let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -730,7 +739,7 @@ impl SqliteStoreBackend {
                 return Ok(Err(DecideError::Unknown));
             };
             if row.state != from {
-                return Ok(Err(DecideError::Closed(row.state)));
+                return Ok(Err(DecideError::Closed(row.state.into())));
             }
             tx.execute(
                 "UPDATE access_requests SET state = ?2, decided_at = COALESCE(decided_at, ?3),
@@ -747,7 +756,7 @@ impl SqliteStoreBackend {
     /// Ids of grants revoked at or after `since` (Unix seconds), oldest
     /// first: how a broker learns of revocations made through another
     /// broker sharing the store.
-    async fn revoked_since(&self, since: u64) -> Result<Vec<String>, StoreError> {
+    pub async fn revoked_since(&self, since: u64) -> Result<Vec<String>, StoreError> {
         self.with(move |c| {
             let mut stmt = c.prepare(
                 "SELECT id FROM access_requests WHERE revoked_at >= ?1 ORDER BY revoked_at, id",
@@ -756,164 +765,5 @@ impl SqliteStoreBackend {
             rows.collect()
         })
         .await
-    }
-}
-
-impl StoreBackend for SqliteStoreBackend {
-    fn name(&self) -> &'static str {
-        "sqlite"
-    }
-
-    fn insert_session(&self, s: SessionRow) -> BoxFuture<'_, Result<(), StoreError>> {
-        Box::pin(SqliteStoreBackend::insert_session(self, s))
-    }
-
-    fn session(&self, id: String) -> BoxFuture<'_, Result<Option<SessionRow>, StoreError>> {
-        Box::pin(async move { SqliteStoreBackend::session(self, &id).await })
-    }
-
-    fn close_session(&self, id: String, at: u64) -> BoxFuture<'_, Result<bool, StoreError>> {
-        Box::pin(async move { SqliteStoreBackend::close_session(self, &id, at).await })
-    }
-
-    fn list_sessions(
-        &self,
-        f: SessionFilter,
-    ) -> BoxFuture<'_, Result<Vec<SessionRow>, StoreError>> {
-        Box::pin(SqliteStoreBackend::list_sessions(self, f))
-    }
-
-    fn put_recording(
-        &self,
-        session_id: String,
-        name: String,
-        body: Vec<u8>,
-        at: u64,
-    ) -> BoxFuture<'_, Result<(), StoreError>> {
-        Box::pin(async move {
-            SqliteStoreBackend::put_recording(self, &session_id, &name, body, at).await
-        })
-    }
-
-    fn recording(
-        &self,
-        session_id: String,
-        name: String,
-    ) -> BoxFuture<'_, Result<Option<Vec<u8>>, StoreError>> {
-        Box::pin(async move { SqliteStoreBackend::recording(self, &session_id, &name).await })
-    }
-
-    fn recording_names(
-        &self,
-        session_id: String,
-    ) -> BoxFuture<'_, Result<Vec<String>, StoreError>> {
-        Box::pin(async move { SqliteStoreBackend::recording_names(self, &session_id).await })
-    }
-
-    fn prune_recordings(&self, before: u64) -> BoxFuture<'_, Result<u64, StoreError>> {
-        Box::pin(SqliteStoreBackend::prune_recordings(self, before))
-    }
-
-    fn append_event(&self, e: Event) -> BoxFuture<'_, Result<(), StoreError>> {
-        Box::pin(SqliteStoreBackend::append_event(self, e))
-    }
-
-    fn recent_events(&self, limit: usize) -> BoxFuture<'_, Result<Vec<Event>, StoreError>> {
-        Box::pin(SqliteStoreBackend::recent_events(self, limit))
-    }
-
-    fn active_policy(&self) -> BoxFuture<'_, Result<Option<PolicyVersion>, StoreError>> {
-        Box::pin(SqliteStoreBackend::active_policy(self))
-    }
-
-    fn apply_policy(
-        &self,
-        expected: Option<u64>,
-        text: String,
-        applied_by: String,
-        at: u64,
-    ) -> BoxFuture<'_, Result<Option<u64>, StoreError>> {
-        Box::pin(SqliteStoreBackend::apply_policy(
-            self, expected, text, applied_by, at,
-        ))
-    }
-
-    fn insert_request(&self, r: RequestRow) -> BoxFuture<'_, Result<(), StoreError>> {
-        Box::pin(SqliteStoreBackend::insert_request(self, r))
-    }
-
-    fn request(&self, id: String) -> BoxFuture<'_, Result<Option<RequestRow>, StoreError>> {
-        Box::pin(async move { SqliteStoreBackend::request(self, &id).await })
-    }
-
-    fn requests_of(
-        &self,
-        subject: String,
-        limit: usize,
-    ) -> BoxFuture<'_, Result<Vec<RequestRow>, StoreError>> {
-        Box::pin(async move { SqliteStoreBackend::requests_of(self, &subject, limit).await })
-    }
-
-    fn pending_requests(&self, limit: usize) -> BoxFuture<'_, Result<Vec<RequestRow>, StoreError>> {
-        Box::pin(SqliteStoreBackend::pending_requests(self, limit))
-    }
-
-    fn claim_expired_requests(
-        &self,
-        now: u64,
-        limit: usize,
-    ) -> BoxFuture<'_, Result<Vec<RequestRow>, StoreError>> {
-        Box::pin(SqliteStoreBackend::claim_expired_requests(self, now, limit))
-    }
-
-    fn decide(
-        &self,
-        id: String,
-        approver: String,
-        decision: &'static str,
-        comment: Option<String>,
-        now: u64,
-    ) -> BoxFuture<'_, Result<Decided, StoreError>> {
-        Box::pin(async move {
-            SqliteStoreBackend::decide(self, &id, &approver, decision, comment, now).await
-        })
-    }
-
-    fn consume_review(
-        &self,
-        subject: String,
-        connection: String,
-        fingerprint: String,
-        now: u64,
-    ) -> BoxFuture<'_, Result<Option<RequestRow>, StoreError>> {
-        Box::pin(async move {
-            SqliteStoreBackend::consume_review(self, &subject, &connection, &fingerprint, now).await
-        })
-    }
-
-    fn pending_review(
-        &self,
-        subject: String,
-        connection: String,
-        fingerprint: String,
-        now: u64,
-    ) -> BoxFuture<'_, Result<Option<RequestRow>, StoreError>> {
-        Box::pin(async move {
-            SqliteStoreBackend::pending_review(self, &subject, &connection, &fingerprint, now).await
-        })
-    }
-
-    fn transition(
-        &self,
-        id: String,
-        from: &'static str,
-        to: &'static str,
-        now: u64,
-    ) -> BoxFuture<'_, Result<Decided, StoreError>> {
-        Box::pin(async move { SqliteStoreBackend::transition(self, &id, from, to, now).await })
-    }
-
-    fn revoked_since(&self, since: u64) -> BoxFuture<'_, Result<Vec<String>, StoreError>> {
-        Box::pin(SqliteStoreBackend::revoked_since(self, since))
     }
 }

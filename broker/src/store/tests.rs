@@ -8,6 +8,7 @@
 use std::time::{Duration, Instant};
 
 use hoop_shared::Secret;
+use hoop_shared::api::RequestState as Shown;
 
 use super::*;
 use crate::dev::postgres::ThrowawayPostgres;
@@ -128,13 +129,13 @@ fn request(id: &str, needed: u32) -> RequestRow {
         rule: "r".into(),
         approvals_needed: needed,
         approvers_json: "{}".into(),
-        state: "pending".into(),
+        state: RequestState::Pending,
         created_at: 100,
         expires_at: 200,
         decided_at: None,
         grant_ends_at: None,
         approvals: Vec::new(),
-        kind: KIND_ACCESS.into(),
+        kind: RequestKind::Access,
         statement: None,
         fingerprint: None,
         session_id: None,
@@ -144,7 +145,7 @@ fn request(id: &str, needed: u32) -> RequestRow {
 
 fn review(id: &str) -> RequestRow {
     RequestRow {
-        kind: KIND_STATEMENT.into(),
+        kind: RequestKind::Statement,
         statement: Some("DELETE FROM orders WHERE id = 1".into()),
         fingerprint: Some("fp1".into()),
         session_id: Some("s1".into()),
@@ -242,7 +243,7 @@ async fn an_approved_review_runs_once_and_only_within_its_window(store: Store) {
     let waiting = store.pending_review("dev:alice", "pg", "fp1", 110).await;
     assert_eq!(waiting.unwrap().unwrap().id, "v1");
     store
-        .decide("v1", "bob", "approve", None, 120)
+        .decide("v1", "bob", Decision::Approve, None, 120)
         .await
         .unwrap()
         .unwrap(); // the run window ends at 180
@@ -277,7 +278,7 @@ async fn an_approved_review_runs_once_and_only_within_its_window(store: Store) {
     // An approval whose window has passed is not used.
     store.insert_request(review("v2")).await.unwrap();
     store
-        .decide("v2", "bob", "approve", None, 140)
+        .decide("v2", "bob", Decision::Approve, None, 140)
         .await
         .unwrap()
         .unwrap();
@@ -312,7 +313,7 @@ async fn runs_racing_for_approvals_use_each_once(b: &Backing) {
         tasks
     };
     x.insert_request(review("v")).await.unwrap();
-    x.decide("v", "bob", "approve", None, 120)
+    x.decide("v", "bob", Decision::Approve, None, 120)
         .await
         .unwrap()
         .unwrap();
@@ -321,7 +322,7 @@ async fn runs_racing_for_approvals_use_each_once(b: &Backing) {
 
     for id in ["w1", "w2"] {
         y.insert_request(review(id)).await.unwrap();
-        y.decide(id, "bob", "approve", None, 121)
+        y.decide(id, "bob", Decision::Approve, None, 121)
             .await
             .unwrap()
             .unwrap();
@@ -337,20 +338,20 @@ on_both!(backing: runs_racing_for_approvals_use_each_once =>
 async fn n_of_m_approvals_grant_once_and_closed_requests_refuse_decisions(store: Store) {
     store.insert_request(request("r1", 2)).await.unwrap();
     let r = store
-        .decide("r1", "bob", "approve", None, 110)
+        .decide("r1", "bob", Decision::Approve, None, 110)
         .await
         .unwrap()
         .unwrap();
     assert_eq!((r.state.as_str(), r.grant_ends_at), ("pending", None));
     assert_eq!(
         store
-            .decide("r1", "bob", "approve", None, 111)
+            .decide("r1", "bob", Decision::Approve, None, 111)
             .await
             .unwrap(),
         Err(DecideError::AlreadyDecided)
     );
     let r = store
-        .decide("r1", "dave", "approve", Some("ok".into()), 120)
+        .decide("r1", "dave", Decision::Approve, Some("ok".into()), 120)
         .await
         .unwrap()
         .unwrap();
@@ -358,59 +359,59 @@ async fn n_of_m_approvals_grant_once_and_closed_requests_refuse_decisions(store:
     assert_eq!(
         r.approvals,
         [
-            ("bob".into(), "approve".into(), None, 110),
-            ("dave".into(), "approve".into(), Some("ok".into()), 120)
+            ("bob".into(), Decision::Approve, None, 110),
+            ("dave".into(), Decision::Approve, Some("ok".into()), 120)
         ]
     );
     assert_eq!(
         store
-            .decide("r1", "erin", "approve", None, 121)
+            .decide("r1", "erin", Decision::Approve, None, 121)
             .await
             .unwrap(),
-        Err(DecideError::Closed("approved".into()))
+        Err(DecideError::Closed(Shown::Approved))
     );
     // Past the deadline nobody can decide.
     store.insert_request(request("r2", 1)).await.unwrap();
     assert_eq!(
         store
-            .decide("r2", "bob", "approve", None, 200)
+            .decide("r2", "bob", Decision::Approve, None, 200)
             .await
             .unwrap(),
-        Err(DecideError::Closed("expired".into()))
+        Err(DecideError::Closed(Shown::Expired))
     );
     // Cancel only while pending; revoke only once approved.
     let r = store
-        .transition("r2", "pending", "cancelled", 150)
+        .transition("r2", RequestState::Pending, RequestState::Cancelled, 150)
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(r.state, "cancelled");
+    assert_eq!(r.state, RequestState::Cancelled);
     assert_eq!(
         store
-            .transition("r2", "approved", "revoked", 151)
+            .transition("r2", RequestState::Approved, RequestState::Revoked, 151)
             .await
             .unwrap(),
-        Err(DecideError::Closed("cancelled".into()))
+        Err(DecideError::Closed(Shown::Cancelled))
     );
     assert_eq!(
         store
-            .transition("r1", "approved", "revoked", 151)
+            .transition("r1", RequestState::Approved, RequestState::Revoked, 151)
             .await
             .unwrap()
             .unwrap()
             .state,
-        "revoked"
+        RequestState::Revoked
     );
     assert_eq!(
         store
-            .decide("nope", "bob", "approve", None, 1)
+            .decide("nope", "bob", Decision::Approve, None, 1)
             .await
             .unwrap(),
         Err(DecideError::Unknown)
     );
     assert_eq!(
         store
-            .transition("nope", "pending", "cancelled", 1)
+            .transition("nope", RequestState::Pending, RequestState::Cancelled, 1)
             .await
             .unwrap(),
         Err(DecideError::Unknown)
@@ -418,7 +419,7 @@ async fn n_of_m_approvals_grant_once_and_closed_requests_refuse_decisions(store:
     // A denial closes the request at once.
     store.insert_request(request("r3", 2)).await.unwrap();
     let r = store
-        .decide("r3", "bob", "deny", None, 130)
+        .decide("r3", "bob", Decision::Deny, None, 130)
         .await
         .unwrap()
         .unwrap();
@@ -435,14 +436,14 @@ async fn concurrent_approvers_never_double_grant(store: Store) {
         let store = store.clone();
         tasks.spawn(async move {
             store
-                .decide("r", approver, "approve", None, 150)
+                .decide("r", approver, Decision::Approve, None, 150)
                 .await
                 .unwrap()
         });
     }
     let mut granted = 0;
     for row in tasks.join_all().await.into_iter().flatten() {
-        assert_eq!(row.state, "approved");
+        assert_eq!(row.state, RequestState::Approved);
         granted += 1;
     }
     assert_eq!(
@@ -470,11 +471,11 @@ async fn two_stores_racing_decide_grant_exactly_once(b: &Backing) {
             tasks.spawn(async move {
                 let approver = format!("approver-{n}-{t}");
                 let one = store
-                    .decide("one", &approver, "approve", None, 150)
+                    .decide("one", &approver, Decision::Approve, None, 150)
                     .await
                     .unwrap();
                 let three = store
-                    .decide("three", &approver, "approve", None, 150)
+                    .decide("three", &approver, Decision::Approve, None, 150)
                     .await
                     .unwrap();
                 (one, three)
@@ -489,9 +490,9 @@ async fn two_stores_racing_decide_grant_exactly_once(b: &Backing) {
             match pick(r) {
                 Ok(row) => {
                     recorded += 1;
-                    granted += usize::from(row.state == "approved");
+                    granted += usize::from(row.state == RequestState::Approved);
                 }
-                Err(e) => assert_eq!(e, &DecideError::Closed("approved".into())),
+                Err(e) => assert_eq!(e, &DecideError::Closed(Shown::Approved)),
             }
         }
         (recorded, granted)
@@ -515,7 +516,7 @@ async fn each_expiry_is_claimed_once_and_only_while_undecided(store: Store) {
     store.insert_request(request("late", 1)).await.unwrap(); // expires at 200
     store.insert_request(request("decided", 1)).await.unwrap();
     store
-        .decide("decided", "bob", "approve", None, 150)
+        .decide("decided", "bob", Decision::Approve, None, 150)
         .await
         .unwrap()
         .unwrap();
@@ -585,7 +586,7 @@ async fn requests_list_by_owner_and_pending_newest_first(store: Store) {
         store.insert_request(r).await.unwrap();
     }
     store
-        .decide("c", "carol", "approve", None, 150)
+        .decide("c", "carol", Decision::Approve, None, 150)
         .await
         .unwrap()
         .unwrap();
@@ -597,7 +598,10 @@ async fn requests_list_by_owner_and_pending_newest_first(store: Store) {
     assert_eq!(ids(store.requests_of("dev:alice", 1).await.unwrap()), ["c"]);
     assert_eq!(ids(store.pending_requests(10).await.unwrap()), ["b", "a"]);
     let c = store.request("c").await.unwrap().unwrap();
-    assert_eq!(c.approvals, [("carol".into(), "approve".into(), None, 150)]);
+    assert_eq!(
+        c.approvals,
+        [("carol".into(), Decision::Approve, None, 150)]
+    );
     assert_eq!(store.request("nope").await.unwrap(), None);
 }
 on_both!(store: requests_list_by_owner_and_pending_newest_first =>
@@ -750,18 +754,18 @@ async fn revocations_are_listed_from_a_time_on(store: Store) {
     for id in ["r1", "r2", "r3"] {
         store.insert_request(request(id, 1)).await.unwrap();
         store
-            .decide(id, "bob", "approve", None, 110)
+            .decide(id, "bob", Decision::Approve, None, 110)
             .await
             .unwrap()
             .unwrap();
     }
     store
-        .transition("r2", "approved", "revoked", 120)
+        .transition("r2", RequestState::Approved, RequestState::Revoked, 120)
         .await
         .unwrap()
         .unwrap();
     store
-        .transition("r1", "approved", "revoked", 130)
+        .transition("r1", RequestState::Approved, RequestState::Revoked, 130)
         .await
         .unwrap()
         .unwrap();
@@ -829,7 +833,7 @@ const OLD_REQUEST: &str = "INSERT INTO access_requests (id, subject, user_name, 
 
 async fn an_old_store_upgrades_and_keeps_its_requests_as_access_requests(store: Store) {
     let old = store.request("old").await.unwrap().unwrap();
-    assert_eq!(old.kind, KIND_ACCESS);
+    assert_eq!(old.kind, RequestKind::Access);
     assert_eq!(old.statement, None);
     // Already expired at upgrade: counts as announced (migration 3).
     assert!(
@@ -994,11 +998,11 @@ async fn postgres_store_carries_on_after_its_connections_are_killed() {
 
     kill_store_connections(&admin, true).await;
     let granted = store
-        .decide("r", "bob", "approve", None, 150)
+        .decide("r", "bob", Decision::Approve, None, 150)
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(granted.state, "approved");
+    assert_eq!(granted.state, RequestState::Approved);
     assert_eq!(
         store
             .list_sessions(SessionFilter {
@@ -1162,7 +1166,7 @@ async fn postgres_a_silently_dead_connection_is_retried_on_a_fresh_one() {
     store.insert_request(request("r", 1)).await.unwrap();
     relay.cut();
     let granted = store
-        .decide("r", "bob", "approve", None, 150)
+        .decide("r", "bob", Decision::Approve, None, 150)
         .await
         .unwrap()
         .unwrap();

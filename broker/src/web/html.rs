@@ -99,7 +99,7 @@ fn duration(secs: u64) -> String {
 fn approved_count(r: &AccessRequestView) -> usize {
     r.approvals
         .iter()
-        .filter(|a| a.decision == "approve")
+        .filter(|a| a.decision == crate::store::Decision::Approve.as_str())
         .count()
 }
 

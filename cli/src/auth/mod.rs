@@ -308,7 +308,8 @@ impl Credentials {
             return Err(self.not_logged_in(Some("the login cannot be refreshed".into())));
         };
         let auth_config = self.api.auth_config().await?;
-        let fresh = device::refresh(self.api.http(), &auth_config, &refresh_token)
+        let idp_http = self.api.idp_http(&auth_config)?;
+        let fresh = device::refresh(&idp_http, &auth_config, &refresh_token)
             .await
             .map_err(|e| self.not_logged_in(Some(format!("refreshing the login failed: {e}"))))?;
         let tokens = StoredTokens {

@@ -31,13 +31,6 @@
 //! [`EXIT_APPROVAL_PENDING`] (3) an access request or a statement review is
 //! still pending (its id on stdout); 130 Ctrl-C while waiting.
 
-#![deny(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic
-)]
-
 use std::io::{IsTerminal as _, Read as _, Write as _};
 use std::path::Path;
 use std::sync::Arc;
@@ -570,7 +563,6 @@ pub fn format_table(st: &StatementResult) -> String {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::panic)]
 
     use super::*;
     use clap::Parser as _;

@@ -29,7 +29,8 @@ pub async fn run(ctx: &Context, args: &LoginArgs) -> anyhow::Result<u8> {
         .auth_config()
         .await
         .context("cannot get the login settings from the broker")?;
-    let login = device::start(api.http(), &auth_config)
+    let idp_http = api.idp_http(&auth_config)?;
+    let login = device::start(&idp_http, &auth_config)
         .await
         .context("cannot start the login")?;
     let prompt = login.prompt();
@@ -52,7 +53,7 @@ pub async fn run(ctx: &Context, args: &LoginArgs) -> anyhow::Result<u8> {
     let spinner = crate::render::spinner();
     spinner.set_message("Waiting for you to approve the login…");
     spinner.enable_steady_tick(Duration::from_millis(120));
-    let result = login.finish(api.http()).await;
+    let result = login.finish(&idp_http).await;
     spinner.finish_and_clear();
     let tokens = result.context("login failed")?;
 
@@ -87,6 +88,7 @@ pub async fn run(ctx: &Context, args: &LoginArgs) -> anyhow::Result<u8> {
         .await?
         .context("cannot store the login")?;
 
+    super::whoami::remember(&ctx.settings.config_dir, api.broker_url(), &me);
     let mut out = std::io::stdout();
     writeln!(out, "{}", greeting(api.broker_url(), &me))?;
     out.flush()?;

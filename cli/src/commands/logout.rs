@@ -31,7 +31,14 @@ pub struct Outcome {
 pub async fn run(ctx: &Context) -> anyhow::Result<u8> {
     let store = ctx.token_store()?;
     let configured = ctx.settings.broker().ok().cloned();
-    let outcome = logout(store, configured.as_ref()).await?;
+    // The identity the broker confirmed last is part of the login.
+    let _ = std::fs::remove_file(ctx.settings.config_dir.join(super::whoami::IDENTITY_FILE));
+    let outcome = logout(
+        store,
+        configured.as_ref(),
+        ctx.settings.idp_ca_file.as_deref(),
+    )
+    .await?;
 
     let mut out = std::io::stdout();
     if let Some(endpoint) = &outcome.revoked_at {
@@ -57,9 +64,11 @@ pub async fn run(ctx: &Context) -> anyhow::Result<u8> {
 /// Revokes the stored refresh token (when the provider offers revocation),
 /// then deletes the login from every store. `configured` is the broker the
 /// settings name; its CA file is used when the login is for that broker.
+/// `idp_ca_file` is `--idp-ca-file`, trusted for the provider.
 pub async fn logout(
     store: TokenStore,
     configured: Option<&BrokerTarget>,
+    idp_ca_file: Option<&std::path::Path>,
 ) -> anyhow::Result<Outcome> {
     let store = Arc::new(store);
     let mut outcome = Outcome::default();
@@ -70,7 +79,14 @@ pub async fn logout(
     match loaded {
         Ok(Some(loaded)) => {
             if let Some(refresh_token) = &loaded.tokens.refresh_token {
-                match revoke(&loaded.tokens.broker_url, configured, refresh_token).await {
+                match revoke(
+                    &loaded.tokens.broker_url,
+                    configured,
+                    idp_ca_file,
+                    refresh_token,
+                )
+                .await
+                {
                     Ok(Some(endpoint)) => outcome.revoked_at = Some(endpoint),
                     Ok(None) => tracing::debug!("the identity provider offers no revocation"),
                     Err(e) => outcome.revoke_warning = Some(format!("{e:#}")),
@@ -90,6 +106,7 @@ pub async fn logout(
 async fn revoke(
     broker_url: &str,
     configured: Option<&BrokerTarget>,
+    idp_ca_file: Option<&std::path::Path>,
     refresh_token: &Secret,
 ) -> anyhow::Result<Option<String>> {
     let target = match configured {
@@ -102,15 +119,18 @@ async fn revoke(
             ca_file: None,
         },
     };
-    let api = ApiClient::new(&target)?;
+    let api = ApiClient::new(&target)?.with_idp_ca_file(idp_ca_file.map(ToOwned::to_owned));
     let auth_config = api
         .auth_config()
         .await
         .map_err(|e| anyhow::anyhow!("cannot revoke the refresh token: {e}"))?;
-    let Some(endpoint) = auth_config.revocation_endpoint else {
+    let Some(endpoint) = auth_config.revocation_endpoint.clone() else {
         return Ok(None);
     };
-    device::revoke(api.http(), &endpoint, &auth_config.client_id, refresh_token)
+    let idp_http = api
+        .idp_http(&auth_config)
+        .map_err(|e| anyhow::anyhow!("cannot revoke the refresh token: {e}"))?;
+    device::revoke(&idp_http, &endpoint, &auth_config.client_id, refresh_token)
         .await
         .map_err(|e| anyhow::anyhow!("cannot revoke the refresh token: {e}"))?;
     Ok(Some(endpoint))
@@ -145,6 +165,7 @@ mod tests {
             token_endpoint: format!("{base}/token"),
             scopes: vec!["openid".into()],
             revocation_endpoint: revocation.then(|| format!("{base}/revoke")),
+            issuer_ca_pem: None,
         };
         let app = axum::Router::new()
             .route(
@@ -201,7 +222,7 @@ mod tests {
             Box::new(FakeKeyring::default()),
         );
         store.save(&login_for(&broker)).unwrap();
-        let outcome = logout(store, Some(&broker)).await.unwrap();
+        let outcome = logout(store, Some(&broker), None).await.unwrap();
         assert!(outcome.revoked_at.unwrap().ends_with("/revoke"));
         assert!(outcome.revoke_warning.is_none());
         let forms = seen.lock().unwrap().clone();
@@ -230,7 +251,7 @@ mod tests {
             store.save(&login_for(&broker)).unwrap(),
             Location::Keyring(_)
         ));
-        let outcome = logout(store, Some(&broker)).await.unwrap();
+        let outcome = logout(store, Some(&broker), None).await.unwrap();
         assert_eq!(seen.lock().unwrap().len(), 1);
         assert!(outcome.revoked_at.is_none());
         let warning = outcome.revoke_warning.unwrap();
@@ -254,7 +275,7 @@ mod tests {
             Box::new(FakeKeyring::default()),
         );
         store.save(&login_for(&broker)).unwrap();
-        let outcome = logout(store, Some(&broker)).await.unwrap();
+        let outcome = logout(store, Some(&broker), None).await.unwrap();
         assert!(outcome.revoked_at.is_none() && outcome.revoke_warning.is_none());
         assert!(seen.lock().unwrap().is_empty());
         assert!(!tmp.path().join(TOKEN_FILE).exists());
@@ -276,7 +297,7 @@ mod tests {
             Box::new(FakeKeyring::default()),
         );
         store.save(&login_for(&gone)).unwrap();
-        let outcome = logout(store, None).await.unwrap();
+        let outcome = logout(store, None, None).await.unwrap();
         assert!(
             outcome.revoke_warning.unwrap().contains("cannot reach"),
             "no warning"

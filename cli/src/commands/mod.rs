@@ -45,7 +45,7 @@ impl Context {
     /// API client for the configured broker.
     pub fn api(&self) -> anyhow::Result<ApiClient> {
         let broker = self.settings.broker()?;
-        Ok(ApiClient::new(broker)?)
+        Ok(ApiClient::new(broker)?.with_idp_ca_file(self.settings.idp_ca_file.clone()))
     }
 
     /// Where tokens come from in this run (`--token-file`, environment, CI

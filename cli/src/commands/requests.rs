@@ -199,8 +199,15 @@ pub fn default_hint(code: ErrorCode, id: &str, action: Option<RequestAction>) ->
     Some(hint)
 }
 
-/// `approved (12m left)`, `pending`, `denied`...
+/// `approved (12m left)`, `used 3m ago` (a statement review's one run),
+/// `pending`, `denied`...
 pub fn state_cell(view: &AccessRequestView, now: u64) -> String {
+    if let Some(used) = view.statement.as_ref().and_then(|st| st.used_at) {
+        return format!(
+            "used {} ago",
+            render::short_duration(now.saturating_sub(used))
+        );
+    }
     match (view.state, view.grant_ends_at) {
         (RequestState::Approved, Some(end)) if end > now => {
             format!("approved ({} left)", render::short_duration(end - now))
@@ -406,6 +413,23 @@ mod tests {
              r2  pg-prod     approved (12m left)  15m       1/1        3m   INC-42 investigate\n\
              r1  pg-prod     pending              15m       0/1        3m   INC-42 investigate\n"
         );
+    }
+
+    #[test]
+    fn a_statement_review_that_ran_shows_as_used_not_as_time_left() {
+        let mut v = view("r3", RequestState::Approved);
+        v.grant_ends_at = Some(NOW + 720);
+        v.statement = Some(hoop_shared::api::StatementReview {
+            sql: "delete from orders where id = 1".into(),
+            fingerprint: "f".into(),
+            guardrail: "orders-review/orders-writes".into(),
+            session_id: None,
+            used_at: Some(NOW - 120),
+        });
+        assert_eq!(state_cell(&v, NOW), "used 2m ago");
+        let text = my_requests_table(&AccessRequestList { requests: vec![v] }, NOW);
+        assert!(text.contains("used 2m ago"), "{text}");
+        assert!(!text.contains("left"), "{text}");
     }
 
     #[test]

@@ -20,13 +20,6 @@
 //! escape sequences to the reader's terminal. The SSH shell replay is the
 //! exception, by nature: it is a terminal recording.
 
-#![deny(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic
-)]
-
 use std::io::Write as _;
 use std::time::Duration;
 

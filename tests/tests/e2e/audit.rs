@@ -7,8 +7,6 @@
 //! killed (-9) in the middle of a session inserting rows in a loop, the log
 //! still verifies and every row the database has has its statement record.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};

@@ -12,8 +12,6 @@
 //! signing key (B names A's key file), so the chain's checkpoints verify
 //! against one pinned key.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
 use std::collections::HashSet;
 use std::io::Read as _;
 use std::process::{Child, Command, Stdio};

@@ -4,8 +4,6 @@
 //! signature, while a second webhook that always answers 500 is retried in
 //! the background and never slows the API down.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 

@@ -18,13 +18,6 @@
 //! - `describe`: Parse + Describe of a query on the side connection, for
 //!   `COPY (query) TO STDOUT`, whose output has no RowDescription.
 
-#![deny(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic
-)]
-
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -891,7 +891,6 @@ fn for_each_frame(mut bytes: &[u8], mut f: impl FnMut(u8, &[u8])) {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::panic)]
 
     use super::*;
     use crate::record::{Recorder, StatementOutcome, StatementRecord};

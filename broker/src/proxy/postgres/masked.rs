@@ -66,13 +66,6 @@
 //! `DataRow` the notes cannot place (which would be a bug) is masked as a
 //! whole too, never passed in clear.
 
-#![deny(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic
-)]
-
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 

@@ -10,13 +10,6 @@
 //! [`SessionLog::finish`], which pairs it with the oldest statement still in
 //! flight. It never changes a frame.
 
-#![deny(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic
-)]
-
 use std::sync::Arc;
 
 use super::frame::{cstr, error_code_and_message};
@@ -73,7 +66,6 @@ impl FrameHook for RecordOutcomes {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
     use super::*;
     use crate::record::{Durable, Recorder, StatementOutcome, StatementRecord};
     use std::sync::Mutex;

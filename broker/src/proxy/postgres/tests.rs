@@ -3,13 +3,6 @@
 //! [`PgProxy::serve`], and real clients (psql, pgbench) or a small raw client
 //! that records every byte it receives.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic
-)]
-
 use std::net::SocketAddr;
 use std::process::Output;
 use std::sync::Arc;

@@ -143,7 +143,7 @@ impl TlsSettings {
     }
 
     /// The rustls client settings (`None` for plain TCP), for other
-    /// PostgreSQL clients of the broker (`crate::pg_client`).
+    /// PostgreSQL clients of the broker (`crate::store::pg_conn`).
     pub fn client_config(&self) -> Option<Arc<rustls::ClientConfig>> {
         self.client.clone()
     }

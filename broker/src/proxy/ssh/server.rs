@@ -26,13 +26,6 @@
 //! stops, every open channel gets a line on stderr saying why, then the
 //! connection is closed with the same reason.
 
-#![deny(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic
-)]
-
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -11,13 +11,6 @@
 //! [`MAX_OPS`] recorded operations. A stream it cannot follow (an oversized
 //! or undecodable frame) stops the watching, never the transfer.
 
-#![deny(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic
-)]
-
 use std::collections::HashMap;
 
 use bytes::Bytes;

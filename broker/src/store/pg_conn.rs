@@ -13,13 +13,6 @@
 //! The password never sits in the URL in a config file: it comes by
 //! reference (`password_env` / `password_file`) and is set here.
 
-#![deny(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic
-)]
-
 use std::path::PathBuf;
 use std::time::Duration;
 
