@@ -5,7 +5,7 @@
 #   DURATION=30 bench/pg.sh
 #   NO_BUILD=1 bench/pg.sh          # use the release binaries already in target/release
 #
-# Four paths to one throwaway PostgreSQL (started by `hoop-broker dev`):
+# Four paths to one demo PostgreSQL (started by `hoop-broker dev`):
 #   direct     client -> PostgreSQL (TCP, loopback)
 #   pgbouncer  client -> pgbouncer (session pooling) -> PostgreSQL
 #   2 relays   client -> socat -> socat -> PostgreSQL: the two hops hoop's
@@ -46,6 +46,9 @@ pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
   for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  # As root, dev keeps the demo cluster outside its data dir (printed as "kept in DIR").
+  cluster="$(sed -n 's/.*, kept in \(.*\)$/\1/p' "$work/dev.out" 2>/dev/null | head -1)"
+  case "$cluster" in "$work"/*|"") ;; *) rm -rf "$cluster" ;; esac
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -60,7 +63,7 @@ export HOOP_CONFIG_DIR="$work/hoop"
 pids+=($!); BROKER_PID=$!
 wait_for "$work/dev.out" "Press Ctrl-C"
 URL="$(awk '/listening on/ {print $4}' "$work/dev.out")"
-PGPORT_DIRECT="$(sed -n 's/.*throwaway PostgreSQL on 127.0.0.1:\([0-9]*\).*/\1/p' "$work/dev.out")"
+PGPORT_DIRECT="$(sed -n 's/.*demo-pg *PostgreSQL on 127.0.0.1:\([0-9]*\).*/\1/p' "$work/dev.out")"
 PW="$(cat "$work/data/demo-pg.password")"
 
 # Log in as alice through the device flow, approving by form POST.

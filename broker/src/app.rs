@@ -29,7 +29,7 @@ use crate::secrets::{self, CredentialRef};
 use crate::session::Grants;
 use crate::state::AppState;
 use crate::store::{Event, Store};
-use crate::util::{create_private_dir, now_unix};
+use crate::util::now_unix;
 
 /// How often retention runs (when `[audit] retention` is set).
 const PRUNE_INTERVAL: Duration = Duration::from_secs(3600);
@@ -55,7 +55,8 @@ impl Broker {
     /// Validates everything and binds the port.
     pub async fn bind(config: Config) -> anyhow::Result<Broker> {
         crate::tls::install_crypto_provider();
-        create_private_dir(&config.data_dir)?;
+        crate::fsperm::secure_data_dir(&config.data_dir)
+            .with_context(|| format!("data dir {}", config.data_dir.display()))?;
         let listener = TcpListener::bind(config.listen_addr())
             .await
             .with_context(|| format!("cannot listen on {}", config.listen_addr()))?;
@@ -83,13 +84,9 @@ impl Broker {
             {
                 hosts.push(h);
             }
-            let generated = crate::tls::generate(&hosts)?;
-            let path = config.data_dir.join("ca.pem");
-            hoop_shared::client_config::write_private_file(
-                &config.data_dir,
-                "ca.pem",
-                generated.ca_pem.as_bytes(),
-            )?;
+            // Kept in the data dir: a restart keeps the CA clients trust.
+            let generated = crate::tls::load_or_generate(&config.data_dir, &hosts)?;
+            let path = config.data_dir.join(crate::tls::DEV_CA_FILE);
             (generated.server_config, Some(generated.ca_pem), Some(path))
         } else {
             let (Some(cert), Some(key)) = (&config.tls.cert_file, &config.tls.key_file) else {

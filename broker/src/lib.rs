@@ -73,6 +73,9 @@
 //!   domain's checks. [`dev`]: `hoop-broker dev`, everything for a local
 //!   try-out in one command, including a throwaway PostgreSQL
 //!   ([`dev::postgres`]).
+//!
+//! Ground helper: [`fsperm`]: owner-only modes for everything in the data
+//! dir (umask `077`, and a loose data dir tightened at start).
 
 pub mod access;
 pub mod api;
@@ -83,6 +86,7 @@ pub mod cluster;
 pub mod config;
 pub mod config_check;
 pub mod dev;
+pub mod fsperm;
 pub mod guard;
 pub mod idp;
 pub mod mask;

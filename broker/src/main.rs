@@ -54,10 +54,32 @@ enum Command {
         )]
         postgres_url: Option<String>,
     },
+    /// Internal: how `dev` starts its PostgreSQL so that it dies with the
+    /// broker (see `hoop_broker::dev::postgres::exec_child`).
+    #[command(name = "pg-child", hide = true)]
+    PgChild {
+        /// The broker's process id.
+        #[arg(long)]
+        parent: u32,
+        /// The server binary and its arguments.
+        #[arg(last = true, required = true)]
+        command: Vec<std::ffi::OsString>,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Everything the broker writes holds audit or session data: owner-only.
+    hoop_broker::fsperm::restrict_umask();
+    if let Command::PgChild { parent, command } = &cli.command {
+        let (program, args) = command.split_first().unzip();
+        let error = match program {
+            Some(program) => dev::postgres::exec_child(*parent, program, args.unwrap_or_default()),
+            None => "no program".to_owned(),
+        };
+        eprintln!("hoop-broker pg-child: {error}");
+        return ExitCode::FAILURE;
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("HOOP_LOG")
@@ -105,6 +127,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             broker.run(shutdown).await;
             Ok(())
         }
+        Command::PgChild { .. } => anyhow::bail!("pg-child runs before the runtime starts"),
         Command::Dev {
             listen,
             data_dir,

@@ -1,10 +1,12 @@
 //! TLS for the broker's HTTPS port.
 //!
 //! Production: a PEM certificate chain and key from files. Development
-//! (`tls.self_signed = true`, and `hoop-broker dev`): a private CA generated at
-//! start, and a server certificate it signs for `localhost`, the loopback
-//! addresses and the listen host. The CA (never its key) is written to
-//! `DATA_DIR/ca.pem` so clients can trust it; the key lives only in memory.
+//! (`tls.self_signed = true`, and `hoop-broker dev`): a private CA, generated
+//! on the first start and kept in the data dir (`DATA_DIR/ca.pem`, which
+//! clients trust, and its key `DATA_DIR/ca.key`, mode 0600), so a restart
+//! keeps the CA that hoopctl and open tunnels trust; at each start it signs a
+//! fresh server certificate for `localhost`, the loopback addresses and the
+//! listen host.
 //! Only HTTP/1.1 is offered over ALPN: the tunnel is an HTTP/1.1 upgrade.
 //!
 //! Also the client side towards PostgreSQL servers ([`TlsSettings`]): the
@@ -85,19 +87,76 @@ fn server_config(
     Ok(Arc::new(cfg))
 }
 
-/// Generates a development CA and a server certificate for `hosts` (DNS names
-/// or IP addresses) plus `localhost`, `127.0.0.1` and `::1`.
-pub fn generate(hosts: &[String]) -> Result<GeneratedTls, TlsError> {
+/// File names of the kept development CA inside the data dir.
+pub const DEV_CA_FILE: &str = "ca.pem";
+/// The development CA's private key (mode 0600).
+pub const DEV_CA_KEY_FILE: &str = "ca.key";
+
+fn dev_ca_params() -> Result<CertificateParams, TlsError> {
     let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
     ca_params
         .distinguished_name
         .push(DnType::CommonName, "hoop-broker development CA");
     ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    Ok(ca_params)
+}
+
+/// The development CA kept in `data_dir` (created there on first use) and a
+/// fresh server certificate it signs for `hosts` (see [`generate`]).
+pub fn load_or_generate(data_dir: &Path, hosts: &[String]) -> Result<GeneratedTls, TlsError> {
+    let key_path = data_dir.join(DEV_CA_KEY_FILE);
+    let cert_path = data_dir.join(DEV_CA_FILE);
+    let file_err = |p: &Path, what: String| TlsError::File {
+        path: p.display().to_string(),
+        what,
+    };
+    if key_path.exists() {
+        let key_pem = hoop_shared::Secret::new(
+            std::fs::read_to_string(&key_path)
+                .map_err(|e| file_err(&key_path, format!("cannot read: {e}")))?,
+        );
+        let ca_key = KeyPair::from_pem(key_pem.expose())
+            .map_err(|e| file_err(&key_path, format!("not a PEM private key: {e}")))?;
+        let ca_pem = std::fs::read_to_string(&cert_path)
+            .map_err(|e| file_err(&cert_path, format!("cannot read: {e}")))?;
+        let ca_der = CertificateDer::from_pem_slice(ca_pem.as_bytes())
+            .map_err(|e| file_err(&cert_path, format!("not a PEM certificate: {e}")))?;
+        let issuer = Issuer::new(dev_ca_params()?, ca_key);
+        return signed_server(hosts, &issuer, ca_der, ca_pem);
+    }
+    let ca_key = KeyPair::generate()?;
+    let ca_cert = dev_ca_params()?.self_signed(&ca_key)?;
+    let key_pem = hoop_shared::Secret::new(ca_key.serialize_pem());
+    // The certificate first: a key without its certificate is never left behind.
+    for (name, bytes) in [
+        (DEV_CA_FILE, ca_cert.pem().into_bytes()),
+        (DEV_CA_KEY_FILE, key_pem.expose().as_bytes().to_vec()),
+    ] {
+        hoop_shared::client_config::write_private_file(data_dir, name, &bytes)
+            .map_err(|e| file_err(&data_dir.join(name), e.to_string()))?;
+    }
+    tracing::info!(path = %cert_path.display(), "generated the development CA");
+    let issuer = Issuer::new(dev_ca_params()?, ca_key);
+    signed_server(hosts, &issuer, ca_cert.der().clone(), ca_cert.pem())
+}
+
+/// Generates a development CA and a server certificate for `hosts` (DNS names
+/// or IP addresses) plus `localhost`, `127.0.0.1` and `::1`.
+pub fn generate(hosts: &[String]) -> Result<GeneratedTls, TlsError> {
+    let ca_params = dev_ca_params()?;
     let ca_key = KeyPair::generate()?;
     let ca_cert = ca_params.self_signed(&ca_key)?;
     let issuer = Issuer::new(ca_params, ca_key);
+    signed_server(hosts, &issuer, ca_cert.der().clone(), ca_cert.pem())
+}
 
+fn signed_server(
+    hosts: &[String],
+    issuer: &Issuer<'_, KeyPair>,
+    ca_der: CertificateDer<'static>,
+    ca_pem: String,
+) -> Result<GeneratedTls, TlsError> {
     let mut names: Vec<String> = vec!["localhost".into(), "127.0.0.1".into(), "::1".into()];
     for h in hosts {
         if !names.contains(h) {
@@ -111,15 +170,15 @@ pub fn generate(hosts: &[String]) -> Result<GeneratedTls, TlsError> {
     leaf.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     let leaf_key = KeyPair::generate()?;
-    let leaf_cert = leaf.signed_by(&leaf_key, &issuer)?;
+    let leaf_cert = leaf.signed_by(&leaf_key, issuer)?;
 
     let key = PrivateKeyDer::try_from(leaf_key.serialize_der()).map_err(|e| TlsError::File {
         path: "<generated>".into(),
         what: e.to_string(),
     })?;
-    let chain = vec![leaf_cert.der().clone(), ca_cert.der().clone()];
+    let chain = vec![leaf_cert.der().clone(), ca_der];
     Ok(GeneratedTls {
-        ca_pem: ca_cert.pem(),
+        ca_pem,
         server_config: server_config(chain, key)?,
     })
 }
@@ -264,6 +323,52 @@ mod tests {
         let g = generate(&["broker.internal".into()]).unwrap();
         assert!(g.ca_pem.starts_with("-----BEGIN CERTIFICATE-----"));
         assert_eq!(g.server_config.alpn_protocols, vec![b"http/1.1".to_vec()]);
+    }
+
+    /// A restart on the same data dir keeps the CA (byte for byte), and the
+    /// new server certificate chains to it; the key is owner-only.
+    #[test]
+    fn the_development_ca_is_kept_across_restarts() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let first = load_or_generate(dir.path(), &[]).unwrap();
+        let second = load_or_generate(dir.path(), &["h".into()]).unwrap();
+        assert_eq!(first.ca_pem, second.ca_pem);
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join(DEV_CA_FILE)).unwrap(),
+            first.ca_pem
+        );
+        let mode = std::fs::metadata(dir.path().join(DEV_CA_KEY_FILE))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        // The second start's leaf verifies against the first start's CA.
+        let mut roots = rustls::RootCertStore::empty();
+        roots
+            .add(CertificateDer::from_pem_slice(first.ca_pem.as_bytes()).unwrap())
+            .unwrap();
+        let client = rustls::ClientConfig::builder()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let mut c = rustls::ClientConnection::new(
+            std::sync::Arc::new(client),
+            "localhost".try_into().unwrap(),
+        )
+        .unwrap();
+        let mut s = rustls::ServerConnection::new(second.server_config.clone()).unwrap();
+        for _ in 0..4 {
+            let mut buf = Vec::new();
+            c.write_tls(&mut buf).unwrap();
+            s.read_tls(&mut buf.as_slice()).unwrap();
+            s.process_new_packets().unwrap();
+            let mut buf = Vec::new();
+            s.write_tls(&mut buf).unwrap();
+            c.read_tls(&mut buf.as_slice()).unwrap();
+            c.process_new_packets()
+                .expect("the kept CA verifies the new certificate");
+        }
+        assert!(!c.is_handshaking());
     }
 
     #[test]

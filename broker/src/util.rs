@@ -3,8 +3,6 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use anyhow::Context as _;
-
 /// Seconds since the Unix epoch.
 pub fn now_unix() -> u64 {
     SystemTime::now()
@@ -14,10 +12,5 @@ pub fn now_unix() -> u64 {
 
 /// Creates `dir` with mode 0700 (or checks it exists).
 pub fn create_private_dir(dir: &std::path::Path) -> anyhow::Result<()> {
-    use std::os::unix::fs::DirBuilderExt as _;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .with_context(|| format!("cannot create data dir {}", dir.display()))
+    crate::fsperm::ensure_private_dir(dir)
 }

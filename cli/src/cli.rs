@@ -120,6 +120,9 @@ pub struct GlobalArgs {
     pub audience: Option<String>,
 }
 
+/// Local connections one tunnel serves at once, unless `--max-local-connections`.
+pub const DEFAULT_MAX_LOCAL_CONNECTIONS: usize = 128;
+
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -384,6 +387,14 @@ pub struct ConnectArgs {
     /// pending, then open the session under its grant
     #[arg(long, value_name = "ID")]
     pub request: Option<String>,
+    /// Most local connections relayed at once through this tunnel; one more is refused
+    /// with an error. Each local connection must present the tunnel's one-time secret
+    /// (or, for ssh, start its handshake) within 5 s, before the broker is contacted;
+    /// see docs/tunnel.md
+    #[arg(long, value_name = "N", env = "HOOP_MAX_LOCAL_CONNECTIONS",
+          default_value_t = DEFAULT_MAX_LOCAL_CONNECTIONS,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=4096))]
+    pub max_local_connections: usize,
     /// Command to run with the connection settings in its environment (after `--`)
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<OsString>,
@@ -423,6 +434,12 @@ pub struct ExecArgs {
     /// Use this access request (e.g. the id an earlier exec printed with status 3)
     #[arg(long, value_name = "ID")]
     pub request: Option<String>,
+    /// With a command: most local connections relayed at once (see `hoopctl connect
+    /// --help`)
+    #[arg(long, value_name = "N", env = "HOOP_MAX_LOCAL_CONNECTIONS",
+          default_value_t = DEFAULT_MAX_LOCAL_CONNECTIONS,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=4096))]
+    pub max_local_connections: usize,
     /// Command to run with the connection settings in its environment (after `--`)
     #[arg(last = true, value_name = "CMD", conflicts_with_all = ["sql", "file", "output"])]
     pub command: Vec<OsString>,

@@ -32,6 +32,7 @@ mod child;
 mod cli;
 mod commands;
 mod config;
+mod local_gate;
 mod pg_refusal;
 mod render;
 mod ssh;

@@ -24,7 +24,7 @@
 
 use std::ffi::{OsStr, OsString};
 use std::io::{IsTerminal as _, Write as _};
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -35,7 +35,6 @@ use russh::keys::ssh_key::private::Ed25519Keypair;
 use russh::keys::{PrivateKey, PrivateKeyWithHashAlg, PublicKey, PublicKeyOrCertificate};
 use russh::{ChannelMsg, client};
 use tokio::io::AsyncWriteExt as _;
-use tokio::net::TcpListener;
 
 use crate::auth::{Credentials, now_unix};
 use crate::render::describe_time;
@@ -306,15 +305,14 @@ pub async fn serve_session(
     creds: &Arc<Credentials>,
     session: &OpenSessionResponse,
     port: u16,
+    max_connections: usize,
     command: &[OsString],
 ) -> anyhow::Result<u8> {
     let host_key = broker_host_key(session)?;
     let key = OneTimeKey::generate()?;
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, port))
-        .await
-        .with_context(|| {
-            format!("cannot listen on 127.0.0.1:{port}; choose another --port (0 picks a free one)")
-        })?;
+    let listener = tunnel::bind_local(port).with_context(|| {
+        format!("cannot listen on 127.0.0.1:{port}; choose another --port (0 picks a free one)")
+    })?;
     let local = listener.local_addr()?;
     let files = KeyFiles::write(&key, local, host_key)?;
     let setup = Setup {
@@ -330,7 +328,11 @@ pub async fn serve_session(
         kind: session.connection.kind,
         ssh_public_key: Some(key.public_line.clone()),
     });
-    let server = tunnel::serve(listener, target);
+    let server = tunnel::serve(
+        listener,
+        target,
+        tunnel::LocalGate::new(max_connections, None),
+    );
     let code = match command.split_first() {
         Some((program, rest)) => {
             let args = match build_args(program, rest, &setup) {

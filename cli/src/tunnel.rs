@@ -1,7 +1,17 @@
 //! The local end of a session: a listener on 127.0.0.1 whose every connection
 //! is carried to the broker over its own tunnel.
 //!
-//! Per local connection: a fresh HTTP/1.1 `GET /v1/sessions/{id}/tunnel` with
+//! The local port is reachable by every process on the machine, so a new
+//! local connection first proves itself to hoopctl ([`crate::local_gate`]:
+//! the Postgres startup with the session's one-time secret, or the SSH
+//! identification line) within [`LOCAL_STARTUP_TIMEOUT`]; until then it costs
+//! the broker nothing. Every connection is accepted at once (none waits in the
+//! kernel's queue); at most [`MAX_PENDING_LOCAL`] may be in their startup, the
+//! oldest being shed for a newcomer; at most `--max-local-connections` are
+//! relayed at once, one more is refused with a clear error. The threat model
+//! is in docs/tunnel.md.
+//!
+//! Per proven connection: a fresh HTTP/1.1 `GET /v1/sessions/{id}/tunnel` with
 //! `Upgrade: hoop-tunnel/1` and the bearer token; on `101`, one
 //! [`ClientHello`] out and one [`ServerHello`] back
 //! (`hoop_shared::tunnel`); on `Ready`, bytes are relayed both ways with
@@ -12,6 +22,7 @@
 //! Postgres connection, to the local client as a Postgres `FATAL` error
 //! ([`crate::pg_refusal`]), so psql shows it too.
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,19 +32,19 @@ use hoop_shared::tunnel::{
     ClientHello, FrameError, HANDSHAKE_TIMEOUT, PROTOCOL_VERSION, RefusalCode, ServerHello,
     UPGRADE_PROTOCOL, read_frame, write_frame,
 };
+use pgwire::messages::Message as _;
 use reqwest::StatusCode;
 use reqwest::header::{CONNECTION, UPGRADE};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
-use tokio::task::JoinSet;
+use tokio::task::{AbortHandle, JoinSet};
 use tracing::Instrument as _;
 
 use crate::api::{ApiError, USER_AGENT};
 use crate::auth::{AuthError, Credentials};
+use crate::local_gate::{self, CancelKeys, GateError, Opening};
 use crate::pg_refusal;
-
-/// Most local connections relayed at once; further ones wait in the kernel's accept queue.
-pub const MAX_LOCAL_CONNECTIONS: usize = 128;
 
 /// Upper bound for getting from "local client connected" to "tunnel ready":
 /// the TCP/TLS connect, the upgrade, and the hello exchange.
@@ -168,73 +179,296 @@ async fn open_untimed(
     }
 }
 
-/// Accepts local connections until the returned future is dropped; each is
-/// relayed over its own tunnel. Dropping the future aborts all relays (they
-/// live in a [`JoinSet`] owned here).
-pub async fn serve(listener: TcpListener, target: Arc<TunnelTarget>) {
-    let limit = Arc::new(Semaphore::new(MAX_LOCAL_CONNECTIONS));
-    let mut relays = JoinSet::new();
+/// How long a new local connection has to prove itself (the Postgres startup
+/// with the one-time secret, or the SSH identification line) before hoopctl
+/// closes it. No broker connection is opened before that.
+pub const LOCAL_STARTUP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Local connections still proving themselves at once. When another arrives,
+/// the oldest of them is closed: a flood of idle sockets delays nobody who
+/// completes a startup in less time than it takes the flood to open this many.
+pub const MAX_PENDING_LOCAL: usize = 256;
+
+/// SQLSTATE `53300` too_many_connections.
+const SQLSTATE_TOO_MANY: &str = "53300";
+
+/// What the local listener admits (see [`crate::local_gate`]).
+#[derive(Debug, Clone)]
+pub struct LocalGate {
+    /// Local connections relayed at once; one more is refused with a clear error.
+    pub max_connections: usize,
+    /// Deadline for a new connection's startup.
+    pub startup_timeout: Duration,
+    /// Most connections in their startup at once (the oldest is shed).
+    pub max_pending: usize,
+    /// Postgres: the session's one-time secret, checked by hoopctl itself.
+    pub secret: Option<hoop_shared::Secret>,
+}
+
+impl LocalGate {
+    /// The defaults, with this connection limit and (Postgres) secret.
+    pub fn new(max_connections: usize, secret: Option<hoop_shared::Secret>) -> LocalGate {
+        LocalGate {
+            max_connections: max_connections.max(1),
+            startup_timeout: LOCAL_STARTUP_TIMEOUT,
+            max_pending: MAX_PENDING_LOCAL,
+            secret,
+        }
+    }
+}
+
+/// The kernel's queue of connections not yet accepted (capped by
+/// `net.core.somaxconn`). hoopctl accepts as fast as connections come, so
+/// this only absorbs a burst; the default of 128 overflowed under one, and a
+/// connection that overflows waits for the kernel's 1 s SYN-ACK retry.
+const LOCAL_BACKLOG: u32 = 4096;
+
+/// Binds the local listener on 127.0.0.1:`port` (0: a free port) with a
+/// backlog that absorbs a burst of connections.
+pub fn bind_local(port: u16) -> std::io::Result<TcpListener> {
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.set_reuseaddr(true)?;
+    socket.bind(SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, port)))?;
+    socket.listen(LOCAL_BACKLOG)
+}
+
+/// State shared by the accept loop and the connection tasks of one listener.
+struct Listener {
+    target: Arc<TunnelTarget>,
+    gate: LocalGate,
+    /// One permit per relayed connection.
+    slots: Arc<Semaphore>,
+    /// Connections in their startup, oldest first, with the handle that closes them.
+    pending: std::sync::Mutex<VecDeque<(u64, AbortHandle)>>,
+    cancel_keys: CancelKeys,
+}
+
+impl Listener {
+    fn pending(&self) -> std::sync::MutexGuard<'_, VecDeque<(u64, AbortHandle)>> {
+        self.pending
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// Accepts local connections until the returned future is dropped; each
+/// proves itself to hoopctl ([`crate::local_gate`]) within the gate's
+/// deadline, then is relayed over its own tunnel. Every connection is
+/// accepted at once (none waits in the kernel's queue); the oldest unproven
+/// one is shed when too many are pending. Dropping the future aborts all
+/// connection tasks (they live in a [`JoinSet`] owned here).
+pub async fn serve(listener: TcpListener, target: Arc<TunnelTarget>, gate: LocalGate) {
+    let shared = Arc::new(Listener {
+        target,
+        slots: Arc::new(Semaphore::new(gate.max_connections)),
+        gate,
+        pending: std::sync::Mutex::new(VecDeque::new()),
+        cancel_keys: CancelKeys::default(),
+    });
+    let mut tasks = JoinSet::new();
+    let mut next_id: u64 = 0;
     loop {
-        let Ok(permit) = Arc::clone(&limit).acquire_owned().await else {
-            return;
-        };
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((socket, peer)) => {
-                    let target = Arc::clone(&target);
+                    next_id += 1;
+                    let id = next_id;
                     let span = tracing::info_span!("local_connection", %peer);
-                    relays.spawn(
-                        async move {
-                            relay(socket, peer, &target).await;
-                            drop(permit);
-                        }
-                        .instrument(span),
+                    // Under the lock, so a task cannot leave the queue before it is in it.
+                    let mut pending = shared.pending();
+                    while pending.len() >= shared.gate.max_pending {
+                        let Some((_, oldest)) = pending.pop_front() else { break };
+                        oldest.abort();
+                        tracing::debug!("shed the oldest local connection still in its startup");
+                    }
+                    let handle = tasks.spawn(
+                        handle_local(socket, peer, id, Arc::clone(&shared)).instrument(span),
                     );
+                    pending.push_back((id, handle));
                 }
                 Err(e) => {
                     // EMFILE and friends: say so and back off instead of spinning.
                     tracing::warn!("accepting a local connection failed: {e}");
-                    drop(permit);
-                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             },
-            Some(done) = relays.join_next(), if !relays.is_empty() => {
-                drop(permit);
+            Some(done) = tasks.join_next(), if !tasks.is_empty() => {
                 if let Err(e) = done
                     && e.is_panic()
                 {
-                    tracing::error!("a relay task panicked: {e}");
+                    tracing::error!("a local connection task panicked: {e}");
                 }
             }
         }
     }
 }
 
-/// Relays one local connection, or tells its client why it cannot be.
-async fn relay(mut local: TcpStream, peer: SocketAddr, target: &TunnelTarget) {
+/// One local connection: the gate, then a slot, then the tunnel.
+async fn handle_local(mut local: TcpStream, peer: SocketAddr, id: u64, shared: Arc<Listener>) {
     let _ = local.set_nodelay(true);
-    match open(target, Some(peer)).await {
-        Ok(mut remote) => match tokio::io::copy_bidirectional(&mut local, &mut remote).await {
-            Ok((up, down)) => tracing::debug!(up, down, "local connection closed"),
-            Err(e) => tracing::debug!("relay ended: {e}"),
-        },
-        Err(e) => {
-            let message = e.to_string();
-            eprintln!(
-                "hoopctl: cannot open a tunnel to {} for {peer}: {message}",
-                target.connection
-            );
-            match target.kind {
-                ConnectionKind::Postgres => {
-                    let (code, hint) = e.postgres_code();
-                    if let Err(e) = pg_refusal::refuse(&mut local, code, &message, hint).await {
-                        tracing::debug!("could not tell the local client: {e}");
-                    }
-                }
-                // An SSH client cannot be told anything before the key
-                // exchange; the message above on stderr is what the user reads.
-                ConnectionKind::Ssh => {}
+    let proof = async {
+        match (&shared.gate.secret, shared.target.kind) {
+            (Some(secret), ConnectionKind::Postgres) => {
+                local_gate::prove_postgres(&mut local, secret).await
             }
+            (None, ConnectionKind::Postgres) => Err(GateError::Protocol(
+                "no one-time secret to check local clients against".into(),
+            )),
+            (_, ConnectionKind::Ssh) => local_gate::prove_ssh(&mut local).await,
+        }
+    };
+    let opening = tokio::time::timeout(shared.gate.startup_timeout, proof).await;
+    shared.pending().retain(|(p, _)| *p != id);
+    let opening = match opening {
+        Ok(Ok(opening)) => opening,
+        Ok(Err(e)) => {
+            tracing::debug!("local connection refused: {e}");
+            return;
+        }
+        Err(_) => {
+            tracing::debug!(
+                "local connection closed: no startup within {}s",
+                shared.gate.startup_timeout.as_secs()
+            );
+            return;
+        }
+    };
+    match opening {
+        Opening::Gone => {}
+        Opening::Cancel(key) => {
+            // Only a key the broker issued on this tunnel reaches it.
+            if !shared.cancel_keys.contains(&key) {
+                tracing::debug!("dropped a cancel request with an unknown key");
+                return;
+            }
+            match open(&shared.target, Some(peer)).await {
+                Ok(mut remote) => {
+                    let _ = remote.write_all(&key.request()).await;
+                    let _ = remote.flush().await;
+                    let mut sink = Vec::new();
+                    let _ = tokio::time::timeout(OPEN_TIMEOUT, remote.read_to_end(&mut sink)).await;
+                }
+                Err(e) => tracing::debug!("could not forward a cancel request: {e}"),
+            }
+        }
+        Opening::Postgres {
+            startup,
+            negotiated,
+        } => {
+            let Ok(_slot) = Arc::clone(&shared.slots).try_acquire_owned() else {
+                let message = format!(
+                    "hoop: too many connections through this tunnel (at most {}; \
+                     start hoopctl with --max-local-connections to allow more)",
+                    shared.gate.max_connections
+                );
+                eprintln!("hoopctl: refused a local connection from {peer}: {message}");
+                let _ = local_gate_fatal(&mut local, SQLSTATE_TOO_MANY, &message, None).await;
+                return;
+            };
+            let mut remote = match open(&shared.target, Some(peer)).await {
+                Ok(remote) => remote,
+                Err(e) => return report(&mut local, peer, &shared.target, &e, true).await,
+            };
+            let secret = shared.gate.secret.as_ref();
+            let started = match secret {
+                Some(secret) => tokio::time::timeout(
+                    OPEN_TIMEOUT,
+                    local_gate::finish_postgres_startup(
+                        &mut local,
+                        &mut remote,
+                        &startup,
+                        negotiated,
+                        secret,
+                    ),
+                )
+                .await
+                .unwrap_or_else(|_| {
+                    Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "the broker did not finish the startup in time",
+                    ))
+                }),
+                None => Ok(None),
+            };
+            let key = match started {
+                Ok(key) => key,
+                Err(e) => {
+                    tracing::debug!("startup through the tunnel failed: {e}");
+                    return;
+                }
+            };
+            if let Some(key) = &key {
+                shared.cancel_keys.insert(key.clone());
+            }
+            relay_bytes(&mut local, &mut remote).await;
+            if let Some(key) = &key {
+                shared.cancel_keys.remove(key);
+            }
+        }
+        Opening::Ssh(first) => {
+            let Ok(_slot) = Arc::clone(&shared.slots).try_acquire_owned() else {
+                eprintln!(
+                    "hoopctl: refused a local connection from {peer}: too many connections \
+                     through this tunnel (at most {}; see --max-local-connections)",
+                    shared.gate.max_connections
+                );
+                return;
+            };
+            let mut remote = match open(&shared.target, Some(peer)).await {
+                Ok(remote) => remote,
+                Err(e) => return report(&mut local, peer, &shared.target, &e, false).await,
+            };
+            if let Err(e) = remote.write_all(&first).await {
+                tracing::debug!("relay ended: {e}");
+                return;
+            }
+            relay_bytes(&mut local, &mut remote).await;
+        }
+    }
+}
+
+async fn relay_bytes(local: &mut TcpStream, remote: &mut reqwest::Upgraded) {
+    match tokio::io::copy_bidirectional(local, remote).await {
+        Ok((up, down)) => tracing::debug!(up, down, "local connection closed"),
+        Err(e) => tracing::debug!("relay ended: {e}"),
+    }
+}
+
+async fn local_gate_fatal(
+    local: &mut TcpStream,
+    sqlstate: &str,
+    message: &str,
+    hint: Option<&str>,
+) -> std::io::Result<()> {
+    let mut out = bytes::BytesMut::new();
+    pg_refusal::fatal(sqlstate, message, hint)
+        .encode(&mut out)
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    local.write_all(&out).await?;
+    local.flush().await?;
+    local.shutdown().await
+}
+
+/// Tells the user (stderr) and, for Postgres, the local client (a `FATAL`
+/// error; its startup was read already) why the tunnel could not be opened.
+async fn report(
+    local: &mut TcpStream,
+    peer: SocketAddr,
+    target: &TunnelTarget,
+    e: &TunnelError,
+    postgres: bool,
+) {
+    let message = e.to_string();
+    eprintln!(
+        "hoopctl: cannot open a tunnel to {} for {peer}: {message}",
+        target.connection
+    );
+    // An SSH client cannot be told anything before the key exchange; the
+    // message above on stderr is what the user reads.
+    if postgres {
+        let (code, hint) = e.postgres_code();
+        if let Err(e) = local_gate_fatal(local, code, &message, hint).await {
+            tracing::debug!("could not tell the local client: {e}");
         }
     }
 }
@@ -259,8 +493,7 @@ mod tests {
     use hoop_shared::api::{ApiError as ApiErr, ApiErrorBody};
     use pgwire::messages::response::ErrorResponse;
     use pgwire::messages::startup::Startup;
-    use pgwire::messages::{DecodeContext, Message as _, ProtocolVersion};
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    use pgwire::messages::{DecodeContext, ProtocolVersion};
 
     fn json_error(status: AxStatus, code: ErrorCode, message: &str) -> Response {
         let body = ApiErrorBody {
@@ -298,6 +531,7 @@ mod tests {
             );
         }
         let on_upgrade = hyper::upgrade::on(&mut req);
+        UPGRADES.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         tokio::spawn(async move {
             let mut io = hyper_util::rt::TokioIo::new(on_upgrade.await.unwrap());
             let hello: ClientHello = read_frame(&mut io).await.unwrap();
@@ -311,6 +545,7 @@ mod tests {
                 write_frame(&mut io, &refusal).await.unwrap();
                 return;
             }
+            let tiny_postgres = id == "pg";
             let ready = ServerHello::Ready {
                 version: PROTOCOL_VERSION,
                 session_id: id,
@@ -319,6 +554,22 @@ mod tests {
                 expires_at: 0,
             };
             write_frame(&mut io, &ready).await.unwrap();
+            if tiny_postgres {
+                // A tiny Postgres: the startup hoopctl replays, the one-time
+                // secret hoopctl answers with, then ReadyForQuery.
+                let mut len = [0u8; 4];
+                io.read_exact(&mut len).await.unwrap();
+                let mut rest = vec![0u8; u32::from_be_bytes(len) as usize - 4];
+                io.read_exact(&mut rest).await.unwrap();
+                io.write_all(&[b'R', 0, 0, 0, 8, 0, 0, 0, 3]).await.unwrap();
+                let (tag, body) = local_gate::read_message(&mut io, 1024)
+                    .await
+                    .unwrap()
+                    .unwrap();
+                assert_eq!((tag, body.as_slice()), (b'p', &b"pw\0"[..]));
+                io.write_all(&[b'R', 0, 0, 0, 8, 0, 0, 0, 0]).await.unwrap();
+                io.write_all(&[b'Z', 0, 0, 0, 5, b'I']).await.unwrap();
+            }
             // Echo until the client's EOF, then close our side too.
             let mut buf = Vec::new();
             io.read_to_end(&mut buf).await.unwrap();
@@ -332,6 +583,9 @@ mod tests {
             .insert(header::UPGRADE, HeaderValue::from_static(UPGRADE_PROTOCOL));
         resp
     }
+
+    /// Tunnels the stand-in has opened (upgrades answered).
+    static UPGRADES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
     /// Refresh grants the stand-in's token endpoint has answered.
     static REFRESHES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
@@ -378,11 +632,30 @@ mod tests {
         addr
     }
 
-    /// hoopctl's listener for session `session`, with `token` as HOOP_TOKEN.
+    /// hoopctl's Postgres listener for session `session`, with `token` as
+    /// HOOP_TOKEN and `pw` as the one-time secret.
     async fn local_listener(
         broker: SocketAddr,
         session: &str,
         token: Option<&str>,
+    ) -> (SocketAddr, tempfile::TempDir) {
+        local_listener_with(
+            broker,
+            session,
+            token,
+            ConnectionKind::Postgres,
+            LocalGate::new(8, Some(Secret::new("pw"))),
+        )
+        .await
+    }
+
+    /// The same, for any kind and gate.
+    async fn local_listener_with(
+        broker: SocketAddr,
+        session: &str,
+        token: Option<&str>,
+        kind: ConnectionKind,
+        gate: LocalGate,
     ) -> (SocketAddr, tempfile::TempDir) {
         let tmp = tempfile::tempdir().unwrap();
         let api = ApiClient::new(&BrokerTarget {
@@ -407,23 +680,42 @@ mod tests {
             credentials: Arc::new(Credentials::new(api, store, source)),
             session_id: session.into(),
             connection: "pg".into(),
-            kind: ConnectionKind::Postgres,
+            kind,
             ssh_public_key: None,
         });
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        tokio::spawn(serve(listener, target));
+        tokio::spawn(serve(listener, target, gate));
         (addr, tmp)
     }
 
-    /// Sends a Postgres startup and returns the ErrorResponse fields.
-    async fn startup_error(local: SocketAddr) -> Vec<(u8, String)> {
+    /// Connects and does the Postgres startup with `password`.
+    async fn pg_login(local: SocketAddr, password: &str) -> TcpStream {
         let mut client = TcpStream::connect(local).await.unwrap();
         let mut out = BytesMut::new();
         let mut startup = Startup::new();
         startup.parameters.insert("user".into(), "alice".into());
         startup.encode(&mut out).unwrap();
         client.write_all(&out).await.unwrap();
+        let (tag, body) = local_gate::read_message(&mut client, 1024)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((tag, body.as_slice()), (b'R', &[0, 0, 0, 3][..]));
+        let mut p = vec![b'p'];
+        p.extend_from_slice(&(password.len() as i32 + 5).to_be_bytes());
+        p.extend_from_slice(password.as_bytes());
+        p.push(0);
+        client.write_all(&p).await.unwrap();
+        client
+    }
+
+    /// Logs in with the right secret and returns the ErrorResponse fields.
+    async fn startup_error(local: SocketAddr) -> Vec<(u8, String)> {
+        error_fields(pg_login(local, "pw").await).await
+    }
+
+    async fn error_fields(mut client: TcpStream) -> Vec<(u8, String)> {
         let mut got = Vec::new();
         client.read_to_end(&mut got).await.unwrap();
         let mut buf = BytesMut::from(&got[..]);
@@ -445,10 +737,17 @@ mod tests {
     #[tokio::test]
     async fn bytes_flow_both_ways_and_half_close_is_forwarded() {
         let broker = stand_in_broker().await;
-        let (local, _tmp) = local_listener(broker, "ok", Some("tok")).await;
+        let (local, _tmp) = local_listener_with(
+            broker,
+            "ok",
+            Some("tok"),
+            ConnectionKind::Ssh,
+            LocalGate::new(8, None),
+        )
+        .await;
         for round in 0..3 {
             let mut client = TcpStream::connect(local).await.unwrap();
-            let payload = format!("hello through the tunnel #{round}").repeat(1000);
+            let payload = format!("SSH-2.0-test\r\nhello through the tunnel #{round}").repeat(1000);
             client.write_all(payload.as_bytes()).await.unwrap();
             // Half-close: the echo side only answers after seeing our EOF.
             client.shutdown().await.unwrap();
@@ -539,20 +838,20 @@ mod tests {
             credentials: Arc::new(Credentials::new(api, store(), TokenSource::Store)),
             session_id: "ok".into(),
             connection: "pg".into(),
-            kind: ConnectionKind::Postgres,
+            kind: ConnectionKind::Ssh,
             ssh_public_key: None,
         });
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let local = listener.local_addr().unwrap();
-        tokio::spawn(serve(listener, target));
+        tokio::spawn(serve(listener, target, LocalGate::new(8, None)));
         let before = REFRESHES.load(std::sync::atomic::Ordering::SeqCst);
         for round in 0..3 {
             let mut client = TcpStream::connect(local).await.unwrap();
-            client.write_all(b"ping").await.unwrap();
+            client.write_all(b"SSH-ping").await.unwrap();
             client.shutdown().await.unwrap();
             let mut echoed = String::new();
             client.read_to_string(&mut echoed).await.unwrap();
-            assert_eq!(echoed, "ping", "connection {round}");
+            assert_eq!(echoed, "SSH-ping", "connection {round}");
         }
         // Other tests share the counter, so at least one refresh per connection.
         assert!(REFRESHES.load(std::sync::atomic::Ordering::SeqCst) - before >= 3);
@@ -575,5 +874,86 @@ mod tests {
             field(&fields, b'M').contains("cannot reach the broker"),
             "{fields:?}"
         );
+    }
+
+    /// The one-time secret is checked by hoopctl: a wrong one gets FATAL
+    /// 28P01 and never costs a tunnel; the right one is relayed, with the
+    /// broker's own password request answered by hoopctl.
+    #[tokio::test]
+    async fn the_secret_is_checked_before_any_tunnel_is_opened() {
+        let broker = stand_in_broker().await;
+        let (local, _tmp) = local_listener(broker, "pg", Some("tok")).await;
+        let before = UPGRADES.load(std::sync::atomic::Ordering::SeqCst);
+        let fields = error_fields(pg_login(local, "not-the-secret").await).await;
+        assert_eq!(field(&fields, b'C'), "28P01");
+        assert!(
+            field(&fields, b'M').contains("one-time secret"),
+            "{fields:?}"
+        );
+        // Idle and garbage connections cost nothing either.
+        let mut garbage = TcpStream::connect(local).await.unwrap();
+        garbage.write_all(&[0, 0, 0, 8, 1, 2, 3, 4]).await.unwrap();
+        let mut sink = Vec::new();
+        garbage.read_to_end(&mut sink).await.unwrap();
+        assert_eq!(
+            UPGRADES.load(std::sync::atomic::Ordering::SeqCst),
+            before,
+            "a tunnel was opened for an unproven client"
+        );
+
+        let mut client = pg_login(local, "pw").await;
+        let mut ready = [0u8; 15];
+        client.read_exact(&mut ready).await.unwrap();
+        assert_eq!(
+            &ready,
+            &[b'R', 0, 0, 0, 8, 0, 0, 0, 0, b'Z', 0, 0, 0, 5, b'I']
+        );
+        client.write_all(b"after the startup").await.unwrap();
+        client.shutdown().await.unwrap();
+        let mut echoed = Vec::new();
+        client.read_to_end(&mut echoed).await.unwrap();
+        assert_eq!(echoed, b"after the startup");
+    }
+
+    /// Idle sockets are accepted at once, the oldest shed beyond the pending
+    /// bound, the rest closed at the startup deadline; a real client gets in
+    /// meanwhile. One more relayed connection than allowed gets FATAL 53300.
+    #[tokio::test]
+    async fn idle_floods_are_shed_and_the_limit_is_per_tunnel() {
+        let broker = stand_in_broker().await;
+        let gate = LocalGate {
+            max_connections: 1,
+            startup_timeout: Duration::from_millis(500),
+            max_pending: 4,
+            secret: Some(Secret::new("pw")),
+        };
+        let (local, _tmp) =
+            local_listener_with(broker, "pg", Some("tok"), ConnectionKind::Postgres, gate).await;
+        let mut idle = Vec::new();
+        for _ in 0..10 {
+            idle.push(TcpStream::connect(local).await.unwrap());
+        }
+        let started = std::time::Instant::now();
+        let mut client = pg_login(local, "pw").await;
+        let mut ready = [0u8; 15];
+        client.read_exact(&mut ready).await.unwrap();
+        // Every idle socket sees EOF: shed at once, or at the deadline.
+        for mut s in idle {
+            let mut sink = Vec::new();
+            let n = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut sink))
+                .await
+                .expect("idle socket closed by hoopctl")
+                .unwrap_or(0);
+            assert_eq!(n, 0);
+        }
+        assert!(started.elapsed() < Duration::from_secs(3));
+        // The one slot is taken by `client`.
+        let fields = error_fields(pg_login(local, "pw").await).await;
+        assert_eq!(field(&fields, b'C'), "53300", "{fields:?}");
+        assert!(
+            field(&fields, b'M').contains("--max-local-connections"),
+            "{fields:?}"
+        );
+        drop(client);
     }
 }

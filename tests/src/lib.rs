@@ -942,10 +942,22 @@ impl Drop for Tunnel {
 /// Runs `hoopctl connect CONNECTION` without a command and reads the
 /// address and secret it prints.
 pub fn open_tunnel(user: &User, connection: &str) -> Tunnel {
+    open_tunnel_with(user, connection, &[])
+}
+
+/// [`open_tunnel`] with extra `hoopctl connect` arguments.
+pub fn open_tunnel_with(user: &User, connection: &str, extra: &[&str]) -> Tunnel {
+    let mut cmd = user.hoopctl();
+    cmd.args(["connect", connection, "--reason", "e2e test"])
+        .args(extra);
+    open_tunnel_cmd(cmd)
+}
+
+/// Runs a command-less `hoopctl connect ...` command and reads the address
+/// and secret it prints.
+pub fn open_tunnel_cmd(mut cmd: Command) -> Tunnel {
     use std::io::BufRead as _;
-    let mut child = user
-        .hoopctl()
-        .args(["connect", connection, "--reason", "e2e test"])
+    let mut child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -1007,6 +1019,31 @@ impl BrokerProcess {
             .unwrap_or_else(|| panic!("broker did not restart:\n{}", self.log()));
         assert_eq!(url, self.url, "restarted on the same port");
         self.child = child;
+    }
+}
+
+/// Removes on drop the demo cluster `hoop-broker dev` printed as `kept in
+/// DIR` in `log`, when it lies outside `inside` (as root, dev keeps it under
+/// the system temp dir, where the `postgres` user can reach it).
+pub struct KeptCluster(Option<PathBuf>);
+
+impl KeptCluster {
+    /// Reads the cluster's dir from dev's summary in `log`.
+    pub fn from_log(log: &Path, inside: &Path) -> KeptCluster {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        let dir = text.lines().find_map(|l| {
+            l.split_once(", kept in ")
+                .map(|(_, d)| PathBuf::from(d.trim()))
+        });
+        KeptCluster(dir.filter(|d| !d.starts_with(inside)))
+    }
+}
+
+impl Drop for KeptCluster {
+    fn drop(&mut self) {
+        if let Some(dir) = self.0.take() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }
 

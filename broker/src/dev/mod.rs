@@ -1,14 +1,20 @@
 //! `hoop-broker dev`: everything for a local try-out in one command.
 //!
-//! It starts a throwaway PostgreSQL from the machine's own binaries
+//! It starts a demo PostgreSQL from the machine's own binaries
 //! ([`postgres`]) with a random password for its `app` role and a small demo
-//! schema, or uses `--postgres-url`; writes a complete broker config to
+//! schema, kept across restarts on the same data dir (in `DATA_DIR/postgres`,
+//! or, when running as root, in a dir of the `postgres` user under the
+//! system temp dir, since that user cannot enter the 0700 data dir) and
+//! stopped with the broker, even on `kill -9`; or it uses `--postgres-url`.
+//! It writes a complete broker config to
 //! `DATA_DIR/broker.toml` (self-signed TLS, the built-in identity provider
 //! with `alice` in `engineering` and `bob` in `sre`, and the connection
 //! `demo-pg` whose password is referenced by file, mode 0600); starts the
 //! broker from that config exactly as `serve` would; and points hoopctl at it
-//! by writing the broker URL and CA into hoopctl's config dir. Ctrl-C or
-//! SIGTERM stops the broker and the throwaway server and deletes the latter.
+//! by writing the broker URL and CA into hoopctl's config dir (only when they
+//! changed: the development CA is kept in the data dir, so a restart leaves
+//! hoopctl's files and open tunnels as they were). Ctrl-C or SIGTERM stops
+//! the broker and the demo server.
 
 pub mod postgres;
 
@@ -110,6 +116,19 @@ fn default_data_dir() -> anyhow::Result<PathBuf> {
         .context("cannot find a data directory; pass --data-dir")
 }
 
+/// Where the demo cluster of `data_dir` lives: `DATA_DIR/postgres`; as
+/// root, `$TMPDIR/hoop-dev-pg-<hash of the data dir>` (owned by the
+/// `postgres` user, who cannot enter the root-owned 0700 data dir).
+fn demo_cluster_dir(data_dir: &std::path::Path) -> PathBuf {
+    use sha2::Digest as _;
+    if !nix::unistd::geteuid().is_root() {
+        return data_dir.join("postgres");
+    }
+    let digest = sha2::Sha256::digest(data_dir.as_os_str().as_encoded_bytes());
+    let tag: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+    std::env::temp_dir().join(format!("hoop-dev-pg-{tag}"))
+}
+
 fn parse_postgres_url(raw: &str) -> anyhow::Result<Target> {
     let url = url::Url::parse(raw).map_err(|e| {
         anyhow::anyhow!(
@@ -163,17 +182,25 @@ pub async fn run(opts: DevOptions, shutdown: CancellationToken) -> anyhow::Resul
         Some(d) => d.clone(),
         None => default_data_dir()?,
     };
-    crate::util::create_private_dir(&data_dir)?;
+    crate::fsperm::secure_data_dir(&data_dir)
+        .with_context(|| format!("data dir {}", data_dir.display()))?;
     let data_dir = data_dir.canonicalize()?;
 
     let (throwaway, target) = match &opts.postgres_url {
         Some(url) => (None, parse_postgres_url(url)?),
         None => {
-            println!("Starting a throwaway PostgreSQL for demo-pg ...");
-            let pg = postgres::ThrowawayPostgres::start()
+            println!("Starting the demo PostgreSQL for demo-pg ...");
+            let cluster = demo_cluster_dir(&data_dir);
+            // Through `hoop-broker pg-child`: the server dies with us.
+            let launcher = std::env::current_exe().ok();
+            let pg = postgres::ThrowawayPostgres::start_kept(&cluster, launcher.as_deref())
                 .await
                 .context("starting the demo PostgreSQL (or pass --postgres-url)")?;
-            let password = Secret::generate(24);
+            // The same password as last time, if there was a last time.
+            let password = match std::fs::read_to_string(data_dir.join("demo-pg.password")) {
+                Ok(p) if !p.trim().is_empty() => Secret::new(p.trim().to_owned()),
+                _ => Secret::generate(24),
+            };
             let app = pg
                 .create_app_database("app", &password, "demo")
                 .await
@@ -183,9 +210,10 @@ pub async fn run(opts: DevOptions, shutdown: CancellationToken) -> anyhow::Resul
                 .context("loading the demo schema")?;
             let target = Target {
                 label: format!(
-                    "throwaway PostgreSQL on {}:{} (deleted on exit)",
+                    "PostgreSQL on {}:{}, kept in {}",
                     pg.host(),
-                    pg.port()
+                    pg.port(),
+                    cluster.display()
                 ),
                 host: pg.host().to_owned(),
                 port: pg.port(),
@@ -251,16 +279,22 @@ pub async fn run(opts: DevOptions, shutdown: CancellationToken) -> anyhow::Resul
     let broker = Broker::bind(config).await?;
     let url = broker.public_url.clone();
 
-    // Point hoopctl at this broker.
+    // Point hoopctl at this broker (files rewritten only when they change).
     let client_dir = client_config::config_dir()?;
-    let mut client = ClientConfig::load(&client_dir).unwrap_or_default();
+    let loaded = ClientConfig::load(&client_dir).unwrap_or_default();
+    let mut client = loaded.clone();
     let previous = client.broker_url.clone().filter(|p| p != &url);
     if let Some(ca) = &broker.ca_pem {
-        client_config::write_private_file(&client_dir, "dev-broker-ca.pem", ca.as_bytes())?;
-        client.ca_file = Some(client_dir.join("dev-broker-ca.pem"));
+        let ca_path = client_dir.join("dev-broker-ca.pem");
+        if std::fs::read(&ca_path).ok().as_deref() != Some(ca.as_bytes()) {
+            client_config::write_private_file(&client_dir, "dev-broker-ca.pem", ca.as_bytes())?;
+        }
+        client.ca_file = Some(ca_path);
     }
     client.broker_url = Some(url.clone());
-    client.save(&client_dir)?;
+    if client != loaded {
+        client.save(&client_dir)?;
+    }
 
     println!("hoop-broker listening on {url}");
     println!();

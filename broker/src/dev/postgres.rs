@@ -1,12 +1,24 @@
-//! A throwaway PostgreSQL built from the machine's own server binaries, for
-//! `hoop-broker dev` and the end-to-end tests: initdb into a temp dir with
-//! SCRAM authentication and a random superuser password, start it on
-//! 127.0.0.1 with an OS-chosen port, wait until a real login works, and remove
-//! everything on stop (or drop).
+//! A PostgreSQL built from the machine's own server binaries, for
+//! `hoop-broker dev` and the end-to-end tests: initdb with SCRAM
+//! authentication and a random superuser password, start it on 127.0.0.1
+//! with an OS-chosen port, and wait until a real login works.
+//!
+//! Two lifetimes:
+//!
+//! - [`ThrowawayPostgres::start`] (tests): in a temp dir, removed on stop or drop.
+//! - [`ThrowawayPostgres::start_kept`] (`hoop-broker dev`): in a dir kept
+//!   across runs (the superuser password beside the cluster, mode 0600), so a
+//!   restart finds the same demo database. The server dies with the broker,
+//!   even on `kill -9`: it is started through `hoop-broker pg-child`
+//!   ([`exec_child`]), which sets the Linux parent-death signal (SIGINT, a
+//!   fast shutdown) and then execs the server, so the postmaster itself holds
+//!   it. A server the last run left anyway (a crash between fork and the
+//!   `prctl`, or a non-Linux kernel) is found through the cluster's
+//!   `postmaster.pid` at the next start and stopped before the new one starts.
 //!
 //! PostgreSQL refuses to run as root; when the broker runs as root the
 //! binaries run as the `postgres` system user (`Command::uid`/`gid`, no unsafe
-//! code) and the temp dir is handed to that user.
+//! code) and the server's dir is handed to that user.
 
 use std::fs;
 use std::io::Write as _;
@@ -225,9 +237,27 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<(), DevPgError> {
         .map_err(io(format!("cannot write {}", path.display())))
 }
 
-/// A running throwaway PostgreSQL. Stopped and removed by [`stop`](Self::stop), or on drop.
+/// Where a server's files live.
+enum Root {
+    /// Removed with the server.
+    Temp(tempfile::TempDir),
+    /// Kept across runs.
+    Kept(PathBuf),
+}
+
+impl Root {
+    fn path(&self) -> &Path {
+        match self {
+            Root::Temp(t) => t.path(),
+            Root::Kept(p) => p,
+        }
+    }
+}
+
+/// A running PostgreSQL. Stopped (and, unless kept, removed) by
+/// [`stop`](Self::stop), or on drop.
 pub struct ThrowawayPostgres {
-    dir: Option<tempfile::TempDir>,
+    dir: Option<Root>,
     child: Option<Child>,
     port: u16,
     host: String,
@@ -237,7 +267,7 @@ pub struct ThrowawayPostgres {
 impl std::fmt::Debug for ThrowawayPostgres {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ThrowawayPostgres")
-            .field("dir", &self.dir.as_ref().map(tempfile::TempDir::path))
+            .field("dir", &self.dir.as_ref().map(Root::path))
             .field("port", &self.port)
             .finish_non_exhaustive()
     }
@@ -256,6 +286,58 @@ impl ThrowawayPostgres {
         key_pem: &Secret,
     ) -> Result<ThrowawayPostgres, DevPgError> {
         Self::start_inner(Some((cert_pem, key_pem))).await
+    }
+
+    /// A server whose cluster lives in `root` and is kept across runs: made
+    /// on first use, reused (with its superuser password, kept in
+    /// `root/superuser.password`) after. A server the last run left running
+    /// there is stopped first. With `launcher` (the `hoop-broker` binary) the
+    /// server is started through `launcher pg-child`, so it dies with this
+    /// process (module docs); call this from a thread that lives as long as
+    /// the process (the parent-death signal follows the spawning thread).
+    pub async fn start_kept(
+        root: &Path,
+        launcher: Option<&Path>,
+    ) -> Result<ThrowawayPostgres, DevPgError> {
+        let bins = PgBins::find()?;
+        let run_as = run_as()?;
+        prepare_kept_root(root, run_as)?;
+        let data = root.join("data");
+        stop_leftover(&data).await;
+        let sockets = root.join("sock");
+        if !sockets.is_dir() {
+            fs::create_dir(&sockets).map_err(io("cannot create the socket dir"))?;
+        }
+        hand_over(&sockets, run_as)?;
+        let pw_path = root.join("superuser.password");
+        let password = match fs::read_to_string(&pw_path) {
+            Ok(p) if !p.trim().is_empty() && data.join("PG_VERSION").is_file() => {
+                Secret::new(p.trim().to_owned())
+            }
+            _ => {
+                // No usable cluster: make a new one (a half-made one goes).
+                if data.exists() {
+                    fs::remove_dir_all(&data).map_err(io(format!(
+                        "cannot remove the incomplete cluster {}",
+                        data.display()
+                    )))?;
+                }
+                let _ = fs::remove_file(&pw_path);
+                let password = Secret::generate(24);
+                write_private(&pw_path, password.expose().as_bytes())?;
+                initdb(&bins, root, &data, &password, run_as).await?;
+                password
+            }
+        };
+        Self::launch(
+            bins,
+            Root::Kept(root.to_owned()),
+            password,
+            Vec::new(),
+            run_as,
+            launcher,
+        )
+        .await
     }
 
     async fn start_inner(tls: Option<(&str, &Secret)>) -> Result<ThrowawayPostgres, DevPgError> {
@@ -293,6 +375,22 @@ impl ThrowawayPostgres {
             ];
         }
 
+        Self::launch(bins, Root::Temp(dir), password, tls_args, run_as, None).await
+    }
+
+    /// Starts the server on a free port (retrying when another process took
+    /// it first) and waits for a real login.
+    async fn launch(
+        bins: PgBins,
+        dir: Root,
+        password: Secret,
+        tls_args: Vec<String>,
+        run_as: Option<RunAs>,
+        launcher: Option<&Path>,
+    ) -> Result<ThrowawayPostgres, DevPgError> {
+        let root = dir.path().to_path_buf();
+        let data = root.join("data");
+        let sockets = root.join("sock");
         let log_path = root.join("postgres.log");
         let mut last_error = None;
         for _ in 0..PORT_ATTEMPTS {
@@ -303,7 +401,19 @@ impl ThrowawayPostgres {
                 .open(&log_path)
                 .map_err(io("cannot open the server log"))?;
             let log_err = log.try_clone().map_err(io("cannot open the server log"))?;
-            let child = pg_command(&bins.postgres, &root, run_as)
+            let mut cmd = match launcher {
+                Some(exe) => {
+                    let mut cmd = pg_command(exe, &root, run_as);
+                    cmd.arg(PG_CHILD_COMMAND)
+                        .arg("--parent")
+                        .arg(std::process::id().to_string())
+                        .arg("--")
+                        .arg(&bins.postgres);
+                    cmd
+                }
+                None => pg_command(&bins.postgres, &root, run_as),
+            };
+            let child = cmd
                 .arg("-D")
                 .arg(&data)
                 .arg("-p")
@@ -331,7 +441,7 @@ impl ThrowawayPostgres {
             match server.wait_ready(&log_path).await {
                 Ok(()) => {
                     server.dir = Some(dir);
-                    tracing::info!(port, "throwaway PostgreSQL ready");
+                    tracing::info!(port, "PostgreSQL ready");
                     return Ok(server);
                 }
                 Err(e) => {
@@ -403,9 +513,9 @@ impl ThrowawayPostgres {
         self.child.as_ref().map(Child::id)
     }
 
-    /// The temp dir holding the data directory, socket dir and server log.
+    /// The dir holding the data directory, socket dir and server log.
     pub fn dir(&self) -> Option<&Path> {
-        self.dir.as_ref().map(tempfile::TempDir::path)
+        self.dir.as_ref().map(Root::path)
     }
 
     /// The data directory (for tests that edit `pg_hba.conf`).
@@ -508,7 +618,7 @@ impl ThrowawayPostgres {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         }
-        if let Some(dir) = self.dir.take() {
+        if let Some(Root::Temp(dir)) = self.dir.take() {
             dir.close().map_err(io("cannot remove the temp dir"))?;
         }
         Ok(())
@@ -544,6 +654,124 @@ impl Drop for ThrowawayPostgres {
 fn signal(child: &Child, sig: nix::sys::signal::Signal) {
     if let Ok(pid) = i32::try_from(child.id()) {
         let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig);
+    }
+}
+
+/// The hidden `hoop-broker` subcommand that starts the server (see [`exec_child`]).
+pub const PG_CHILD_COMMAND: &str = "pg-child";
+
+/// `hoop-broker pg-child --parent PID -- PROGRAM ARGS...`: asks the kernel to
+/// send SIGINT (PostgreSQL's fast shutdown) to this process when its parent
+/// dies, checks the parent is still `parent` (it may have died before the
+/// request), then execs PROGRAM, which keeps the request (it is not
+/// set-user-ID). Returns only on failure.
+pub fn exec_child(parent: u32, program: &std::ffi::OsStr, args: &[std::ffi::OsString]) -> String {
+    use std::os::unix::process::CommandExt as _;
+    #[cfg(target_os = "linux")]
+    if let Err(e) = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGINT) {
+        return format!("cannot set the parent-death signal: {e}");
+    }
+    if u32::try_from(nix::unistd::getppid().as_raw()).ok() != Some(parent) {
+        return "the broker that started this server is gone".to_owned();
+    }
+    let e = std::process::Command::new(program).args(args).exec();
+    format!("cannot run {}: {e}", Path::new(program).display())
+}
+
+/// Creates the kept root (0700, handed to the server's account), or checks
+/// an existing one is a real directory of that account that no one else can
+/// enter (it may sit in a shared temp dir).
+fn prepare_kept_root(root: &Path, run_as: Option<RunAs>) -> Result<(), DevPgError> {
+    use std::os::unix::fs::{DirBuilderExt as _, MetadataExt as _};
+    let unsafe_root = |why: String| DevPgError::Io {
+        what: format!(
+            "refusing to use {} for the demo PostgreSQL: {why}; remove it, or pass --data-dir",
+            root.display()
+        ),
+        source: std::io::Error::from(std::io::ErrorKind::PermissionDenied),
+    };
+    match fs::symlink_metadata(root) {
+        Ok(meta) => {
+            if !meta.is_dir() {
+                return Err(unsafe_root("it is not a directory".into()));
+            }
+            let owner = run_as.map_or_else(|| nix::unistd::geteuid().as_raw(), |a| a.uid);
+            if meta.uid() != owner {
+                return Err(unsafe_root(format!(
+                    "it belongs to uid {}, not {owner}",
+                    meta.uid()
+                )));
+            }
+            if meta.mode() & 0o077 != 0 {
+                fs::set_permissions(root, fs::Permissions::from_mode(0o700))
+                    .map_err(io(format!("cannot restrict {}", root.display())))?;
+            }
+        }
+        Err(_) => {
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(root)
+                .map_err(io(format!("cannot create {}", root.display())))?;
+            hand_over(root, run_as)?;
+        }
+    }
+    Ok(())
+}
+
+/// True while `pid` runs (a zombie, which only waits for its parent to
+/// collect it, does not count).
+fn is_running(pid: i32) -> bool {
+    let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    // "pid (comm) S ...": the state follows the last ')'.
+    let state = stat
+        .rsplit_once(')')
+        .and_then(|(_, rest)| rest.trim_start().chars().next());
+    !matches!(state, Some('Z' | 'X') | None)
+}
+
+/// Stops the postmaster the last run left in `data` (found through its
+/// `postmaster.pid`, and recognised by its working directory, which a
+/// postmaster sets to its data directory), and waits for it to exit.
+async fn stop_leftover(data: &Path) {
+    let Ok(text) = fs::read_to_string(data.join("postmaster.pid")) else {
+        return;
+    };
+    let Some(pid) = text
+        .lines()
+        .next()
+        .and_then(|l| l.trim().parse::<i32>().ok())
+    else {
+        return;
+    };
+    if pid <= 1 || !is_running(pid) {
+        return;
+    }
+    let cwd = fs::read_link(format!("/proc/{pid}/cwd")).ok();
+    if cwd.is_none() || cwd != fs::canonicalize(data).ok() {
+        tracing::debug!(
+            pid,
+            "postmaster.pid names a process that is not this cluster's server"
+        );
+        return;
+    }
+    tracing::warn!(pid, data = %data.display(), "stopping the demo PostgreSQL the last run left running");
+    let target = nix::unistd::Pid::from_raw(pid);
+    let _ = nix::sys::signal::kill(target, nix::sys::signal::Signal::SIGINT);
+    let deadline = Instant::now() + STOP_TIMEOUT;
+    while is_running(pid) {
+        if Instant::now() >= deadline {
+            tracing::warn!(pid, "the old PostgreSQL did not stop in time; killing it");
+            let _ = nix::sys::signal::kill(target, nix::sys::signal::Signal::SIGKILL);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let deadline = Instant::now() + STOP_TIMEOUT;
+    while is_running(pid) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 

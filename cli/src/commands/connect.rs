@@ -13,13 +13,12 @@
 
 use std::ffi::OsString;
 use std::io::{IsTerminal as _, Write as _};
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use hoop_shared::api::{ConnectionKind, OpenSessionResponse};
-use tokio::net::TcpListener;
 
 use super::{Context, describe_time};
 use crate::access::{self, Access, AccessOptions, Wait};
@@ -55,7 +54,14 @@ pub async fn run(ctx: &Context, args: &ConnectArgs) -> anyhow::Result<u8> {
         }
         Access::Interrupted => return Ok(access::EXIT_INTERRUPTED),
     };
-    let result = serve_session(&creds, &session, args.port, &args.command).await;
+    let result = serve_session(
+        &creds,
+        &session,
+        args.port,
+        args.max_local_connections,
+        &args.command,
+    )
+    .await;
     close_session(&creds, &session.session_id).await;
     result
 }
@@ -71,25 +77,26 @@ pub fn tunnel_target(creds: &Arc<Credentials>, session: &OpenSessionResponse) ->
     })
 }
 
-/// Listens on 127.0.0.1:`port` and tunnels local clients until `command`
-/// exits (its exit code is returned) or, without a command, until Ctrl-C.
+/// Listens on 127.0.0.1:`port` and tunnels local clients (at most
+/// `max_connections` at once) until `command` exits (its exit code is
+/// returned) or, without a command, until Ctrl-C.
 /// Shared with `hoopctl exec NAME -- CMD`.
 pub async fn serve_session(
     creds: &Arc<Credentials>,
     session: &OpenSessionResponse,
     port: u16,
+    max_connections: usize,
     command: &[OsString],
 ) -> anyhow::Result<u8> {
     if session.connection.kind == ConnectionKind::Ssh {
-        return crate::ssh::serve_session(creds, session, port, command).await;
+        return crate::ssh::serve_session(creds, session, port, max_connections, command).await;
     }
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, port))
-        .await
-        .with_context(|| {
-            format!("cannot listen on 127.0.0.1:{port}; choose another --port (0 picks a free one)")
-        })?;
+    let listener = tunnel::bind_local(port).with_context(|| {
+        format!("cannot listen on 127.0.0.1:{port}; choose another --port (0 picks a free one)")
+    })?;
     let local = listener.local_addr()?;
-    let server = tunnel::serve(listener, tunnel_target(creds, session));
+    let gate = tunnel::LocalGate::new(max_connections, Some(session.tunnel_secret.clone()));
+    let server = tunnel::serve(listener, tunnel_target(creds, session), gate);
 
     match command.split_first() {
         Some((program, rest)) => run_child(session, local, program, rest, server).await,

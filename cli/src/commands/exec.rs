@@ -123,7 +123,16 @@ pub async fn run(ctx: &Context, args: &ExecArgs) -> anyhow::Result<u8> {
         _ if session.connection.kind == ConnectionKind::Ssh => {
             crate::ssh::run_remote(&creds, &session, &args.command).await
         }
-        None => connect::serve_session(&creds, &session, 0, &args.command).await,
+        None => {
+            connect::serve_session(
+                &creds,
+                &session,
+                0,
+                args.max_local_connections,
+                &args.command,
+            )
+            .await
+        }
         Some(scripts) => {
             let follow = Follow {
                 opts: &opts,

@@ -39,13 +39,14 @@ fn dev_runs_the_readme_tour_and_stops_everything_on_sigterm() {
         );
         std::thread::sleep(std::time::Duration::from_millis(20));
     };
+    let _cluster = KeptCluster::from_log(&log, tmp.path());
     let pg_port: u16 = printed
         .lines()
         .find_map(|l| {
             l.trim()
-                .strip_prefix("demo-pg     throwaway PostgreSQL on 127.0.0.1:")
+                .strip_prefix("demo-pg     PostgreSQL on 127.0.0.1:")
         })
-        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|rest| rest.split(',').next())
         .and_then(|p| p.parse().ok())
         .unwrap_or_else(|| panic!("no demo-pg line in:\n{printed}"));
 

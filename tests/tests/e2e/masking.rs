@@ -368,6 +368,7 @@ fn hoop_broker_dev_masks_demo_customers_out_of_the_box() {
         assert!(std::time::Instant::now() < deadline, "no summary from dev");
         std::thread::sleep(Duration::from_millis(20));
     }
+    let _cluster = KeptCluster::from_log(&log, tmp.path());
     let hoopctl = |args: &[&str]| {
         let mut c = Command::new(bin("hoopctl"));
         c.args(args)

@@ -23,6 +23,7 @@
 //! and the one-time key never pass through a channel.
 
 use std::io::Write as _;
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -396,6 +397,7 @@ impl Recordings {
             let mut f = std::fs::OpenOptions::new()
                 .create_new(true)
                 .write(true)
+                .mode(0o600)
                 .open(self.dir.join(name))?;
             let header = serde_json::json!({
                 "version": 2,
