@@ -326,9 +326,15 @@ async fn open_session(
             user_name: Some(who.user.clone()),
             connection: Some(conn.name.clone()),
             session_id: Some(row.id.clone()),
-            detail: match &reason {
-                Some(r) => format!("{why}; reason: {r}"),
-                None => why,
+            detail: match (&reason, &req.agent) {
+                (Some(r), None) => format!("{why}; reason: {r}"),
+                (None, None) => why,
+                // `hoopctl mcp`: which agent acts for this user.
+                (r, Some(agent)) => format!(
+                    "{why}{}; agent: {}",
+                    r.as_ref().map(|r| format!("; reason: {r}")).unwrap_or_default(),
+                    agent.describe()
+                ),
             },
         })
         .await;
