@@ -332,7 +332,9 @@ async fn open_session(
                 // `hoopctl mcp`: which agent acts for this user.
                 (r, Some(agent)) => format!(
                     "{why}{}; agent: {}",
-                    r.as_ref().map(|r| format!("; reason: {r}")).unwrap_or_default(),
+                    r.as_ref()
+                        .map(|r| format!("; reason: {r}"))
+                        .unwrap_or_default(),
                     agent.describe()
                 ),
             },

@@ -21,9 +21,11 @@
 //! broker's API answered, and neither puts a credential in an answer.
 //!
 //! Layout: this file (the server and its tools), [`sql`] (running one
-//! statement within a row and byte budget, the catalogue query).
+//! statement within a row and byte budget, the catalogue query), [`stdio`]
+//! (parse errors and a size bound in front of the SDK's line transport).
 
 mod sql;
+mod stdio;
 
 use std::sync::Arc;
 
@@ -58,12 +60,21 @@ pub async fn run(ctx: &Context, args: &McpArgs) -> anyhow::Result<u8> {
         agent: args.agent.clone(),
     };
     tracing::info!(agent = ?args.agent, "hoopctl mcp serving on stdio");
+    let mut tasks = tokio::task::JoinSet::new();
+    let sdk_side = stdio::guard(tokio::io::stdin(), tokio::io::stdout(), &mut tasks);
     let service = server
-        .serve(rmcp::transport::stdio())
+        .serve(sdk_side)
         .await
         .map_err(|e| anyhow::anyhow!("the MCP handshake failed: {e}"))?;
     let reason = service.waiting().await?;
     tracing::info!(?reason, "hoopctl mcp stopped");
+    // Let the writer flush the last answers; the stdin reader may be stuck
+    // in a read that cannot be cancelled, and is left to the runtime's end.
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        while tasks.join_next().await.is_some() {}
+    })
+    .await;
+    tasks.abort_all();
     Ok(0)
 }
 
@@ -183,7 +194,9 @@ request_access.",
                         needs_request: None,
                     })
                     .collect();
-                Ok(json_result(&serde_json::json!({ "connections": connections })))
+                Ok(json_result(
+                    &serde_json::json!({ "connections": connections }),
+                ))
             }
         }
     }

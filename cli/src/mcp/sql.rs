@@ -106,8 +106,9 @@ pub async fn run_statement(
                             current.columns =
                                 Some(row.columns().iter().map(|c| c.name().to_owned()).collect());
                         }
-                        let values: Vec<Option<String>> =
-                            (0..row.len()).map(|i| row.get(i).map(str::to_owned)).collect();
+                        let values: Vec<Option<String>> = (0..row.len())
+                            .map(|i| row.get(i).map(str::to_owned))
+                            .collect();
                         // Quotes, commas and brackets: about 4 bytes per value.
                         let size: usize = values
                             .iter()

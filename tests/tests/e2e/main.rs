@@ -21,6 +21,7 @@ mod guardrails;
 mod identity;
 mod login_external_idp;
 mod masking;
+mod mcp;
 mod pg_dump;
 mod pg_protocol;
 mod policy_dir;
