@@ -155,14 +155,24 @@ pub fn query_document(
         "results": outcome.results,
     });
     if truncated {
-        doc["note"] = serde_json::Value::String(format!(
-            "Truncated: at most {} rows and about {} KiB are returned; row_count is the full \
-             count. Narrow the query (WHERE, LIMIT, fewer columns) to see the rest.",
-            budget.rows,
-            budget.bytes / 1024
-        ));
+        add_note(
+            &mut doc,
+            format!(
+                "Truncated: at most {} rows and about {} KiB are returned; row_count is the full \
+                 count. Narrow the query (WHERE, LIMIT, fewer columns) to see the rest.",
+                budget.rows,
+                budget.bytes / 1024
+            ),
+        );
     }
     doc
+}
+
+/// Adds a `note` to an answer (an object).
+fn add_note(doc: &mut serde_json::Value, note: String) {
+    if let Some(map) = doc.as_object_mut() {
+        map.insert("note".into(), serde_json::Value::String(note));
+    }
 }
 
 /// The catalogue query: columns of tables and views outside the system
@@ -238,7 +248,8 @@ pub fn describe_document(connection: &str, outcome: &Outcome) -> serde_json::Val
                            values from query may arrive masked",
     });
     if truncated {
-        doc["note"] = serde_json::Value::String(
+        add_note(
+            &mut doc,
             "Truncated: too many columns for one answer; pass schema and/or table.".into(),
         );
     }
