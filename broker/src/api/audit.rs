@@ -20,13 +20,14 @@ use axum::Json;
 use axum::extract::{Query as QueryParams, State};
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
+use futures::StreamExt as _;
 use hoop_shared::api::ErrorCode;
-use hoop_shared::audit::{AuditKeys, AuditList};
+use hoop_shared::audit::{AuditKeys, AuditList, ExportLine};
 
 use super::recordings::AUDITORS_GROUP;
 use super::{ApiFailure, Caller};
 use crate::app::{AppState, now_unix};
-use crate::audit::{Query, ms, now_ms};
+use crate::audit::{Query, ms};
 use crate::auth::Identity;
 use crate::store::Event;
 
@@ -131,15 +132,35 @@ pub async fn export(
             detail: String::new(),
         })
         .await;
-    let export = state
-        .audit_log
-        .export()
-        .await
-        .map_err(|e| ApiFailure::internal("export the audit log", &e))?;
+    // Streamed: chunks of records read in one snapshot and sent as they
+    // are read; memory does not grow with the log. A failure before the
+    // first chunk is an error answer; a later one breaks the body off.
+    let mut chunks = state.audit_log.export_stream();
+    let first = match chunks.recv().await {
+        Some(Ok(first)) => first,
+        Some(Err(e)) => return Err(ApiFailure::internal("export the audit log", &e)),
+        None => Vec::new(),
+    };
+    let rest = futures::stream::unfold(chunks, |mut chunks| async move {
+        let next = chunks.recv().await?;
+        Some((next.map(|c| jsonl(&c)), chunks))
+    });
+    let body = futures::stream::once(async move { Ok(jsonl(&first)) }).chain(rest);
     Ok((
         [(header::CONTENT_TYPE, "application/jsonl")],
-        export.to_jsonl(now_ms()),
+        axum::body::Body::from_stream(body),
     ))
+}
+
+/// Export lines as JSON Lines.
+fn jsonl(lines: &[ExportLine]) -> bytes::Bytes {
+    let mut out = Vec::new();
+    for line in lines {
+        if serde_json::to_writer(&mut out, line).is_ok() {
+            out.push(b'\n');
+        }
+    }
+    out.into()
 }
 
 /// `GET /v1/audit/keys`: public, so an auditor can pin the key.

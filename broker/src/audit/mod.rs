@@ -18,7 +18,10 @@
 //!   PostgreSQL). Callers queue an event and await the acknowledgement; the
 //!   writer appends everything queued in one transaction. An event is
 //!   durable (committed) when [`AuditLog::append`] returns.
-//! - [`verify`]: verifies the stored log (export + the shared verifier).
+//! - [`export`]: the export, read in one snapshot and sent in chunks
+//!   (memory independent of the log's length).
+//! - [`verify`]: verifies the stored log (the export streamed through the
+//!   shared stream verifier).
 //!
 //! [`AuditLog`] also implements [`crate::record::Recorder`]: a statement's
 //! record is committed before the statement is forwarded; its outcome is
@@ -26,6 +29,7 @@
 
 pub mod chain;
 pub mod checkpoint;
+pub mod export;
 pub mod journal;
 pub mod postgres;
 pub mod sqlite;
@@ -36,7 +40,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use hoop_shared::audit::{AuditRecord, Export, PublicKeyInfo};
+use hoop_shared::audit::{AuditRecord, Export, ExportLine, PublicKeyInfo};
 
 use crate::config::AuditConfig;
 use crate::record::{Durable, RecordError, Recorder, StatementDecision, StatementId};
@@ -325,9 +329,51 @@ impl AuditLog {
         on_backend!(self.backend, b => b.query(query).await)
     }
 
-    /// The whole log, for export and verification.
+    /// The whole log as export lines, in chunks of [`export::CHUNK`]
+    /// records read in one snapshot by a task of the log's; at most
+    /// [`export::QUEUED`] chunks wait for the reader, so memory does not
+    /// grow with the log. The stream ends after the last chunk, or with
+    /// the error that stopped it; dropping the receiver stops the export.
+    pub fn export_stream(&self) -> tokio::sync::mpsc::Receiver<Result<export::Chunk, AuditError>> {
+        let (sink, chunks) = tokio::sync::mpsc::channel(export::QUEUED);
+        let exported_at = now_ms();
+        match &self.backend {
+            AuditBackend::Sqlite(b) => {
+                let b = b.clone();
+                self.tasks.spawn_blocking(move || {
+                    if let Err(e) = b.export_blocking(exported_at, &sink) {
+                        let _ = sink.blocking_send(Err(e));
+                    }
+                });
+            }
+            AuditBackend::Postgres(b) => {
+                let b = b.clone();
+                self.tasks.spawn(async move {
+                    if let Err(e) = b.export_to(exported_at, &sink).await {
+                        let _ = sink.send(Err(e)).await;
+                    }
+                });
+            }
+        }
+        chunks
+    }
+
+    /// The whole log in memory (tests, small logs): [`AuditLog::export_stream`]
+    /// collected.
     pub async fn export(&self) -> Result<Export, AuditError> {
-        on_backend!(self.backend, b => b.export().await)
+        let mut chunks = self.export_stream();
+        let mut out = Export::default();
+        while let Some(chunk) = chunks.recv().await {
+            for line in chunk? {
+                match line {
+                    ExportLine::Header { keys, .. } => out.keys = keys,
+                    ExportLine::Anchor(a) => out.anchor = Some(a),
+                    ExportLine::Record(r) => out.records.push(r),
+                    ExportLine::Checkpoint(c) => out.checkpoints.push(c),
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Every checkpoint signer's public key.

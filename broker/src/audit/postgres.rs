@@ -16,10 +16,11 @@
 //! (`crate::store::pg_conn`).
 
 use hoop_shared::Secret;
-use hoop_shared::audit::{AuditRecord, Checkpoint, Export, PublicKeyInfo, parse_hash};
+use hoop_shared::audit::{AuditRecord, Checkpoint, PublicKeyInfo, parse_hash};
 use tokio_postgres::Client;
 
-use super::sqlite::{parse_detail, split_anchor};
+use super::export::{self, CHECKPOINTS_PER_CHUNK, CHUNK, Sink, Start};
+use super::sqlite::parse_detail;
 use super::{AuditError, Query, SealFn, Sealed, Tip};
 
 /// Key of the advisory lock held while migrating.
@@ -281,13 +282,19 @@ impl PgAuditBackend {
         Ok(rows.iter().map(record_from_row).collect())
     }
 
-    /// Everything needed to verify the log, in one snapshot.
-    pub async fn export(&self) -> Result<Export, AuditError> {
-        let mut guard = self.client().await?;
-        let client = guard
-            .as_mut()
-            .ok_or_else(|| AuditError::Postgres("not connected".into()))?;
-        // One snapshot for records and checkpoints.
+    /// Sends the export to `sink` in chunks ([`super::export`]), read in one
+    /// `REPEATABLE READ READ ONLY` transaction on a connection of its own,
+    /// so appends go on meanwhile. Stops early, without an error, when
+    /// nobody reads any more.
+    pub async fn export_to(&self, exported_at: i64, sink: &Sink) -> Result<(), AuditError> {
+        let mut client = self
+            .target
+            .connect("audit export", &self.tasks)
+            .await
+            .map_err(|e| match e {
+                crate::store::pg_conn::PgConnectError::Postgres(e) => AuditError::from(e),
+                timeout => AuditError::Postgres(timeout.to_string()),
+            })?;
         let tx = client
             .build_transaction()
             .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
@@ -306,32 +313,71 @@ impl PgAuditBackend {
                 public_key: r.get(1),
             })
             .collect();
-        let records: Vec<AuditRecord> = tx
-            .query(
-                &format!("SELECT {RECORD_COLUMNS} FROM audit_records ORDER BY seq"),
+        let first_seq: Option<i64> = tx
+            .query_one("SELECT MIN(seq) FROM audit_records", &[])
+            .await?
+            .get(0);
+        let oldest_checkpoint = tx
+            .query_opt(
+                "SELECT number, seq, hash, time_ms, key_id, signature
+                 FROM audit_checkpoints ORDER BY number LIMIT 1",
                 &[],
             )
             .await?
-            .iter()
-            .map(record_from_row)
-            .collect();
-        let checkpoints = tx
-            .query(
-                "SELECT number, seq, hash, time_ms, key_id, signature FROM audit_checkpoints ORDER BY number",
-                &[],
-            )
-            .await?
-            .iter()
-            .map(checkpoint_from_row)
-            .collect();
-        tx.commit().await?;
-        let (anchor, checkpoints) = split_anchor(&records, checkpoints);
-        Ok(Export {
+            .as_ref()
+            .map(checkpoint_from_row);
+        let start = Start {
             keys,
-            anchor,
-            records,
-            checkpoints,
-        })
+            first_seq: first_seq.map(to_u64),
+            oldest_checkpoint,
+        };
+        let (lines, mut cursor) = start.lines(exported_at);
+        if sink.send(Ok(lines)).await.is_err() {
+            return Ok(());
+        }
+        let records = tx
+            .prepare(&format!(
+                "SELECT {RECORD_COLUMNS} FROM audit_records WHERE seq > $1 ORDER BY seq LIMIT $2"
+            ))
+            .await?;
+        let checkpoints = tx
+            .prepare(
+                "SELECT number, seq, hash, time_ms, key_id, signature FROM audit_checkpoints
+                 WHERE number > $1 AND seq <= $2 ORDER BY number LIMIT $3",
+            )
+            .await?;
+        loop {
+            let chunk: Vec<AuditRecord> = tx
+                .query(&records, &[&to_i64(cursor.seq), &(CHUNK as i64)])
+                .await?
+                .iter()
+                .map(record_from_row)
+                .collect();
+            let bound = to_i64(export::checkpoint_bound(&chunk));
+            let cps = tx
+                .query(
+                    &checkpoints,
+                    &[
+                        &to_i64(cursor.number),
+                        &bound,
+                        &(CHECKPOINTS_PER_CHUNK as i64),
+                    ],
+                )
+                .await?
+                .iter()
+                .map(checkpoint_from_row)
+                .collect();
+            let (lines, next) = export::lines(chunk, cps, cursor);
+            if !lines.is_empty() && sink.send(Ok(lines)).await.is_err() {
+                return Ok(());
+            }
+            match next {
+                Some(c) => cursor = c,
+                None => break,
+            }
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     /// See [`super::AuditLog::prune`].

@@ -43,9 +43,10 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
-use hoop_shared::audit::{AuditRecord, Checkpoint, Export, PublicKeyInfo, parse_hash};
-use rusqlite::{Connection, OptionalExtension as _, params};
+use hoop_shared::audit::{AuditRecord, Checkpoint, PublicKeyInfo, parse_hash};
+use rusqlite::{Connection, OpenFlags, OptionalExtension as _, params};
 
+use super::export::{self, CHECKPOINTS_PER_CHUNK, CHUNK, Sink, Start};
 use super::journal::Journal;
 use super::{AuditError, Query, SealFn, Sealed, Tip};
 use crate::config::AuditSynchronous;
@@ -105,6 +106,8 @@ pub struct SqliteAuditBackend {
     /// With `synchronous = NORMAL` on a file: where appends go first
     /// ([`super::journal`]).
     journal: Option<Arc<Journal>>,
+    /// The file (none in memory): exports read it on a connection of their own.
+    path: Option<std::path::PathBuf>,
 }
 
 /// The connection and what the appends remember.
@@ -122,6 +125,7 @@ impl SqliteAuditBackend {
     /// whatever it holds from the previous run.
     pub fn open(path: &Path, sync: AuditSynchronous) -> Result<Self, AuditError> {
         let mut this = Self::init(Connection::open(path)?, sync)?;
+        this.path = Some(path.to_owned());
         if sync == AuditSynchronous::Normal {
             let dir = path
                 .parent()
@@ -227,6 +231,7 @@ impl SqliteAuditBackend {
             fast_commit: sync == AuditSynchronous::Normal,
             appends: Arc::new(AtomicU32::new(0)),
             journal: None,
+            path: None,
         })
     }
 
@@ -332,27 +337,6 @@ fn checkpoint_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Checkpoint> {
         key_id: r.get(4)?,
         signature: r.get(5)?,
     })
-}
-
-/// The anchor of an export: the checkpoint over the record just before the
-/// first stored one (after pruning), or the oldest checkpoint when every
-/// record was pruned.
-pub(super) fn split_anchor(
-    records: &[AuditRecord],
-    mut checkpoints: Vec<Checkpoint>,
-) -> (Option<Checkpoint>, Vec<Checkpoint>) {
-    let anchor_seq = match records.first() {
-        Some(first) if first.seq > 1 => Some(first.seq - 1),
-        Some(_) => None,
-        None => checkpoints.first().map(|c| c.seq),
-    };
-    match anchor_seq.and_then(|s| checkpoints.iter().position(|c| c.seq == s)) {
-        Some(0) => {
-            let anchor = checkpoints.remove(0);
-            (Some(anchor), checkpoints)
-        }
-        _ => (None, checkpoints),
-    }
 }
 
 /// The append path and housekeeping the writer thread calls
@@ -653,46 +637,6 @@ impl SqliteAuditBackend {
         self.with(|c| keys(c)).await
     }
 
-    /// Everything needed to verify the log, read in one transaction.
-    pub async fn export(&self) -> Result<Export, AuditError> {
-        self.with(|c| {
-            // One read transaction: records and checkpoints of the same moment.
-            let tx = c.transaction()?;
-            let keys = keys(&tx)?;
-            let records = {
-                let mut stmt = tx.prepare(
-                    "SELECT seq, time_ms, kind, actor, connection, session, detail, prev_hash, hash
-                     FROM audit_records ORDER BY seq",
-                )?;
-                let rows = stmt.query_map([], record_from_row)?;
-                let mut out = Vec::new();
-                for row in rows {
-                    let (mut r, detail) = row?;
-                    r.detail = parse_detail(&detail);
-                    out.push(r);
-                }
-                out
-            };
-            let checkpoints = {
-                let mut stmt = tx.prepare(
-                    "SELECT number, seq, hash, time_ms, key_id, signature
-                     FROM audit_checkpoints ORDER BY number",
-                )?;
-                let rows = stmt.query_map([], checkpoint_from_row)?;
-                rows.collect::<Result<Vec<_>, _>>()?
-            };
-            tx.commit()?;
-            let (anchor, checkpoints) = split_anchor(&records, checkpoints);
-            Ok(Export {
-                keys,
-                anchor,
-                records,
-                checkpoints,
-            })
-        })
-        .await
-    }
-
     /// See [`super::AuditLog::prune`]: the records up to the newest
     /// checkpoint older than `before_ms` go.
     pub async fn prune(&self, before_ms: i64) -> Result<u64, AuditError> {
@@ -721,6 +665,98 @@ impl SqliteAuditBackend {
             Ok(n as u64)
         })
         .await
+    }
+}
+
+impl SqliteAuditBackend {
+    /// Sends the export to `sink` in chunks ([`super::export`]), read in one
+    /// read transaction on a connection of its own, so appends go on
+    /// meanwhile (an in-memory log, in tests, has one connection: it is
+    /// held until the export is done). Stops early, without an error, when
+    /// nobody reads any more. Runs on the caller's (blocking) thread.
+    pub fn export_blocking(&self, exported_at: i64, sink: &Sink) -> Result<(), AuditError> {
+        if let Some(j) = &self.journal {
+            // The export holds every record appended before it began.
+            let mut w = self.lock();
+            if let Err(e) = self.ingest(&mut w, j, 2) {
+                tracing::error!("audit journal not moved into the log before an export: {e}");
+            }
+        }
+        match &self.path {
+            Some(path) => {
+                let conn = Connection::open_with_flags(
+                    path,
+                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )?;
+                conn.busy_timeout(crate::store::sqlite_wal::BUSY_WAIT)?;
+                export_from(&conn, exported_at, sink)
+            }
+            None => {
+                let mut w = self.lock();
+                w.tip = None;
+                export_from(&w.conn, exported_at, sink)
+            }
+        }
+    }
+}
+
+/// [`SqliteAuditBackend::export_blocking`] on `conn`.
+fn export_from(conn: &Connection, exported_at: i64, sink: &Sink) -> Result<(), AuditError> {
+    // One read transaction: the log of one moment (WAL: writers go on).
+    let tx = conn.unchecked_transaction()?;
+    let start = Start {
+        keys: keys(&tx)?,
+        first_seq: tx
+            .query_row("SELECT MIN(seq) FROM audit_records", [], |r| {
+                r.get::<_, Option<i64>>(0)
+            })?
+            .map(|v| v as u64),
+        oldest_checkpoint: tx
+            .query_row(
+                "SELECT number, seq, hash, time_ms, key_id, signature
+                 FROM audit_checkpoints ORDER BY number LIMIT 1",
+                [],
+                checkpoint_from_row,
+            )
+            .optional()?,
+    };
+    let (lines, mut cursor) = start.lines(exported_at);
+    if sink.blocking_send(Ok(lines)).is_err() {
+        return Ok(());
+    }
+    let mut records = tx.prepare(
+        "SELECT seq, time_ms, kind, actor, connection, session, detail, prev_hash, hash
+         FROM audit_records WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+    )?;
+    let mut checkpoints = tx.prepare(
+        "SELECT number, seq, hash, time_ms, key_id, signature FROM audit_checkpoints
+         WHERE number > ?1 AND seq <= ?2 ORDER BY number LIMIT ?3",
+    )?;
+    loop {
+        let chunk = records
+            .query_map(params![cursor.seq as i64, CHUNK as i64], record_from_row)?
+            .map(|row| {
+                row.map(|(mut r, detail)| {
+                    r.detail = parse_detail(&detail);
+                    r
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let bound = i64::try_from(export::checkpoint_bound(&chunk)).unwrap_or(i64::MAX);
+        let cps = checkpoints
+            .query_map(
+                params![cursor.number as i64, bound, CHECKPOINTS_PER_CHUNK as i64],
+                checkpoint_from_row,
+            )?
+            .collect::<Result<Vec<_>, _>>()?;
+        let (lines, next) = export::lines(chunk, cps, cursor);
+        if !lines.is_empty() && sink.blocking_send(Ok(lines)).is_err() {
+            return Ok(());
+        }
+        match next {
+            Some(c) => cursor = c,
+            None => return Ok(()),
+        }
     }
 }
 

@@ -487,3 +487,109 @@ async fn a_record_forged_into_the_tables_does_not_replace_the_brokers_own() {
     );
     log.close().await;
 }
+
+/// This process's resident memory, bytes (Linux `VmRSS`).
+fn resident() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    kib * 1024
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn export_and_verify_memory_does_not_grow_with_the_log() {
+    const RECORDS: u64 = 25_000;
+    const BOUND: u64 = 64 << 20;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(sqlite::DB_FILE);
+    // A log well over the bound: 25k records of 6 KiB each, written through
+    // the backend in transactions of 1000.
+    {
+        let backend =
+            sqlite::SqliteAuditBackend::open(&path, crate::config::AuditSynchronous::Full).unwrap();
+        let sealer = Arc::new(Sealer::new(signer(9), 1000));
+        let sql = "x".repeat(6 << 10);
+        for batch in 0..RECORDS / 1000 {
+            let records: Vec<NewRecord> = (0..1000)
+                .map(|i| NewRecord {
+                    detail: serde_json::json!({"sql": sql, "i": batch * 1000 + i}),
+                    ..NewRecord::now("statement.allowed")
+                })
+                .collect();
+            let s = sealer.clone();
+            backend
+                .append_blocking(Box::new(move |tip| s.seal(tip, records, false, now_ms())))
+                .unwrap();
+        }
+    }
+    let log_bytes = std::fs::metadata(&path).unwrap().len();
+    assert!(log_bytes > 2 * BOUND, "the log is {log_bytes} bytes");
+    let log = AuditLog::start(
+        sqlite::SqliteAuditBackend::open(&path, crate::config::AuditSynchronous::Full)
+            .unwrap()
+            .into(),
+        signer(9),
+        1000,
+        None,
+    )
+    .await
+    .unwrap();
+
+    // The export, read as the API sends it: every chunk dropped once read.
+    let before = resident();
+    let mut peak = before;
+    let (mut records, mut chunks) = (0u64, log.export_stream());
+    while let Some(chunk) = chunks.recv().await {
+        let chunk = chunk.unwrap();
+        assert!(chunk.len() <= export::CHUNK + export::CHECKPOINTS_PER_CHUNK + 2);
+        records += chunk
+            .iter()
+            .filter(|l| matches!(l, hoop_shared::audit::ExportLine::Record(_)))
+            .count() as u64;
+        peak = peak.max(resident());
+    }
+    assert_eq!(records, RECORDS);
+    eprintln!(
+        "export: +{} MiB for a {} MiB log",
+        (peak - before) >> 20,
+        log_bytes >> 20
+    );
+    assert!(
+        peak - before < BOUND,
+        "the export grew memory by {} MiB for a {} MiB log",
+        (peak - before) >> 20,
+        log_bytes >> 20
+    );
+
+    // Verification streams too, and holds no more.
+    let before = resident();
+    let sampler = {
+        let peak = Arc::new(std::sync::atomic::AtomicU64::new(before));
+        let p = peak.clone();
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let s = stop.clone();
+        let handle = std::thread::spawn(move || {
+            while !s.load(std::sync::atomic::Ordering::Relaxed) {
+                p.fetch_max(resident(), std::sync::atomic::Ordering::Relaxed);
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        });
+        (peak, stop, handle)
+    };
+    let verified = log.verify().await.unwrap().unwrap();
+    sampler.1.store(true, std::sync::atomic::Ordering::Relaxed);
+    sampler.2.join().unwrap();
+    assert_eq!(verified.records, RECORDS);
+    let peak = sampler.0.load(std::sync::atomic::Ordering::Relaxed);
+    eprintln!("verify: +{} MiB", (peak - before) >> 20);
+    assert!(
+        peak - before < BOUND,
+        "verification grew memory by {} MiB for a {} MiB log",
+        (peak - before) >> 20,
+        log_bytes >> 20
+    );
+    log.close().await;
+}

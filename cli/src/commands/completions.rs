@@ -114,14 +114,7 @@ async fn list_connections() -> Option<Vec<(String, Option<String>)>> {
     let settings = Settings::from_env(&global).ok()?;
     let ctx = Context { global, settings };
     let creds = ctx.credentials().ok()?;
-    let api = creds.api().clone();
-    let list = creds
-        .call(|token| {
-            let api = api.clone();
-            async move { api.connections(&token).await }
-        })
-        .await
-        .ok()?;
+    let list = super::connections::list(&creds).await.ok()?;
     Some(
         list.connections
             .into_iter()

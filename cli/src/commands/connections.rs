@@ -6,19 +6,25 @@ use anyhow::Context as _;
 use hoop_shared::api::ConnectionList;
 
 use super::Context;
+use crate::auth::{AuthError, Credentials};
 use crate::cli::{ConnectionsArgs, OutputFormat};
 
-/// Lists connections as a table or JSON.
-pub async fn run(ctx: &Context, args: &ConnectionsArgs) -> anyhow::Result<u8> {
-    let creds = ctx.credentials()?;
+/// The connections the caller may use (`GET /v1/connections`).
+pub async fn list(creds: &Credentials) -> Result<ConnectionList, AuthError> {
     let api = creds.api().clone();
-    let list = creds
+    creds
         .call(|token| {
             let api = api.clone();
             async move { api.connections(&token).await }
         })
         .await
-        .context("cannot list connections")?;
+}
+
+/// Lists connections as a table or JSON.
+pub async fn run(ctx: &Context, args: &ConnectionsArgs) -> anyhow::Result<u8> {
+    let creds = ctx.credentials()?;
+    let api = creds.api().clone();
+    let list = list(&creds).await.context("cannot list connections")?;
     let mut out = std::io::stdout();
     match args.output {
         OutputFormat::Json => {

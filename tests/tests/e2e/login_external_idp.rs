@@ -7,25 +7,45 @@
 
 use hoop_e2e::*;
 
+/// B, an independent identity provider (a broker used only for its built-in
+/// provider), and the `[identity]` section of a broker A that trusts it,
+/// with B's CA as `[identity] ca_file` when `with_ca_file`.
+fn independent_idp(with_ca_file: bool) -> (BrokerProcess, String) {
+    let idp = start_broker(&[]);
+    let ca_line = if with_ca_file {
+        format!("ca_file = {:?}\n", idp.ca_file.to_string_lossy())
+    } else {
+        String::new()
+    };
+    let identity = format!(
+        "[identity]\nissuer = {:?}\nclient_id = \"hoopctl\"\n{ca_line}",
+        format!("{}/idp", idp.url),
+    );
+    (idp, identity)
+}
+
+/// Concatenated PEM files, written to `dir/name`.
+fn bundle(dir: &std::path::Path, name: &str, files: &[&std::path::Path]) -> std::path::PathBuf {
+    let path = dir.join(name);
+    let mut pem = Vec::new();
+    for f in files {
+        pem.extend(std::fs::read(f).unwrap());
+    }
+    std::fs::write(&path, pem).unwrap();
+    path
+}
+
 #[test]
 fn login_through_an_independent_idp_then_whoami_then_logout_revokes() {
     // B: the independent identity provider (its broker part is unused).
-    let idp = start_broker(&[]);
     // A: a broker that trusts B's provider and has no provider of its own.
-    let identity = format!(
-        "[identity]\nissuer = {:?}\nclient_id = \"hoopctl\"\nca_file = {:?}\n",
-        format!("{}/idp", idp.url),
-        idp.ca_file.to_string_lossy(),
-    );
+    let (idp, identity) = independent_idp(true);
     let broker = start_broker_config(&[], "", &identity);
     assert_ne!(broker.url, idp.url);
 
     // hoopctl reaches A and B over TLS with different private CAs: one bundle.
     let tmp = tempfile::tempdir().unwrap();
-    let bundle = tmp.path().join("cas.pem");
-    let mut pem = std::fs::read(&broker.ca_file).unwrap();
-    pem.extend(std::fs::read(&idp.ca_file).unwrap());
-    std::fs::write(&bundle, pem).unwrap();
+    let bundle = bundle(tmp.path(), "cas.pem", &[&broker.ca_file, &idp.ca_file]);
 
     let alice = User::new("alice", &broker);
     let mut login = alice.hoopctl();
@@ -125,12 +145,7 @@ fn login_through_an_independent_idp_then_whoami_then_logout_revokes() {
 /// and revoke at the provider.
 #[test]
 fn login_trusts_the_provider_ca_the_broker_advertises() {
-    let idp = start_broker(&[]);
-    let identity = format!(
-        "[identity]\nissuer = {:?}\nclient_id = \"hoopctl\"\nca_file = {:?}\n",
-        format!("{}/idp", idp.url),
-        idp.ca_file.to_string_lossy(),
-    );
+    let (idp, identity) = independent_idp(true);
     let broker = start_broker_config(&[], "", &identity);
     let alice = User::new("alice", &broker);
     let mut login = alice.hoopctl();
@@ -171,11 +186,7 @@ fn login_trusts_the_provider_ca_the_broker_advertises() {
 /// `--idp-ca-file`, or with the CA in its own system trust store.
 #[test]
 fn an_untrusted_provider_certificate_names_the_fix_and_each_fix_works() {
-    let idp = start_broker(&[]);
-    let identity = format!(
-        "[identity]\nissuer = {:?}\nclient_id = \"hoopctl\"\n",
-        format!("{}/idp", idp.url),
-    );
+    let (idp, identity) = independent_idp(false);
     let broker = start_broker_config_env(
         &[],
         "",
@@ -223,13 +234,10 @@ fn an_untrusted_provider_certificate_names_the_fix_and_each_fix_works() {
 
     // Fix 2: both CAs in hoopctl's system trust store, no flags at all.
     let tmp = tempfile::tempdir().unwrap();
-    let bundle = tmp.path().join("system.pem");
-    let mut pem = std::fs::read(&broker.ca_file).unwrap();
-    pem.extend(std::fs::read(&idp.ca_file).unwrap());
-    std::fs::write(&bundle, pem).unwrap();
+    let system = bundle(tmp.path(), "system.pem", &[&broker.ca_file, &idp.ca_file]);
     let mut login = login_args(&[]);
     login
-        .env("SSL_CERT_FILE", &bundle)
+        .env("SSL_CERT_FILE", &system)
         .env_remove("HOOP_CA_FILE");
     let r = drive_login(login, &idp.url, &idp.ca_file, "alice");
     r.assert_ok();

@@ -23,7 +23,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::Upstream;
-use super::frame::{cstr, i32_at};
+pub(crate) use super::wire::FieldDesc;
+use super::wire::RowDescription;
 
 /// How long a found table's description is trusted.
 pub const FOUND_TTL: Duration = Duration::from_secs(60);
@@ -61,43 +62,9 @@ pub enum CatalogError {
     Timeout(Duration),
 }
 
-/// One field of a RowDescription.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct FieldDesc {
-    /// The name the client sees.
-    pub name: String,
-    /// Source table OID (0 when the value is not a plain table column).
-    pub table_oid: u32,
-    /// Source attribute number (0 when none).
-    pub attnum: i16,
-    /// Type OID.
-    pub type_oid: u32,
-    /// Format code (0 text, 1 binary; 0 in answers to Describe statement).
-    pub format: i16,
-}
-
-/// Parses a RowDescription body; `None` when malformed.
+/// Reads a RowDescription body into owned fields; `None` when malformed.
 pub(crate) fn parse_row_description(body: &[u8]) -> Option<Vec<FieldDesc>> {
-    let count = u16::from_be_bytes([*body.first()?, *body.get(1)?]);
-    let mut rest = body.get(2..)?;
-    let mut fields = Vec::with_capacity(usize::from(count).min(rest.len() / 19));
-    for _ in 0..count {
-        let (name, tail) = cstr(rest)?;
-        let table_oid = i32_at(tail, 0)? as u32;
-        let attnum = i16::from_be_bytes([*tail.get(4)?, *tail.get(5)?]);
-        let type_oid = i32_at(tail, 6)? as u32;
-        // typlen (2) and typmod (4) are not needed.
-        let format = i16::from_be_bytes([*tail.get(16)?, *tail.get(17)?]);
-        fields.push(FieldDesc {
-            name: String::from_utf8_lossy(name).into_owned(),
-            table_oid,
-            attnum,
-            type_oid,
-            format,
-        });
-        rest = tail.get(18..)?;
-    }
-    Some(fields)
+    RowDescription::decode(body).ok()?.to_descs().ok()
 }
 
 /// A table as the catalog describes it.

@@ -63,10 +63,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::Poll;
 
-use bytes::{BufMut as _, Bytes, BytesMut};
+use bytes::Bytes;
 
-use super::frame::{cstr, error_code_and_message, error_message, error_message_with_detail};
-use super::relay::{Frame, FrameHook, Pending, Verdict};
+use super::pipeline::{ClientStage, ServerStage};
+use super::relay::{Pending, Verdict};
+use super::state::{AnsweredState, SentState};
+use super::wire::build::{error_message, error_message_with_detail};
+use super::wire::{Bind, ClientFrame, ClientMessage, Named, ServerFrame, ServerMessage, Target};
 use crate::guard::{Action, Decision, Denial, Guardrails, is_parser_safe_encoding};
 use crate::record::{Durable, RecordError, SessionLog, StatementDecision, StatementId};
 use crate::review::{ReviewAsk, ReviewDesk, ReviewError, ReviewOutcome};
@@ -106,12 +109,9 @@ impl Shared {
         self.has_pending.store(true, Ordering::Release);
     }
 
-    /// Notes a ParameterStatus body (`name\0value\0`).
-    pub(crate) fn parameter_status(&self, body: &[u8]) {
-        if let Some((name, rest)) = cstr(body)
-            && name.eq_ignore_ascii_case(b"client_encoding")
-        {
-            let value = cstr(rest).map(|(v, _)| v).unwrap_or_default();
+    /// Notes a ParameterStatus.
+    pub(crate) fn parameter_status(&self, name: &[u8], value: &[u8]) {
+        if name.eq_ignore_ascii_case(b"client_encoding") {
             let safe = is_parser_safe_encoding(&String::from_utf8_lossy(value));
             self.unsafe_encoding.store(!safe, Ordering::Release);
         }
@@ -203,8 +203,6 @@ pub(crate) struct GuardStatements {
     shared: Arc<Shared>,
     log: Option<Arc<SessionLog>>,
     reviews: Option<Arc<ReviewContext>>,
-    /// ReadyForQuery messages the server owes for what was sent so far.
-    sync_points: u64,
     /// The ErrorResponse for a refused message in the current batch, sent
     /// with the batch's `Sync`.
     batch_refusal: Option<Bytes>,
@@ -213,10 +211,10 @@ pub(crate) struct GuardStatements {
     batch_forwarded: bool,
     /// The frame being waited on.
     step: Step,
-    /// Prepared statements by name (`""` is the unnamed one).
+    /// Prepared statements by name (`""` is the unnamed one), with the
+    /// guard's decision on each (which portal runs which statement is the
+    /// protocol state's, [`SentState::portal_statement`]).
     prepared: HashMap<Vec<u8>, Prepared>,
-    /// Portals by name → the statement they were bound from.
-    portals: HashMap<Vec<u8>, Vec<u8>>,
 }
 
 impl GuardStatements {
@@ -231,12 +229,10 @@ impl GuardStatements {
             shared,
             log,
             reviews,
-            sync_points: 0,
             batch_refusal: None,
             batch_forwarded: false,
             step: Step::Idle,
             prepared: HashMap::new(),
-            portals: HashMap::new(),
         }
     }
 
@@ -364,13 +360,14 @@ impl GuardStatements {
     /// durable), then applies the plan. `text` is the statement as recorded.
     fn record_then_apply(
         &mut self,
-        frame: Frame<'_>,
+        frame: &ClientFrame<'_>,
+        state: &SentState,
         plan: Plan,
         text: &[u8],
         protocol: char,
     ) -> Verdict {
         let Some(log) = &self.log else {
-            return self.apply(frame, plan, None);
+            return self.apply(frame, state, plan, None);
         };
         let mut durable: Durable = log.begin(
             &String::from_utf8_lossy(text),
@@ -382,7 +379,7 @@ impl GuardStatements {
         // round trip through the relay.
         let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
         if let Poll::Ready(result) = durable.as_mut().poll(&mut cx) {
-            return self.apply(frame, plan, Some(result));
+            return self.apply(frame, state, plan, Some(result));
         }
         let slot: Slot<Result<StatementId, RecordError>> = Arc::default();
         let out = slot.clone();
@@ -399,7 +396,8 @@ impl GuardStatements {
     /// failed is refused: no audit, no statement.
     fn apply(
         &mut self,
-        frame: Frame<'_>,
+        frame: &ClientFrame<'_>,
+        state: &SentState,
         mut plan: Plan,
         recorded: Option<Result<StatementId, RecordError>>,
     ) -> Verdict {
@@ -417,14 +415,13 @@ impl GuardStatements {
             }
             None => None,
         };
-        match frame.tag {
-            b'Q' => {
-                let at = self.sync_points;
-                self.sync_points += 1;
+        match frame.msg {
+            ClientMessage::Query { .. } => {
+                let at = state.batch();
                 self.batch_forwarded = false;
-                // A simple query replaces the unnamed statement and portal.
+                // A simple query replaces the unnamed statement (and portal:
+                // the protocol state forgets that one).
                 self.prepared.remove(&b""[..]);
-                self.portals.remove(&b""[..]);
                 // The marker of a refusal is forwarded too: its answer is
                 // this statement's outcome.
                 self.forwarded(id);
@@ -436,8 +433,8 @@ impl GuardStatements {
                     }
                 }
             }
-            b'P' => {
-                let (name, sql) = parse_body(frame.body).unwrap_or_default();
+            ClientMessage::Parse(parse) => {
+                let (name, sql) = (parse.name, parse.sql);
                 self.forwarded(id);
                 match plan.refusal {
                     None => {
@@ -462,7 +459,7 @@ impl GuardStatements {
                     }
                 }
             }
-            b'E' => {
+            ClientMessage::Execute { .. } => {
                 self.forwarded(id);
                 match plan.refusal {
                     None => Verdict::Forward,
@@ -475,9 +472,8 @@ impl GuardStatements {
                     }
                 }
             }
-            b'F' => {
-                let at = self.sync_points;
-                self.sync_points += 1;
+            ClientMessage::FunctionCall { .. } | ClientMessage::Malformed { tag: b'F', .. } => {
+                let at = state.batch();
                 self.batch_forwarded = false;
                 self.forwarded(id);
                 match plan.refusal {
@@ -506,39 +502,28 @@ impl GuardStatements {
     }
 
     /// `Query`, `Parse`, `FunctionCall`: judge (or resume), record, decide.
-    fn statement(&mut self, frame: Frame<'_>) -> Verdict {
-        let (text, protocol): (std::borrow::Cow<'_, [u8]>, char) = match frame.tag {
-            b'Q' => (
-                frame.body.strip_suffix(&[0]).unwrap_or(frame.body).into(),
-                'Q',
-            ),
-            b'P' => match parse_body(frame.body) {
-                Some((_, sql)) => (sql.into(), 'P'),
-                // Malformed: the server will say so.
-                None => return Verdict::Forward,
-            },
-            _ => (
-                format!(
-                    "-- fast-path function call (function oid {})",
-                    super::frame::i32_at(frame.body, 0).unwrap_or_default()
-                )
-                .into_bytes()
-                .into(),
-                'F',
-            ),
+    fn statement(&mut self, frame: &ClientFrame<'_>, state: &SentState) -> Verdict {
+        let (text, protocol): (std::borrow::Cow<'_, [u8]>, char) = match frame.msg {
+            ClientMessage::Query { sql } => (sql.into(), 'Q'),
+            ClientMessage::Parse(parse) => (parse.sql.into(), 'P'),
+            ClientMessage::FunctionCall { oid } => (fast_path_text(oid).into(), 'F'),
+            // Too short for its OID: still a fast-path call, refused alike.
+            ClientMessage::Malformed { tag: b'F', .. } => (fast_path_text(0).into(), 'F'),
+            // Malformed: the server will say so.
+            _ => return Verdict::Forward,
         };
         let plan = match std::mem::replace(&mut self.step, Step::Idle) {
             Step::Recording(slot, plan) => {
                 let result = take(&slot)
                     .unwrap_or_else(|| Err(RecordError("the record was not confirmed".to_owned())));
-                return self.apply(frame, plan, Some(result));
+                return self.apply(frame, state, plan, Some(result));
             }
             Step::Reviewing(slot, d) => self.plan_after_review(take(&slot), &d),
             Step::Idle => {
                 if frame.tag == b'Q' {
                     super::relay::log_query(&text);
                 }
-                if frame.tag == b'F' {
+                if protocol == 'F' {
                     self.fast_path_plan()
                 } else {
                     match self.plan_for(&text) {
@@ -548,7 +533,7 @@ impl GuardStatements {
                 }
             }
         };
-        self.record_then_apply(frame, plan, &text, protocol)
+        self.record_then_apply(frame, state, plan, &text, protocol)
     }
 
     /// Fast-path calls name a function by OID, past any SQL to inspect:
@@ -572,14 +557,8 @@ impl GuardStatements {
 
     /// `Bind`: remembers the portal's statement; a second `Bind` of a
     /// statement an approved review let through once is refused.
-    fn bind(&mut self, frame: Frame<'_>) -> Verdict {
-        let Some((portal, rest)) = cstr(frame.body) else {
-            return Verdict::Forward;
-        };
-        let Some((statement, _)) = cstr(rest) else {
-            return Verdict::Forward;
-        };
-        if let Some(p) = self.prepared.get_mut(statement)
+    fn bind(&mut self, bind: &Bind<'_>) -> Verdict {
+        if let Some(p) = self.prepared.get_mut(bind.statement)
             && p.single_use
         {
             if p.used {
@@ -598,27 +577,21 @@ impl GuardStatements {
             }
             p.used = true;
         }
-        if self.log.is_some() {
-            self.portals.insert(portal.to_vec(), statement.to_vec());
-        }
         Verdict::Forward
     }
 
     /// `Execute` of a portal bound from a named statement: recorded as a
     /// run of that statement (its text from the `Parse` seen).
-    fn execute(&mut self, frame: Frame<'_>) -> Verdict {
+    fn execute(&mut self, frame: &ClientFrame<'_>, portal: &[u8], state: &SentState) -> Verdict {
         if let Step::Recording(slot, plan) = std::mem::replace(&mut self.step, Step::Idle) {
             let result = take(&slot)
                 .unwrap_or_else(|| Err(RecordError("the record was not confirmed".to_owned())));
-            return self.apply(frame, plan, Some(result));
+            return self.apply(frame, state, plan, Some(result));
         }
         if self.log.is_none() {
             return Verdict::Forward;
         }
-        let Some((portal, _)) = cstr(frame.body) else {
-            return Verdict::Forward;
-        };
-        let Some(statement) = self.portals.get(portal).filter(|s| !s.is_empty()) else {
+        let Some(statement) = state.portal_statement(portal).filter(|s| !s.is_empty()) else {
             return Verdict::Forward;
         };
         let Some(p) = self.prepared.get(statement) else {
@@ -631,27 +604,25 @@ impl GuardStatements {
             single_use: false,
         };
         let sql = p.sql.clone();
-        self.record_then_apply(frame, plan, sql.as_bytes(), 'E')
+        self.record_then_apply(frame, state, plan, sql.as_bytes(), 'E')
     }
 
-    /// `Close` of a statement or portal: forget it.
-    fn close(&mut self, frame: Frame<'_>) {
-        let Some((&kind, rest)) = frame.body.split_first() else {
-            return;
-        };
-        let Some((name, _)) = cstr(rest) else {
-            return;
-        };
-        match kind {
-            b'S' => {
-                self.prepared.remove(name);
-            }
-            b'P' => {
-                self.portals.remove(name);
-            }
-            _ => {}
+    /// `Close` of a statement: forget it.
+    fn close(&mut self, close: &Named<'_>) {
+        if close.target == Target::Statement {
+            self.prepared.remove(close.name);
         }
     }
+}
+
+/// The text a fast-path call is recorded with.
+fn fast_path_text(oid: u32) -> Vec<u8> {
+    // The OID as the protocol's Int32 (how it was always recorded).
+    format!(
+        "-- fast-path function call (function oid {})",
+        oid.cast_signed()
+    )
+    .into_bytes()
 }
 
 /// `set/rule` of a denial (`unparsable`, `client-encoding` for the built-in checks).
@@ -660,12 +631,6 @@ fn rule_name(d: &Denial) -> String {
         Some(set) => format!("{set}/{}", d.rule),
         None => d.rule.clone(),
     }
-}
-
-/// (statement name, query) of a `Parse` body.
-fn parse_body(body: &[u8]) -> Option<(&[u8], &[u8])> {
-    let (name, rest) = cstr(body)?;
-    Some((name, cstr(rest).map(|(q, _)| q).unwrap_or(rest)))
 }
 
 fn refusal(code: &str, message: &str) -> Bytes {
@@ -694,21 +659,23 @@ fn held_for_review(d: &Denial, id: &str, approvers: &str, new: bool, connection:
     .freeze()
 }
 
-impl FrameHook for GuardStatements {
-    fn on_frame(&mut self, frame: Frame<'_>) -> Verdict {
-        match frame.tag {
-            b'Q' | b'P' | b'F' => self.statement(frame),
-            b'B' => self.bind(frame),
-            b'E' => self.execute(frame),
-            b'C' => {
-                self.close(frame);
+impl ClientStage for GuardStatements {
+    fn on_client(&mut self, frame: &ClientFrame<'_>, state: &SentState) -> Verdict {
+        match frame.msg {
+            ClientMessage::Query { .. }
+            | ClientMessage::Parse(_)
+            | ClientMessage::FunctionCall { .. }
+            | ClientMessage::Malformed { tag: b'F', .. } => self.statement(frame, state),
+            ClientMessage::Bind(bind) => self.bind(&bind),
+            ClientMessage::Execute { portal, .. } => self.execute(frame, portal, state),
+            ClientMessage::Close(close) => {
+                self.close(&close);
                 Verdict::Forward
             }
-            b'S' => {
+            ClientMessage::Sync => {
                 if let Some(error) = self.batch_refusal.take() {
-                    self.shared.push(self.sync_points, error);
+                    self.shared.push(state.batch(), error);
                 }
-                self.sync_points += 1;
                 self.batch_forwarded = false;
                 Verdict::Forward
             }
@@ -720,31 +687,28 @@ impl FrameHook for GuardStatements {
 /// Server → client: puts refusals in place, watches `client_encoding`.
 pub(crate) struct PlaceRefusals {
     shared: Arc<Shared>,
-    /// ReadyForQuery messages seen so far.
-    ready_seen: u64,
 }
 
 impl PlaceRefusals {
     pub(crate) fn new(shared: Arc<Shared>) -> Self {
-        PlaceRefusals {
-            shared,
-            ready_seen: 0,
-        }
+        PlaceRefusals { shared }
     }
 }
 
-impl FrameHook for PlaceRefusals {
+impl ServerStage for PlaceRefusals {
     #[inline]
-    fn on_frame(&mut self, frame: Frame<'_>) -> Verdict {
-        match frame.tag {
-            b'E' if self.shared.has_pending.load(Ordering::Acquire) => {
+    fn on_server(&mut self, frame: &ServerFrame<'_>, state: &AnsweredState) -> Verdict {
+        match frame.msg {
+            ServerMessage::ErrorResponse(fields)
+                if self.shared.has_pending.load(Ordering::Acquire) =>
+            {
                 let mut q = self
                     .shared
                     .pending
                     .lock()
                     .unwrap_or_else(|p| p.into_inner());
-                if q.front().is_some_and(|(at, _)| *at == self.ready_seen)
-                    && error_code_and_message(frame.body).0 == MARKER_SQLSTATE
+                if q.front().is_some_and(|(at, _)| *at == state.batch())
+                    && fields.get(b'C') == Some(MARKER_SQLSTATE.as_bytes())
                     && let Some((_, error)) = q.pop_front()
                 {
                     self.shared
@@ -754,7 +718,7 @@ impl FrameHook for PlaceRefusals {
                 }
                 Verdict::Forward
             }
-            b'Z' => {
+            ServerMessage::ReadyForQuery { .. } => {
                 if self.shared.has_pending.load(Ordering::Acquire) {
                     let mut q = self
                         .shared
@@ -763,18 +727,17 @@ impl FrameHook for PlaceRefusals {
                         .unwrap_or_else(|p| p.into_inner());
                     // A refusal whose marker the server skipped (an earlier
                     // error in the batch) is no longer owed.
-                    while q.front().is_some_and(|(at, _)| *at <= self.ready_seen) {
+                    while q.front().is_some_and(|(at, _)| *at <= state.batch()) {
                         q.pop_front();
                     }
                     self.shared
                         .has_pending
                         .store(!q.is_empty(), Ordering::Release);
                 }
-                self.ready_seen += 1;
                 Verdict::Forward
             }
-            b'S' => {
-                self.shared.parameter_status(frame.body);
+            ServerMessage::ParameterStatus { name, value } => {
+                self.shared.parameter_status(name, value);
                 Verdict::Forward
             }
             _ => Verdict::Forward,
@@ -783,26 +746,11 @@ impl FrameHook for PlaceRefusals {
 }
 
 fn marker_query() -> Bytes {
-    let mut out = BytesMut::with_capacity(MARKER_SQL.len() + 6);
-    out.put_u8(b'Q');
-    out.put_u32(u32::try_from(MARKER_SQL.len() + 5).unwrap_or(u32::MAX));
-    out.put_slice(MARKER_SQL.as_bytes());
-    out.put_u8(0);
-    out.freeze()
+    super::wire::build::query(MARKER_SQL.as_bytes())
 }
 
 fn marker_parse(name: &[u8]) -> Bytes {
-    // name, query, no parameter types.
-    let body_len = name.len() + 1 + MARKER_SQL.len() + 1 + 2;
-    let mut out = BytesMut::with_capacity(body_len + 5);
-    out.put_u8(b'P');
-    out.put_u32(u32::try_from(body_len + 4).unwrap_or(u32::MAX));
-    out.put_slice(name);
-    out.put_u8(0);
-    out.put_slice(MARKER_SQL.as_bytes());
-    out.put_u8(0);
-    out.put_u16(0);
-    out.freeze()
+    super::wire::build::parse(name, MARKER_SQL.as_bytes())
 }
 
 /// The hooks for one session: guarded when the session has guardrails or
@@ -811,18 +759,32 @@ fn marker_parse(name: &[u8]) -> Bytes {
 // One per session, matched on every frame: kept inline, not boxed.
 #[allow(clippy::large_enum_variant)]
 pub(crate) enum ClientHook {
-    /// No guardrails, no recording: log simple queries at debug level.
-    Plain(super::relay::LogQueries),
+    /// No guardrails, no recording: log simple queries at debug level
+    /// (never parameter values, which travel in Bind).
+    Plain,
     /// Guardrails and/or recording on.
     Guarded(GuardStatements),
 }
 
-impl FrameHook for ClientHook {
+impl ClientHook {
+    /// Whether statements are judged or recorded (the protocol state must
+    /// count batches for it).
+    pub(crate) fn is_guarded(&self) -> bool {
+        matches!(self, ClientHook::Guarded(_))
+    }
+}
+
+impl ClientStage for ClientHook {
     #[inline]
-    fn on_frame(&mut self, frame: Frame<'_>) -> Verdict {
+    fn on_client(&mut self, frame: &ClientFrame<'_>, state: &SentState) -> Verdict {
         match self {
-            ClientHook::Plain(h) => h.on_frame(frame),
-            ClientHook::Guarded(h) => h.on_frame(frame),
+            ClientHook::Plain => {
+                if let ClientMessage::Query { sql } = frame.msg {
+                    super::relay::log_query(sql);
+                }
+                Verdict::Forward
+            }
+            ClientHook::Guarded(h) => h.on_client(frame, state),
         }
     }
 }
@@ -830,17 +792,17 @@ impl FrameHook for ClientHook {
 /// Server-side counterpart of [`ClientHook`].
 pub(crate) enum ServerHook {
     /// No guardrails, no recording.
-    Plain(super::relay::PassThrough),
+    Plain,
     /// Refusals (guardrails, reviews, an unavailable audit trail) to place.
     Guarded(PlaceRefusals),
 }
 
-impl FrameHook for ServerHook {
+impl ServerStage for ServerHook {
     #[inline]
-    fn on_frame(&mut self, frame: Frame<'_>) -> Verdict {
+    fn on_server(&mut self, frame: &ServerFrame<'_>, state: &AnsweredState) -> Verdict {
         match self {
-            ServerHook::Plain(h) => h.on_frame(frame),
-            ServerHook::Guarded(h) => h.on_frame(frame),
+            ServerHook::Plain => Verdict::Forward,
+            ServerHook::Guarded(h) => h.on_server(frame, state),
         }
     }
 }
@@ -856,17 +818,16 @@ pub(crate) fn hooks(
     status_frames: &[u8],
 ) -> (ClientHook, ServerHook) {
     match (guard, log) {
-        (None, None) => (
-            ClientHook::Plain(super::relay::LogQueries),
-            ServerHook::Plain(super::relay::PassThrough),
-        ),
+        (None, None) => (ClientHook::Plain, ServerHook::Plain),
         (guard, log) => {
             let shared = Arc::new(Shared::default());
-            for_each_frame(status_frames, |tag, body| {
-                if tag == b'S' {
-                    shared.parameter_status(body);
+            for (tag, body) in super::wire::framing::frames(status_frames) {
+                if let ServerMessage::ParameterStatus { name, value } =
+                    ServerMessage::decode(tag, body)
+                {
+                    shared.parameter_status(name, value);
                 }
-            });
+            }
             (
                 ClientHook::Guarded(GuardStatements::new(guard, shared.clone(), log, reviews)),
                 ServerHook::Guarded(PlaceRefusals::new(shared)),
@@ -875,25 +836,27 @@ pub(crate) fn hooks(
     }
 }
 
-/// Walks the complete tagged frames in `bytes`.
-fn for_each_frame(mut bytes: &[u8], mut f: impl FnMut(u8, &[u8])) {
-    while let (Some(&tag), Some(len)) = (bytes.first(), super::frame::tagged_len(bytes)) {
-        let Ok(len) = usize::try_from(len) else {
-            return;
-        };
-        let (Some(body), Some(rest)) = (bytes.get(5..len + 1), bytes.get(len + 1..)) else {
-            return;
-        };
-        f(tag, body);
-        bytes = rest;
-    }
-}
-
 #[cfg(test)]
 mod tests {
 
     use super::*;
+    use crate::proxy::postgres::pipeline::ClientPipeline;
+    use crate::proxy::postgres::relay::FrameHook as _;
+    use crate::proxy::postgres::state::tracker;
+    use crate::proxy::postgres::wire::framing::frames;
+    use crate::proxy::postgres::wire::{ErrorFields, Frame};
     use crate::record::{Recorder, StatementOutcome, StatementRecord};
+
+    /// The hook as the relay runs it: behind the protocol state.
+    type Guarded = ClientPipeline<GuardStatements>;
+
+    fn pipeline(h: GuardStatements) -> Guarded {
+        ClientPipeline::new(tracker(true, false).0, h)
+    }
+
+    fn error_code_and_message(body: &[u8]) -> (String, String) {
+        ErrorFields::decode(body).code_and_message()
+    }
 
     /// Keeps every record; durable at once, after a signal, or never.
     #[derive(Default)]
@@ -926,11 +889,16 @@ mod tests {
         }
     }
 
-    fn hook(book: &Arc<Book>) -> (GuardStatements, Arc<SessionLog>, Arc<Shared>) {
+    fn hook(book: &Arc<Book>) -> (Guarded, Arc<SessionLog>, Arc<Shared>) {
         let log = SessionLog::new(book.clone(), "s1", "alice", "pg");
         let shared = Arc::new(Shared::default());
         (
-            GuardStatements::new(None, shared.clone(), Some(log.clone()), None),
+            pipeline(GuardStatements::new(
+                None,
+                shared.clone(),
+                Some(log.clone()),
+                None,
+            )),
             log,
             shared,
         )
@@ -943,9 +911,9 @@ mod tests {
     }
 
     /// Shows `body` as a `tag` frame until the hook decides, running what it waits on.
-    async fn decide(h: &mut GuardStatements, tag: u8, body: &[u8]) -> Verdict {
+    async fn decide(h: &mut Guarded, tag: u8, body: &[u8]) -> Verdict {
         for _ in 0..4 {
-            match h.on_frame(Frame { tag, body }) {
+            match h.on_frame(&Frame::decode(tag, body)) {
                 Verdict::Wait(pending) => pending.await,
                 other => return other,
             }
@@ -962,14 +930,11 @@ mod tests {
         let (mut h, log, _) = hook(&book);
         // A recorder that is not durable at once makes the relay wait.
         assert!(matches!(
-            h.on_frame(Frame {
-                tag: b'Q',
-                body: &query("select 1")
-            }),
+            h.on_frame(&Frame::decode(b'Q', &query("select 1"))),
             Verdict::Wait(_)
         ));
         // Shown again (the relay drops nothing): decided after durability.
-        h.step = Step::Idle;
+        h.guard.step = Step::Idle;
         book.records.lock().unwrap().clear();
         let v = decide(&mut h, b'Q', &query("select 1")).await;
         assert!(matches!(v, Verdict::Forward), "{v:?}");
@@ -1003,7 +968,7 @@ mod tests {
         let pending = shared.pending.lock().unwrap();
         let (at, error) = pending.front().unwrap();
         assert_eq!(*at, 0);
-        let (code, message) = error_code_and_message(error.get(5..).unwrap());
+        let (code, message) = error_code_and_message(frames(error).next().unwrap().1);
         assert_eq!(code, SQLSTATE_AUDIT_UNAVAILABLE);
         assert!(message.contains("audit trail unavailable"), "{message}");
     }
@@ -1104,7 +1069,7 @@ mod tests {
             crate::config::UnparsableAction::Block,
         ));
         let shared = Arc::new(Shared::default());
-        let mut h = GuardStatements::new(Some(guard), shared, Some(log), None);
+        let mut h = pipeline(GuardStatements::new(Some(guard), shared, Some(log), None));
         let v = decide(&mut h, b'Q', &query("drop table orders")).await;
         assert!(matches!(v, Verdict::Replace(_)), "{v:?}");
         let records = book.records.lock().unwrap().clone();
@@ -1126,14 +1091,9 @@ mod tests {
             refusal: None,
             single_use: true,
         };
-        let v = h.apply(
-            Frame {
-                tag: b'P',
-                body: &body,
-            },
-            plan,
-            Some(Ok(1)),
-        );
+        let v = h
+            .guard
+            .apply(&Frame::decode(b'P', &body), &h.state, plan, Some(Ok(1)));
         assert!(matches!(v, Verdict::Forward));
         assert!(matches!(
             decide(&mut h, b'B', &bind("", "del")).await,
@@ -1154,16 +1114,16 @@ mod tests {
                 .windows(MARKER_SQL.len())
                 .any(|w| w == MARKER_SQL.as_bytes())
         );
-        let error = h.batch_refusal.clone().unwrap();
-        let (_, message) = error_code_and_message(error.get(5..).unwrap());
+        let error = h.guard.batch_refusal.clone().unwrap();
+        let (_, message) = error_code_and_message(frames(&error).next().unwrap().1);
         assert!(message.contains("needs a new review"), "{message}");
     }
 
     #[test]
     fn without_recording_or_guardrails_the_hooks_are_plain() {
         let (c, s) = hooks(None, None, None, b"");
-        assert!(matches!(c, ClientHook::Plain(_)));
-        assert!(matches!(s, ServerHook::Plain(_)));
+        assert!(matches!(c, ClientHook::Plain));
+        assert!(matches!(s, ServerHook::Plain));
         let log = SessionLog::new(Arc::new(Book::default()), "s", "u", "c");
         let (c, s) = hooks(None, Some(log), None, b"");
         assert!(matches!(c, ClientHook::Guarded(_)));

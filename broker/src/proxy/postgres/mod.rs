@@ -52,6 +52,24 @@
 //!    refused one never reaches the server: the client gets an ErrorResponse
 //!    naming the rule, in the place and transaction state a server refusal
 //!    would have, and the session stays usable.
+//!
+//! # The path of one message through the layers
+//!
+//! ```text
+//! socket ─▶ relay (wire::framing: length checked, frame buffered)
+//!        ─▶ wire (decoded once: ClientMessage / ServerMessage, borrowed views)
+//!        ─▶ pipeline (fixed order):
+//!             client → server: state::SentState ─▶ guarded (judge, review, record)
+//!             server → client: state::AnsweredState ─▶ recorded (outcomes)
+//!                              ─▶ guarded (refusals in place) ─▶ masked (rows, COPY)
+//!        ─▶ relay writes the frame from its buffer (or what a stage replaced it with)
+//! ```
+//!
+//! - [`wire`] is the only code that knows message layouts (startup packets
+//!   included); builders for what the broker writes live there too.
+//! - `state` is the one protocol-state tracker (statements, portals,
+//!   batches, transaction status) the stages read.
+//! - `pipeline` fixes the order of the stages in its types.
 //! 7. **Session expiry**: when `expires_at` passes mid-session the client gets
 //!    FATAL 57P01 ("your session on connection ... ended at ...; run hoopctl
 //!    connect again") between two messages, a running statement is cancelled
@@ -67,13 +85,15 @@
 mod cancel;
 mod catalog;
 mod error;
-mod frame;
 mod guarded;
 mod masked;
+mod pipeline;
 mod recorded;
 pub mod relay;
 mod startup;
+mod state;
 pub(crate) mod upstream;
+pub mod wire;
 
 #[cfg(test)]
 mod tests;
@@ -89,16 +109,16 @@ use tokio::sync::oneshot;
 use tracing::Instrument as _;
 
 pub use error::{PgProxyError, Side};
-pub use frame::{MAX_HANDSHAKE_LEN, MAX_MESSAGE_LEN, MAX_STARTUP_LEN};
 pub use startup::FORWARDED_STARTUP_PARAMETERS;
 pub use upstream::{
     TlsSettings, UPSTREAM_CONNECT_TIMEOUT, UPSTREAM_LOGIN_TIMEOUT, UpstreamConn, connect,
 };
+pub use wire::{MAX_HANDSHAKE_LEN, MAX_MESSAGE_LEN, MAX_STARTUP_LEN};
 
 use cancel::{CancelRegistry, CancelTarget};
-use frame::fatal_message;
 use relay::{DirectionEnd, ServerEnd};
 use startup::Opening;
+use wire::build::fatal_message;
 
 /// How long a client may take from its first byte to presenting the secret.
 pub const CLIENT_STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -453,23 +473,24 @@ impl PgProxy {
             })),
             _ => None,
         };
-        let (client_hook, server_hook) = guarded::hooks(
+        let (guard_client, guard_server) = guarded::hooks(
             guardrails,
             session_log.clone(),
             reviews,
             &logged_in.status_frames,
         );
-        // Masking observes client messages before any other hook sees them
-        // and masks rows after the guardrails placed their refusals.
-        let (client_hook, mask_hook) = masked::hooks(masking, client_hook);
-        let server_hook = relay::Chain {
-            first: server_hook,
-            second: mask_hook,
-        };
-        let server_hook = relay::Chain {
-            first: recorded::RecordOutcomes::new(session_log),
-            second: server_hook,
-        };
+        let mask = masked::stage(masking);
+        // One protocol state for every stage: batch indices when statements
+        // are guarded or recorded, answer notes when results are masked.
+        let (sent, answered) = state::tracker(guard_client.is_guarded(), mask.needs_notes());
+        // The order of the stages is the pipelines' (see `pipeline`).
+        let client_hook = pipeline::ClientPipeline::new(sent, guard_client);
+        let server_hook = pipeline::ServerPipeline::new(
+            answered,
+            recorded::RecordOutcomes::new(session_log),
+            guard_server,
+            mask,
+        );
         let c2s = relay::client_to_server(client_r, up_w, buf, client_hook, abort_tx);
         let s2c = relay::server_to_client(
             up_r,

@@ -12,8 +12,10 @@
 
 use std::sync::Arc;
 
-use super::frame::{cstr, error_code_and_message};
-use super::relay::{Frame, FrameHook, Verdict};
+use super::pipeline::ServerStage;
+use super::relay::Verdict;
+use super::state::AnsweredState;
+use super::wire::{ServerFrame, ServerMessage, command_rows};
 use crate::record::SessionLog;
 
 /// Watches `C`, `E` and `Z` from the server; forwards everything.
@@ -35,29 +37,23 @@ impl RecordOutcomes {
     }
 }
 
-/// The row count in a CommandComplete tag: its last word, when a number.
-fn tag_rows(body: &[u8]) -> Option<u64> {
-    let (tag, _) = cstr(body)?;
-    let tag = std::str::from_utf8(tag).ok()?;
-    tag.rsplit(' ').next()?.parse().ok()
-}
-
-impl FrameHook for RecordOutcomes {
-    fn on_frame(&mut self, frame: Frame<'_>) -> Verdict {
+impl ServerStage for RecordOutcomes {
+    #[inline]
+    fn on_server(&mut self, frame: &ServerFrame<'_>, _state: &AnsweredState) -> Verdict {
         let Some(log) = &self.log else {
             return Verdict::Forward;
         };
-        match frame.tag {
-            b'C' => {
-                if let Some(n) = tag_rows(frame.body) {
+        match frame.msg {
+            ServerMessage::CommandComplete { tag } => {
+                if let Some(n) = command_rows(tag) {
                     self.rows = Some(self.rows.unwrap_or(0).saturating_add(n));
                 }
             }
-            b'E' if self.error.is_none() => {
-                let (code, message) = error_code_and_message(frame.body);
+            ServerMessage::ErrorResponse(fields) if self.error.is_none() => {
+                let (code, message) = fields.code_and_message();
                 self.error = Some(format!("{code}: {message}"));
             }
-            b'Z' => log.finish(self.rows.take(), self.error.take()),
+            ServerMessage::ReadyForQuery { .. } => log.finish(self.rows.take(), self.error.take()),
             _ => {}
         }
         Verdict::Forward
@@ -83,8 +79,9 @@ mod tests {
     }
 
     fn frame(hook: &mut RecordOutcomes, tag: u8, body: &[u8]) {
+        let state = crate::proxy::postgres::state::tracker(false, false).1;
         assert!(matches!(
-            hook.on_frame(Frame { tag, body }),
+            hook.on_server(&ServerFrame::decode(tag, body), &state),
             Verdict::Forward
         ));
     }

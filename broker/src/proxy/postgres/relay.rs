@@ -6,9 +6,11 @@
 //! whole result set: a frame is forwarded as soon as its last byte arrives, so
 //! memory per direction is bounded by one message (plus one read chunk).
 //!
-//! The hook is where statement inspection (`Query`, `Parse`) and result
-//! masking (`DataRow`) plug in. It is a generic parameter, so the pass-through
-//! hooks compile down to a tag comparison.
+//! Each frame is decoded once here ([`super::wire`]: a borrowed view, no
+//! copy) and shown, decoded, to the direction's hook: the fixed pipeline of
+//! [`super::pipeline`], where statement inspection (`Query`, `Parse`),
+//! recording and result masking (`DataRow`) plug in. It is a generic
+//! parameter, so stages that are off compile down to a branch each.
 //!
 //! Ending: the client's EOF (after Terminate or not) half-closes the upstream
 //! and the relay keeps forwarding until the server closes, so no trailing
@@ -23,16 +25,11 @@ use bytes::{Buf as _, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use tokio::sync::oneshot;
 
-use super::frame::{MAX_MESSAGE_LEN, READ_CHUNK, check_len, fatal_message, tagged_len};
-
-/// One complete message as it passes through the relay.
-#[derive(Debug, Clone, Copy)]
-pub struct Frame<'a> {
-    /// The message type byte (`Q`, `P`, `D`, ...).
-    pub tag: u8,
-    /// The body, without tag and length.
-    pub body: &'a [u8],
-}
+use super::wire::build::fatal_message;
+use super::wire::framing::{
+    FrameError, MAX_MESSAGE_LEN, READ_CHUNK, check_len, complete_frame, tagged_len,
+};
+use super::wire::{Direction, Frame, FromClient, FromServer};
 
 /// Work a hook must finish (a catalog lookup, a durable audit write, a
 /// review request) before it can decide on a frame.
@@ -61,46 +58,10 @@ impl std::fmt::Debug for Verdict {
     }
 }
 
-/// Sees every frame of one direction, in order.
-pub trait FrameHook: Send {
+/// Sees every frame of one direction, in order, decoded.
+pub trait FrameHook<D: Direction>: Send {
     /// Called once per complete frame (again after a [`Verdict::Wait`]).
-    fn on_frame(&mut self, frame: Frame<'_>) -> Verdict;
-}
-
-/// Two hooks in a row: `first` sees every frame; when it forwards, `second`
-/// decides. (A frame `first` replaces or waits on does not reach `second`
-/// this time.)
-#[derive(Debug, Default)]
-pub struct Chain<A, B> {
-    /// Sees every frame first.
-    pub first: A,
-    /// Sees the frames `first` forwards.
-    pub second: B,
-}
-
-impl<A: FrameHook, B: FrameHook> FrameHook for Chain<A, B> {
-    #[inline]
-    fn on_frame(&mut self, frame: Frame<'_>) -> Verdict {
-        match self.first.on_frame(frame) {
-            Verdict::Forward => self.second.on_frame(frame),
-            other => other,
-        }
-    }
-}
-
-/// Client→server hook used today: logs the text of simple queries at debug
-/// level (never parameter values, which travel in Bind).
-#[derive(Debug, Default)]
-pub struct LogQueries;
-
-impl FrameHook for LogQueries {
-    #[inline]
-    fn on_frame(&mut self, frame: Frame<'_>) -> Verdict {
-        if frame.tag == b'Q' {
-            log_query(frame.body.strip_suffix(&[0]).unwrap_or(frame.body));
-        }
-        Verdict::Forward
-    }
+    fn on_frame(&mut self, frame: &Frame<'_, D>) -> Verdict;
 }
 
 /// Logs a simple query's text at debug level (the check keeps the
@@ -109,17 +70,6 @@ impl FrameHook for LogQueries {
 pub(crate) fn log_query(sql: &[u8]) {
     if tracing::enabled!(tracing::Level::DEBUG) {
         tracing::debug!(query = %String::from_utf8_lossy(sql), "query");
-    }
-}
-
-/// Forwards everything unchanged.
-#[derive(Debug, Default)]
-pub struct PassThrough;
-
-impl FrameHook for PassThrough {
-    #[inline]
-    fn on_frame(&mut self, _frame: Frame<'_>) -> Verdict {
-        Verdict::Forward
     }
 }
 
@@ -160,10 +110,11 @@ fn prepare_read(buf: &mut BytesMut) -> Result<(), DirectionEnd> {
 
 /// What is left when the reading side reached EOF: forward what is complete;
 /// a partial frame can never be completed.
-async fn finish_at_eof<W, H>(writer: &mut W, buf: &mut BytesMut, hook: &mut H) -> DirectionEnd
+async fn finish_at_eof<W, D, H>(writer: &mut W, buf: &mut BytesMut, hook: &mut H) -> DirectionEnd
 where
     W: AsyncWrite + Unpin,
-    H: FrameHook,
+    D: Direction,
+    H: FrameHook<D>,
 {
     match forward_complete(writer, buf, hook).await {
         Err(e) => e,
@@ -177,36 +128,34 @@ where
 /// hook replaces a frame, the rest of the batch is assembled in `out` (one
 /// read's worth at most), so masking a million rows still costs one write per
 /// read, not one per row.
-async fn forward_complete<W, H>(
+async fn forward_complete<W, D, H>(
     writer: &mut W,
     buf: &mut BytesMut,
     hook: &mut H,
 ) -> Result<(), DirectionEnd>
 where
     W: AsyncWrite + Unpin,
-    H: FrameHook,
+    D: Direction,
+    H: FrameHook<D>,
 {
     let mut pos = 0usize; // end of the frames examined so far
     let mut run_start = 0usize; // start of the accepted frames not yet in `out` or written
     let mut out = BytesMut::new(); // assembled output, used once something was replaced
     loop {
         let rest = buf.get(pos..).unwrap_or_default();
-        let Some(declared) = tagged_len(rest) else {
-            break;
+        let (tag, body, size) = match complete_frame(rest, MAX_MESSAGE_LEN) {
+            Ok(Some(frame)) => frame,
+            Ok(None) => break, // incomplete
+            Err(FrameError::BadLength(n)) => return Err(DirectionEnd::BadLength(n)),
+            Err(_) => break,
         };
-        let len = check_len(declared, MAX_MESSAGE_LEN)
-            .map_err(|_| DirectionEnd::BadLength(i64::from(declared)))?;
-        let Some(frame_bytes) = rest.get(..len + 1) else {
-            break; // incomplete
-        };
-        let tag = frame_bytes.first().copied().unwrap_or_default();
-        let body = frame_bytes.get(5..).unwrap_or_default();
-        match hook.on_frame(Frame { tag, body }) {
-            Verdict::Forward => pos += len + 1,
+        // Decoded once, here; every hook reads the same view.
+        match hook.on_frame(&Frame::<D>::decode(tag, body)) {
+            Verdict::Forward => pos += size,
             Verdict::Replace(bytes) => {
                 out.extend_from_slice(buf.get(run_start..pos).unwrap_or_default());
                 out.extend_from_slice(&bytes);
-                pos += len + 1;
+                pos += size;
                 run_start = pos;
             }
             Verdict::Wait(pending) => {
@@ -271,7 +220,7 @@ pub(crate) async fn client_to_server<R, W, H>(
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
-    H: FrameHook,
+    H: FrameHook<FromClient>,
 {
     let end = loop {
         if let Err(e) = forward_complete(&mut writer, &mut buf, &mut hook).await {
@@ -337,7 +286,7 @@ pub(crate) async fn server_to_client<R, W, H>(
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
-    H: FrameHook,
+    H: FrameHook<FromServer>,
 {
     let Interrupts {
         mut abort,

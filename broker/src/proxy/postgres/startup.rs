@@ -6,8 +6,7 @@
 use bytes::BytesMut;
 use pgwire::messages::cancel::CancelRequest;
 use pgwire::messages::startup::{
-    Authentication, GssEncRequest, NegotiateProtocolVersion, PasswordMessageFamily, SslRequest,
-    Startup,
+    Authentication, NegotiateProtocolVersion, PasswordMessageFamily, Startup,
 };
 use pgwire::messages::{DecodeContext, Message as _, ProtocolVersion};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt as _};
@@ -15,7 +14,9 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt as _};
 use hoop_shared::Secret;
 
 use super::error::PgProxyError;
-use super::frame::{FrameError, MAX_STARTUP_LEN, i32_at, read_startup_packet, read_tagged};
+use super::wire::StartupPacket;
+use super::wire::framing::{FrameError, MAX_STARTUP_LEN, read_startup_packet, read_tagged};
+use super::wire::frontend::PROTOCOL_3_0;
 use super::{ClientSession, Upstream};
 
 /// Startup parameters passed on to the upstream (compared case-insensitively,
@@ -32,13 +33,6 @@ pub const FORWARDED_STARTUP_PARAMETERS: &[&str] = &[
     "extra_float_digits",
     "search_path",
 ];
-
-/// The newest protocol version the broker speaks to clients: 3.0.
-const PROTOCOL_3_0: i32 = 196_608;
-
-const SSL_REQUEST_CODE: i32 = SslRequest::BODY_MAGIC_NUMBER;
-const GSS_REQUEST_CODE: i32 = GssEncRequest::BODY_MAGIC_NUMBER;
-const CANCEL_REQUEST_CODE: i32 = 80_877_102;
 
 /// How a client stream opened.
 pub(crate) enum Opening {
@@ -84,9 +78,10 @@ where
         else {
             return Ok(Opening::Gone);
         };
-        let code = i32_at(&packet, 4).unwrap_or_default();
-        match code {
-            SSL_REQUEST_CODE | GSS_REQUEST_CODE => {
+        let decoded = StartupPacket::decode(&packet)
+            .map_err(|e| PgProxyError::ClientProtocol(e.to_string()))?;
+        match decoded {
+            StartupPacket::SslRequest | StartupPacket::GssEncRequest => {
                 // The local leg is loopback and the hop to the broker is TLS
                 // already: no encryption on top.
                 client
@@ -94,7 +89,7 @@ where
                     .await
                     .map_err(PgProxyError::ClientIo)?;
             }
-            CANCEL_REQUEST_CODE => {
+            StartupPacket::Cancel { .. } => {
                 let mut ctx = DecodeContext::default();
                 ctx.protocol_version = ProtocolVersion::PROTOCOL3_0;
                 let request = CancelRequest::decode(&mut packet, &ctx)
@@ -112,7 +107,9 @@ where
                     None => Opening::Gone,
                 });
             }
-            _ => return check_startup(client, packet, upstream).await,
+            StartupPacket::Startup { major, minor, .. } => {
+                return check_startup(client, packet, (major, minor), upstream).await;
+            }
         }
     }
     Err(PgProxyError::ClientProtocol(
@@ -123,13 +120,12 @@ where
 async fn check_startup<S>(
     client: &mut S,
     mut packet: BytesMut,
+    (major, minor): (i32, i32),
     upstream: &Upstream,
 ) -> Result<Opening, PgProxyError>
 where
     S: AsyncWrite + Unpin,
 {
-    let version = i32_at(&packet, 4).unwrap_or_default();
-    let (major, minor) = (version >> 16, version & 0xffff);
     let mut ctx = DecodeContext::default();
     ctx.awaiting_frontend_ssl = false;
     let startup = match Startup::decode(&mut packet, &ctx) {

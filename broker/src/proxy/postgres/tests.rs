@@ -278,7 +278,7 @@ impl RawClient {
 
 /// SQLSTATE and message of an ErrorResponse body.
 fn error_of(body: &[u8]) -> (String, String) {
-    frame::error_code_and_message(body)
+    wire::ErrorFields::decode(body).code_and_message()
 }
 
 fn first_error(msgs: &[(u8, Vec<u8>)]) -> (String, String) {
@@ -598,7 +598,8 @@ async fn a_rejected_credential_tells_the_user_an_admin_must_check_it() {
         message.contains("rejected the broker's stored credential"),
         "{message}"
     );
-    let hint = frame::error_fields(&msgs.iter().find(|(t, _)| *t == b'E').unwrap().1);
+    let hint =
+        wire::ErrorFields::decode(&msgs.iter().find(|(t, _)| *t == b'E').unwrap().1).to_vec();
     assert!(
         hint.iter()
             .any(|(k, v)| *k == b'H' && v.contains("An admin must check the credential")),

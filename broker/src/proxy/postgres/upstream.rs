@@ -17,7 +17,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{BufMut as _, BytesMut};
+use bytes::BytesMut;
 use pgwire::messages::Message as _;
 use pgwire::messages::startup::Startup;
 use postgres_protocol::authentication::md5_hash;
@@ -36,10 +36,10 @@ use crate::config::UpstreamTls;
 
 use super::Upstream;
 use super::error::PgProxyError;
-use super::frame::{
-    FrameError, MAX_HANDSHAKE_LEN, MAX_MESSAGE_LEN, TaggedFrame, cstr, data_row_text,
-    error_code_and_message, i32_at, read_tagged,
+use super::wire::framing::{
+    FrameError, MAX_HANDSHAKE_LEN, MAX_MESSAGE_LEN, TaggedFrame, read_tagged,
 };
+use super::wire::{Authentication, DataRow, ErrorFields, ServerMessage};
 
 /// How long the TCP connect to the database may take.
 pub const UPSTREAM_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -200,9 +200,6 @@ impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
     }
 }
 
-/// SSLRequest: length 8, code 80877103.
-const SSL_REQUEST: [u8; 8] = [0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f];
-
 /// Negotiates TLS on a fresh socket as the connection's mode says.
 async fn negotiate_tls(
     mut tcp: TcpStream,
@@ -215,7 +212,9 @@ async fn negotiate_tls(
     let Some(client) = upstream.tls.client.clone() else {
         return Ok(Either::Left(tcp));
     };
-    tcp.write_all(&SSL_REQUEST)
+    let mut ssl_request = BytesMut::with_capacity(8);
+    frontend::ssl_request(&mut ssl_request);
+    tcp.write_all(&ssl_request)
         .await
         .map_err(PgProxyError::UpstreamIo)?;
     let mut answer = [0u8; 1];
@@ -300,7 +299,7 @@ pub(crate) fn scrub(text: &str, upstream: &Upstream) -> String {
 
 /// The error for an ErrorResponse received during login.
 fn login_error(body: &[u8], upstream: &Upstream) -> PgProxyError {
-    let (code, message) = error_code_and_message(body);
+    let (code, message) = ErrorFields::decode(body).code_and_message();
     let message = scrub(&message, upstream);
     let connection = upstream.connection.clone();
     if code.starts_with("28") {
@@ -398,23 +397,22 @@ async fn login_inner(
     let mut backend_key = None;
     loop {
         let frame = next_frame(&mut stream, &mut buf).await?;
-        match frame.tag {
-            b'S' => {
-                if let Some((name, rest)) = cstr(&frame.body)
-                    && let Some((value, _)) = cstr(rest)
-                {
-                    parameters.push((
-                        String::from_utf8_lossy(name).into_owned(),
-                        String::from_utf8_lossy(value).into_owned(),
-                    ));
-                }
+        match ServerMessage::decode(frame.tag, &frame.body) {
+            ServerMessage::ParameterStatus { name, value } => {
+                parameters.push((
+                    String::from_utf8_lossy(name).into_owned(),
+                    String::from_utf8_lossy(value).into_owned(),
+                ));
                 status_frames.extend_from_slice(&frame.to_wire());
             }
-            b'N' => status_frames.extend_from_slice(&frame.to_wire()),
-            b'K' => {
-                backend_key = i32_at(&frame.body, 0).zip(i32_at(&frame.body, 4));
+            // A malformed ParameterStatus reaches the client as it came (as
+            // it always did); the broker does not keep it.
+            ServerMessage::Malformed { tag: b'S', .. } | ServerMessage::NoticeResponse(_) => {
+                status_frames.extend_from_slice(&frame.to_wire())
             }
-            b'Z' => {
+            ServerMessage::BackendKeyData { pid, key } => backend_key = Some((pid, key)),
+            ServerMessage::Malformed { tag: b'K', .. } => backend_key = None,
+            ServerMessage::ReadyForQuery { .. } | ServerMessage::Malformed { tag: b'Z', .. } => {
                 return Ok(LoggedIn {
                     stream,
                     leftover: buf,
@@ -424,11 +422,11 @@ async fn login_inner(
                     ready: frame.to_wire(),
                 });
             }
-            b'E' => return Err(login_error(&frame.body, upstream)),
-            other => {
+            ServerMessage::ErrorResponse(_) => return Err(login_error(&frame.body, upstream)),
+            _ => {
                 return Err(PgProxyError::UpstreamProtocol(format!(
                     "unexpected message '{}' after authentication",
-                    char::from(other).escape_default()
+                    char::from(frame.tag).escape_default()
                 )));
             }
         }
@@ -464,34 +462,28 @@ async fn authenticate(
     loop {
         let frame = next_frame(stream, buf).await?;
         let mut out = BytesMut::new();
-        match frame.tag {
-            b'R' => {
-                let code = i32_at(&frame.body, 0)
-                    .ok_or_else(|| bad("authentication request without a code"))?;
-                let data = frame.body.get(4..).unwrap_or_default();
-                match code {
-                    0 => return Ok(()),
-                    3 => frontend::password_message(password, &mut out)
-                        .map_err(|_| bad("cannot encode the password message"))?,
-                    5 => {
-                        let salt: [u8; 4] = data
-                            .get(..4)
-                            .and_then(|s| s.try_into().ok())
-                            .ok_or_else(|| bad("MD5 request without a salt"))?;
+        match ServerMessage::decode(frame.tag, &frame.body) {
+            ServerMessage::Malformed { tag: b'R', error } => {
+                return Err(bad(&format!("invalid authentication request: {error}")));
+            }
+            ServerMessage::Authentication(auth) => {
+                match auth {
+                    Authentication::Ok => return Ok(()),
+                    Authentication::CleartextPassword => {
+                        frontend::password_message(password, &mut out)
+                            .map_err(|_| bad("cannot encode the password message"))?
+                    }
+                    Authentication::Md5Password { salt } => {
                         let hashed = md5_hash(upstream.user.as_bytes(), password, salt);
                         frontend::password_message(hashed.as_bytes(), &mut out)
                             .map_err(|_| bad("cannot encode the password message"))?;
                     }
-                    10 => {
-                        let mut mechanisms = Vec::new();
-                        let mut rest = data;
-                        while let Some((m, tail)) = cstr(rest) {
-                            if m.is_empty() {
-                                break;
-                            }
-                            mechanisms.push(String::from_utf8_lossy(m).into_owned());
-                            rest = tail;
-                        }
+                    Authentication::Sasl { .. } => {
+                        let mechanisms: Vec<String> = auth
+                            .sasl_mechanisms()
+                            .into_iter()
+                            .map(|m| String::from_utf8_lossy(m).into_owned())
+                            .collect();
                         if !mechanisms.iter().any(|m| m == SCRAM_SHA_256) {
                             return Err(unsupported(&format!("SASL ({})", mechanisms.join(", "))));
                         }
@@ -501,7 +493,7 @@ async fn authenticate(
                             .map_err(|_| bad("cannot encode the SASL response"))?;
                         scram = Some(s);
                     }
-                    11 => {
+                    Authentication::SaslContinue(data) => {
                         let s = scram
                             .as_mut()
                             .ok_or_else(|| bad("SASL continue before SASL start"))?;
@@ -510,7 +502,7 @@ async fn authenticate(
                         frontend::sasl_response(s.message(), &mut out)
                             .map_err(|_| bad("cannot encode the SASL response"))?;
                     }
-                    12 => {
+                    Authentication::SaslFinal(data) => {
                         let mut s = scram
                             .take()
                             .ok_or_else(|| bad("SASL final before SASL start"))?;
@@ -521,21 +513,23 @@ async fn authenticate(
                         })?;
                         continue;
                     }
-                    2 => return Err(unsupported("Kerberos V5")),
-                    6 => return Err(unsupported("SCM credential")),
-                    7 | 8 => return Err(unsupported("GSSAPI")),
-                    9 => return Err(unsupported("SSPI")),
-                    other => return Err(unsupported(&format!("unknown method {other}"))),
+                    Authentication::Other(2) => return Err(unsupported("Kerberos V5")),
+                    Authentication::Other(6) => return Err(unsupported("SCM credential")),
+                    Authentication::Other(7 | 8) => return Err(unsupported("GSSAPI")),
+                    Authentication::Other(9) => return Err(unsupported("SSPI")),
+                    Authentication::Other(other) => {
+                        return Err(unsupported(&format!("unknown method {other}")));
+                    }
                 }
             }
-            b'E' => return Err(login_error(&frame.body, upstream)),
+            ServerMessage::ErrorResponse(_) => return Err(login_error(&frame.body, upstream)),
             // Notices and protocol negotiation (we asked for 3.0, which every
             // server speaks) need no answer.
-            b'N' | b'v' => continue,
-            other => {
+            ServerMessage::NoticeResponse(_) | ServerMessage::Other(b'v') => continue,
+            _ => {
                 return Err(PgProxyError::UpstreamProtocol(format!(
                     "unexpected message '{}' during authentication",
-                    char::from(other).escape_default()
+                    char::from(frame.tag).escape_default()
                 )));
             }
         }
@@ -650,7 +644,7 @@ impl UpstreamConn {
             };
             match frame.tag {
                 b'E' => {
-                    let (code, message) = error_code_and_message(&frame.body);
+                    let (code, message) = ErrorFields::decode(&frame.body).code_and_message();
                     error.get_or_insert(PgProxyError::Server { code, message });
                 }
                 b'G' => {
@@ -686,11 +680,21 @@ impl UpstreamConn {
     /// Ends the session politely (Terminate, then close).
     pub async fn close(mut self) {
         let mut out = BytesMut::new();
-        out.put_u8(b'X');
-        out.put_i32(4);
+        frontend::terminate(&mut out);
         let _ = self.stream.write_all(&out).await;
         let _ = self.stream.shutdown().await;
     }
+}
+
+/// Text values of a DataRow body; `None` when the body is malformed.
+fn data_row_text(body: &[u8]) -> Option<Vec<Option<String>>> {
+    let row = DataRow::decode(body).ok()?;
+    row.values()
+        .map(|v| {
+            v.ok()
+                .map(|v| v.value.map(|b| String::from_utf8_lossy(b).into_owned()))
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -2,10 +2,36 @@
 //! filled by hand; end-to-end tests with real clients are in
 //! `tests/tests/masking.rs`).
 
+use std::sync::Mutex;
+
+use super::copy_data::{mask_copy_csv, mask_copy_text};
+use super::plan::{Col, ColumnMap};
 use super::*;
-use crate::mask::{MaskSet, MaskSetDoc};
+use crate::mask::{ColumnRef, MaskSet, MaskSetDoc};
 use crate::proxy::postgres::catalog::TableInfo;
+use crate::proxy::postgres::guarded::{ClientHook, ServerHook};
+use crate::proxy::postgres::pipeline::{ClientPipeline, ClientStage, ServerPipeline};
+use crate::proxy::postgres::recorded::RecordOutcomes;
+use crate::proxy::postgres::relay::FrameHook;
+use crate::proxy::postgres::state::{SentState, tracker};
+use crate::proxy::postgres::wire::{ClientFrame, Direction, Frame};
 use crate::proxy::postgres::{TlsSettings, Upstream};
+
+/// The server→client pipeline of a session with masking only.
+type Server = ServerPipeline<RecordOutcomes, ServerHook, ServerSide>;
+
+/// The two pipelines of a session whose only other client stage is `guard`.
+fn hooks<G: ClientStage>(
+    masking: Option<Arc<MaskContext>>,
+    guard: G,
+) -> (ClientPipeline<G>, Server) {
+    let mask = stage(masking);
+    let (sent, answered) = tracker(false, mask.needs_notes());
+    (
+        ClientPipeline::new(sent, guard),
+        ServerPipeline::new(answered, RecordOutcomes::new(None), ServerHook::Plain, mask),
+    )
+}
 
 const RULES: &str = r#"
 name = "pii"
@@ -101,8 +127,8 @@ fn data_row(values: &[Option<&[u8]>]) -> Vec<u8> {
 }
 
 /// Shows `body` under `tag` to `hook`; the bytes sent on (`None`: Wait).
-fn pass(hook: &mut dyn FrameHook, tag: u8, body: &[u8]) -> Option<Vec<u8>> {
-    match hook.on_frame(Frame { tag, body }) {
+fn pass<D: Direction>(hook: &mut impl FrameHook<D>, tag: u8, body: &[u8]) -> Option<Vec<u8>> {
+    match hook.on_frame(&Frame::decode(tag, body)) {
         Verdict::Forward => Some(wire(tag, body)),
         Verdict::Replace(b) => Some(b.to_vec()),
         Verdict::Wait(_) => None,
@@ -134,10 +160,7 @@ fn values(frame: &[u8]) -> Vec<Option<String>> {
 
 #[test]
 fn simple_protocol_rows_are_masked_by_source_column_and_detector() {
-    let (mut client, mut server) = hooks(
-        Some(context(RULES, 1, true)),
-        crate::proxy::postgres::relay::PassThrough,
-    );
+    let (mut client, mut server) = hooks(Some(context(RULES, 1, true)), ClientHook::Plain);
     pass(
         &mut client,
         b'Q',
@@ -185,16 +208,10 @@ fn simple_protocol_rows_are_masked_by_source_column_and_detector() {
 #[tokio::test]
 async fn an_unreadable_catalog_masks_table_columns_whole() {
     // Port 1: the side connection cannot open.
-    let (mut client, mut server) = hooks(
-        Some(context(RULES, 1, false)),
-        crate::proxy::postgres::relay::PassThrough,
-    );
+    let (mut client, mut server) = hooks(Some(context(RULES, 1, false)), ClientHook::Plain);
     pass(&mut client, b'Q', b"select email, 'x' from customers\0").unwrap();
     let t = row_description(&[("email", CUSTOMERS, 2, 25, 0), ("x", 0, 0, 25, 0)]);
-    let Verdict::Wait(pending) = server.on_frame(Frame {
-        tag: b'T',
-        body: &t,
-    }) else {
+    let Verdict::Wait(pending) = server.on_frame(&Frame::decode(b'T', &t)) else {
         panic!("an unknown table must be looked up first");
     };
     pending.await;
@@ -209,10 +226,7 @@ async fn an_unreadable_catalog_masks_table_columns_whole() {
 
 #[test]
 fn extended_protocol_uses_the_statement_description_and_bind_formats() {
-    let (mut client, mut server) = hooks(
-        Some(context(RULES, 1, true)),
-        crate::proxy::postgres::relay::PassThrough,
-    );
+    let (mut client, mut server) = hooks(Some(context(RULES, 1, true)), ClientHook::Plain);
     // tokio-postgres: Parse + Describe statement + Sync, then Bind (all
     // results binary) + Execute + Sync.
     pass(
@@ -269,10 +283,7 @@ fn extended_protocol_uses_the_statement_description_and_bind_formats() {
 
 #[test]
 fn errors_skip_to_sync_and_the_notes_stay_aligned() {
-    let (mut client, mut server) = hooks(
-        Some(context(RULES, 1, true)),
-        crate::proxy::postgres::relay::PassThrough,
-    );
+    let (mut client, mut server) = hooks(Some(context(RULES, 1, true)), ClientHook::Plain);
     // A batch whose Parse fails: Bind/Describe/Execute are skipped.
     pass(&mut client, b'P', b"\0select oops\0\0\0").unwrap();
     pass(&mut client, b'B', b"\0\0\0\0\0\0\0\0").unwrap();
@@ -299,8 +310,8 @@ fn errors_skip_to_sync_and_the_notes_stay_aligned() {
 #[test]
 fn a_frame_the_next_hook_waits_on_is_noted_once() {
     struct WaitOnce(bool);
-    impl FrameHook for WaitOnce {
-        fn on_frame(&mut self, _frame: Frame<'_>) -> Verdict {
+    impl ClientStage for WaitOnce {
+        fn on_client(&mut self, _frame: &ClientFrame<'_>, _state: &SentState) -> Verdict {
             if std::mem::take(&mut self.0) {
                 Verdict::Wait(Box::pin(async {}))
             } else {
@@ -321,15 +332,12 @@ fn a_frame_the_next_hook_waits_on_is_noted_once() {
     pass(&mut server, b'C', b"SELECT 0\0").unwrap();
     pass(&mut server, b'Z', b"I").unwrap();
     // Had the Query been noted twice, this Z would close the wrong one.
-    assert_eq!(server.rows.as_ref().unwrap().sent().len(), 1);
+    assert_eq!(server.state.pending(), 1);
 }
 
 #[test]
 fn rows_that_cannot_be_placed_are_masked_whole() {
-    let (_client, mut server) = hooks(
-        Some(context(RULES, 1, true)),
-        crate::proxy::postgres::relay::PassThrough,
-    );
+    let (_client, mut server) = hooks(Some(context(RULES, 1, true)), ClientHook::Plain);
     let row = data_row(&[Some(b"x"), None]);
     assert_eq!(
         values(&pass(&mut server, b'D', &row).unwrap()),
@@ -430,17 +438,11 @@ fn copy_text_and_csv_rows_are_masked_field_by_field() {
 
 #[test]
 fn copy_out_is_masked_and_binary_copy_refused() {
-    let (mut client, mut server) = hooks(
-        Some(context(RULES, 1, true)),
-        crate::proxy::postgres::relay::PassThrough,
-    );
+    let (mut client, mut server) = hooks(Some(context(RULES, 1, true)), ClientHook::Plain);
     // Detectors only need no catalog: a set without column rules.
     let detectors_only =
         "name = \"cards\"\n[[rule]]\nname = \"cards\"\ndetect = [\"card\"]\nstyle = \"full\"\n";
-    let (mut c2, mut s2) = hooks(
-        Some(context(detectors_only, 1, true)),
-        crate::proxy::postgres::relay::PassThrough,
-    );
+    let (mut c2, mut s2) = hooks(Some(context(detectors_only, 1, true)), ClientHook::Plain);
     pass(&mut c2, b'Q', b"copy (select note from notes) to stdout\0").unwrap();
     pass(&mut s2, b'H', b"\0\0\x01\0\0").unwrap();
     let out = pass(&mut s2, b'd', b"card 4111111111111111\n").unwrap();
@@ -505,7 +507,7 @@ fn strings(values: &[Option<&str>]) -> Vec<Option<String>> {
 #[test]
 fn recorded_rows_are_the_masked_values_capped_with_binary_placeholders() {
     let (ctx, outcomes, log) = recording(Some(RULES), 2);
-    let (mut client, mut server) = hooks(Some(ctx), crate::proxy::postgres::relay::PassThrough);
+    let (mut client, mut server) = hooks(Some(ctx), ClientHook::Plain);
     // Simple protocol: three rows, two kept, as the client got them.
     log.forwarded(1);
     pass(
@@ -613,7 +615,7 @@ fn recorded_rows_are_the_masked_values_capped_with_binary_placeholders() {
 #[test]
 fn without_masking_sets_rows_are_recorded_and_pass_untouched() {
     let (ctx, outcomes, log) = recording(None, 5);
-    let (mut client, mut server) = hooks(Some(ctx), crate::proxy::postgres::relay::PassThrough);
+    let (mut client, mut server) = hooks(Some(ctx), ClientHook::Plain);
     log.forwarded(1);
     pass(&mut client, b'Q', b"select email from customers\0").unwrap();
     pass(
@@ -666,12 +668,18 @@ fn without_masking_sets_rows_are_recorded_and_pass_untouched() {
 #[test]
 fn without_masking_sets_or_recorded_rows_the_hooks_stay_out_of_the_way() {
     let (ctx, _outcomes, _log) = recording(None, 0);
-    let (_client, server) = hooks(Some(ctx), crate::proxy::postgres::relay::PassThrough);
+    let (_client, server) = hooks(Some(ctx), ClientHook::Plain);
     assert!(
-        server.rows.is_none(),
+        server.mask.rows.is_none(),
         "no masking and no recording: pass-through"
     );
     let (ctx, _outcomes, _log) = recording(Some(RULES), 0);
-    let (_client, server) = hooks(Some(ctx), crate::proxy::postgres::relay::PassThrough);
-    assert!(server.rows.as_ref().is_some_and(|r| r.capture.is_none()));
+    let (_client, server) = hooks(Some(ctx), ClientHook::Plain);
+    assert!(
+        server
+            .mask
+            .rows
+            .as_ref()
+            .is_some_and(|r| r.capture.is_none())
+    );
 }

@@ -1,14 +1,12 @@
 //! Postgres wire framing: reading whole messages off a stream with their
-//! declared length checked first, and bounds-checked readers for the few
-//! message bodies the broker itself must understand.
+//! declared length checked first (tagged messages, and the untagged packets
+//! of the startup phase), and walking the complete frames in a buffer.
 //!
 //! Every length on the wire is untrusted. A frame is only handed on once its
 //! length has been checked against a limit and all its bytes are buffered, so
 //! no decoder (ours or pgwire's) ever reads past the end of a message.
 
 use bytes::{Buf as _, BufMut as _, BytesMut};
-use pgwire::messages::Message as _;
-use pgwire::messages::response::ErrorResponse;
 use tokio::io::{AsyncRead, AsyncReadExt as _};
 
 /// Largest message either side may send once a session is running: 1 GiB - 1,
@@ -52,6 +50,47 @@ impl std::fmt::Display for FrameError {
 /// i32 length that counts itself), if the header is complete.
 pub(crate) fn tagged_len(buf: &[u8]) -> Option<i32> {
     i32_at(buf, 1)
+}
+
+/// The declared length of an untagged startup-phase packet at the start of
+/// `buf` (the i32 that counts itself), if complete.
+fn untagged_len(buf: &[u8]) -> Option<i32> {
+    i32_at(buf, 0)
+}
+
+/// A big-endian i32 of a frame header at `at`, if `buf` holds it.
+fn i32_at(buf: &[u8], at: usize) -> Option<i32> {
+    let b = buf.get(at..at.checked_add(4)?)?;
+    b.try_into().ok().map(i32::from_be_bytes)
+}
+
+/// A complete frame in a buffer: tag, body, size on the wire.
+pub(crate) type RawFrame<'a> = (u8, &'a [u8], usize);
+
+/// The tagged frame at the front of `buf`: `Ok(None)` while it is
+/// incomplete, an error when its declared length is out of range. Returns
+/// the tag, the body and the frame's whole size on the wire.
+#[inline]
+pub(crate) fn complete_frame(buf: &[u8], max: usize) -> Result<Option<RawFrame<'_>>, FrameError> {
+    let Some(declared) = tagged_len(buf) else {
+        return Ok(None);
+    };
+    let len = check_len(declared, max)?;
+    let (Some(&tag), Some(body)) = (buf.first(), buf.get(5..len + 1)) else {
+        return Ok(None);
+    };
+    Ok(Some((tag, body, len + 1)))
+}
+
+/// The complete tagged frames at the front of `bytes`, as (tag, body); stops
+/// at the first incomplete or invalid one.
+pub(crate) fn frames(bytes: &[u8]) -> impl Iterator<Item = (u8, &[u8])> {
+    let mut rest = bytes;
+    std::iter::from_fn(move || {
+        let (tag, body, size) = complete_frame(rest, MAX_MESSAGE_LEN).ok()??;
+        rest = rest.get(size..)?;
+        Some((tag, body))
+    })
 }
 
 /// Checks a declared length: at least 4 (the length field itself) and at most `max`.
@@ -131,7 +170,7 @@ pub(crate) async fn read_startup_packet<R: AsyncRead + Unpin>(
     buf: &mut BytesMut,
 ) -> Result<Option<BytesMut>, FrameError> {
     loop {
-        if let Some(declared) = i32_at(buf, 0) {
+        if let Some(declared) = untagged_len(buf) {
             let len = check_len(declared, MAX_STARTUP_LEN)?;
             // Every startup-phase packet carries at least a 4-byte code.
             if len < 8 {
@@ -155,136 +194,6 @@ pub(crate) async fn read_startup_packet<R: AsyncRead + Unpin>(
             }
         }
     }
-}
-
-/// Reads a big-endian i32 at `at`, if the body is long enough.
-pub(crate) fn i32_at(body: &[u8], at: usize) -> Option<i32> {
-    let b = body.get(at..at.checked_add(4)?)?;
-    b.try_into().ok().map(i32::from_be_bytes)
-}
-
-/// Splits NUL-terminated strings from the front of `body`; `None` if the
-/// string is not terminated.
-pub(crate) fn cstr(body: &[u8]) -> Option<(&[u8], &[u8])> {
-    let end = body.iter().position(|&b| b == 0)?;
-    let s = body.get(..end)?;
-    let rest = body.get(end + 1..)?;
-    Some((s, rest))
-}
-
-/// The fields of an ErrorResponse or NoticeResponse body, read defensively: a
-/// truncated body yields the fields that were complete.
-pub(crate) fn error_fields(body: &[u8]) -> Vec<(u8, String)> {
-    let mut fields = Vec::new();
-    let mut rest = body;
-    while let Some((&code, tail)) = rest.split_first() {
-        if code == 0 {
-            break;
-        }
-        match cstr(tail) {
-            Some((value, tail)) => {
-                fields.push((code, String::from_utf8_lossy(value).into_owned()));
-                rest = tail;
-            }
-            None => break,
-        }
-    }
-    fields
-}
-
-/// SQLSTATE and primary message of an ErrorResponse body.
-pub(crate) fn error_code_and_message(body: &[u8]) -> (String, String) {
-    let fields = error_fields(body);
-    let get = |want: u8| {
-        fields
-            .iter()
-            .find(|(code, _)| *code == want)
-            .map(|(_, v)| v.clone())
-    };
-    (
-        get(b'C').unwrap_or_else(|| "XX000".to_owned()),
-        get(b'M').unwrap_or_else(|| "(no message)".to_owned()),
-    )
-}
-
-/// A FATAL ErrorResponse, encoded for the wire, with `hint` when given.
-pub(crate) fn fatal_message(code: &str, message: &str, hint: Option<&str>) -> BytesMut {
-    error_response("FATAL", code, message, None, hint)
-}
-
-/// An ERROR-level ErrorResponse (the session goes on), encoded for the wire.
-pub(crate) fn error_message(code: &str, message: &str, hint: Option<&str>) -> BytesMut {
-    error_response("ERROR", code, message, None, hint)
-}
-
-/// [`error_message`] with a DETAIL field (read by tools, e.g. a review id).
-pub(crate) fn error_message_with_detail(
-    code: &str,
-    message: &str,
-    detail: &str,
-    hint: Option<&str>,
-) -> BytesMut {
-    error_response("ERROR", code, message, Some(detail), hint)
-}
-
-fn error_response(
-    severity: &str,
-    code: &str,
-    message: &str,
-    detail: Option<&str>,
-    hint: Option<&str>,
-) -> BytesMut {
-    let fields = |message: &str, detail: Option<&str>, hint: Option<&str>| {
-        let mut fields = vec![
-            (b'S', severity.to_owned()),
-            (b'V', severity.to_owned()),
-            (b'C', code.to_owned()),
-            (b'M', message.to_owned()),
-        ];
-        if let Some(detail) = detail {
-            fields.push((b'D', detail.to_owned()));
-        }
-        if let Some(hint) = hint {
-            fields.push((b'H', hint.to_owned()));
-        }
-        fields
-    };
-    let mut out = BytesMut::new();
-    // Encoding only fails for messages over the codec's limit; a message we
-    // compose ourselves is far below it, but fall back to a short one anyway.
-    if ErrorResponse::new(fields(message, detail, hint))
-        .encode(&mut out)
-        .is_err()
-    {
-        out.clear();
-        let _ = ErrorResponse::new(fields(
-            "hoop: the statement or connection was refused",
-            None,
-            None,
-        ))
-        .encode(&mut out);
-    }
-    out
-}
-
-/// Text values of a DataRow body; `None` when the body is malformed.
-pub(crate) fn data_row_text(body: &[u8]) -> Option<Vec<Option<String>>> {
-    let count = u16::from_be_bytes([*body.first()?, *body.get(1)?]);
-    let mut rest = body.get(2..)?;
-    let mut values = Vec::with_capacity(usize::from(count).min(rest.len() / 4));
-    for _ in 0..count {
-        let len = i32_at(rest, 0)?;
-        rest = rest.get(4..)?;
-        if len < 0 {
-            values.push(None);
-        } else {
-            let len = usize::try_from(len).ok()?;
-            let value = rest.get(..len)?;
-            values.push(Some(String::from_utf8_lossy(value).into_owned()));
-            rest = rest.get(len..)?;
-        }
-    }
-    Some(values)
 }
 
 #[cfg(test)]
@@ -332,22 +241,5 @@ mod tests {
             read_tagged(&mut wire, &mut buf, 100).await,
             Err(FrameError::Truncated)
         ));
-    }
-
-    #[test]
-    fn malformed_bodies_do_not_panic() {
-        assert!(error_fields(b"Mno terminator").is_empty());
-        assert_eq!(error_fields(b"SFATAL\0C28P01\0Mbad\0\0").len(), 3);
-        assert_eq!(
-            error_code_and_message(b"C28P01\0Mbad\0\0"),
-            ("28P01".to_owned(), "bad".to_owned())
-        );
-        assert_eq!(
-            data_row_text(b"\0\x02\0\0\0\x01a\xff\xff\xff\xff").unwrap(),
-            vec![Some("a".to_owned()), None]
-        );
-        assert!(data_row_text(b"\0\x02\0\0\0\x09a").is_none());
-        assert!(data_row_text(b"\0").is_none());
-        assert!(i32_at(b"\0\0\0", 0).is_none());
     }
 }
