@@ -427,6 +427,7 @@ async fn open_session(
         connection: name.to_owned(),
         reason,
         request_id,
+        agent: None,
     };
     let request = &request;
     creds

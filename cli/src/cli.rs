@@ -323,6 +323,26 @@ hoopctl sessions replay 5f0c... --speed 4 --max-idle 2\n  \
 hoopctl sessions export 5f0c... --out session.json    (an SSH shell: session.cast)"
     )]
     Sessions(SessionsArgs),
+    /// Serve AI agents over MCP (stdio): connections, schemas and SQL through the broker
+    #[command(
+        long_about = "Run an MCP (Model Context Protocol) server on stdin/stdout for an AI agent \
+host to launch. Its tools (list_connections, describe, query, request_access) reach targets only \
+through the broker, as you (or the CI identity): the same policy, guardrails, masking, review and \
+audit as `hoopctl exec`, with the agent named in each session's audit record. No credential \
+(database password, hoop token) is ever sent to the agent. Logs go to stderr (reference: \
+docs/agents.md).",
+        after_help = "Agent host configuration:\n  \
+command = \"hoopctl\", args = [\"mcp\", \"--agent\", \"billing-bot\"]"
+    )]
+    Mcp(McpArgs),
+}
+
+/// `hoopctl mcp`.
+#[derive(Debug, Clone, Args)]
+pub struct McpArgs {
+    /// A label for the agent, recorded with every session it opens (e.g. billing-bot)
+    #[arg(long, value_name = "NAME")]
+    pub agent: Option<String>,
 }
 
 /// `hoopctl login`.

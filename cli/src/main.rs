@@ -12,7 +12,7 @@
 //! - [`access`]: what `connect`/`exec` do when the policy wants a
 //!   justification or an approval (prompt, request, wait, cancel).
 //! - [`render`]: tables, durations, and cleaning text other people wrote.
-//! - [`commands`]: one file per command.
+//! - [`commands`]: one file per command; [`mcp`]: `hoopctl mcp`, the MCP server for agents.
 //!
 //! Exit codes: 0 success, 1 error (for `exec`: a statement failed; for
 //! `connect`/`exec`: an access request denied or expired), 2 usage error,
@@ -33,6 +33,7 @@ mod cli;
 mod commands;
 mod config;
 mod local_gate;
+mod mcp;
 mod pg_refusal;
 mod render;
 mod ssh;
@@ -112,6 +113,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Completions(args) => commands::completions::run(args),
         Command::Audit(args) => commands::audit::run(&ctx, args).await,
         Command::Sessions(args) => commands::sessions::run(&ctx, args).await,
+        Command::Mcp(args) => mcp::run(&ctx, args).await,
     }
 }
 

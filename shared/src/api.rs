@@ -194,6 +194,58 @@ pub struct OpenSessionRequest {
     /// An approved access request to open the session under.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
+    /// The AI agent acting for the caller (`hoopctl mcp`), recorded in the
+    /// session's audit record. Sent only when set, so a broker that predates
+    /// it still accepts every other client's sessions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<AgentInfo>,
+}
+
+/// Which AI agent acts for the human or CI identity behind a session: the
+/// `hoopctl mcp --agent` label and the MCP client's declared name/version.
+/// All of it is the client's say-so (labels for the trail, not identities).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct AgentInfo {
+    /// `--agent NAME`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    /// The MCP client's name (from `initialize`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_name: Option<String>,
+    /// The MCP client's version (from `initialize`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_version: Option<String>,
+}
+
+impl AgentInfo {
+    /// Longest part kept in [`AgentInfo::describe`], in characters.
+    pub const MAX_PART: usize = 100;
+
+    /// One line for the audit trail: `NAME (client CLIENT VERSION)`, each
+    /// part cut to [`AgentInfo::MAX_PART`] characters, control characters
+    /// dropped (they come from the client).
+    pub fn describe(&self) -> String {
+        let clean = |s: &str| -> String {
+            s.chars()
+                .filter(|c| !c.is_control())
+                .take(Self::MAX_PART)
+                .collect()
+        };
+        let label = self.label.as_deref().map(clean);
+        let client = match (&self.client_name, &self.client_version) {
+            (Some(n), Some(v)) => Some(format!("{} {}", clean(n), clean(v))),
+            (Some(n), None) => Some(clean(n)),
+            (None, Some(v)) => Some(format!("unnamed {}", clean(v))),
+            (None, None) => None,
+        };
+        match (label, client) {
+            (Some(l), Some(c)) => format!("{l} (client {c})"),
+            (Some(l), None) => l,
+            (None, Some(c)) => format!("unlabelled (client {c})"),
+            (None, None) => "unlabelled".to_owned(),
+        }
+    }
 }
 
 /// Answer to `POST /v1/sessions`.
@@ -222,6 +274,28 @@ pub struct OpenSessionResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn agents_are_optional_on_the_wire_and_described_cleanly() {
+        let plain = OpenSessionRequest {
+            connection: "pg".into(),
+            reason: None,
+            request_id: None,
+            agent: None,
+        };
+        // A client without an agent sends what older brokers accept.
+        assert_eq!(
+            serde_json::to_value(&plain).unwrap(),
+            serde_json::json!({"connection": "pg"})
+        );
+        let agent = AgentInfo {
+            label: Some("billing-bot\n".into()),
+            client_name: Some("claude-code".into()),
+            client_version: Some("1.2".into()),
+        };
+        assert_eq!(agent.describe(), "billing-bot (client claude-code 1.2)");
+        assert_eq!(AgentInfo::default().describe(), "unlabelled");
+    }
 
     #[test]
     fn unknown_error_codes_from_newer_brokers_still_parse() {

@@ -203,9 +203,16 @@ async fn open_session(
         trail: &state.trail,
         session_ttl: state.session_ttl,
     };
-    let opened = crate::session::open::open(parts, &who, conn, reason, req.request_id.clone())
-        .await
-        .map_err(|e| open_failure(e, &who, conn))?;
+    let opened = crate::session::open::open(
+        parts,
+        &who,
+        conn,
+        reason,
+        req.request_id.clone(),
+        req.agent.as_ref().map(|a| a.describe()),
+    )
+    .await
+    .map_err(|e| open_failure(e, &who, conn))?;
     let (row, secret) = (opened.row, opened.secret);
     Ok((
         StatusCode::CREATED,

@@ -88,6 +88,7 @@ pub async fn open(
     conn: &ConnectionConfig,
     reason: Option<String>,
     request_id: Option<String>,
+    agent: Option<String>,
 ) -> Result<Opened, OpenError> {
     let decision = parts.policy.decide(who, &conn.name);
     let mut grant: Option<(String, u64)> = None;
@@ -197,9 +198,16 @@ pub async fn open(
             user_name: Some(who.user.clone()),
             connection: Some(conn.name.clone()),
             session_id: Some(row.id.clone()),
-            detail: match &reason {
-                Some(r) => format!("{why}; reason: {r}"),
-                None => why,
+            detail: {
+                let mut detail = why;
+                if let Some(r) = &reason {
+                    detail.push_str(&format!("; reason: {r}"));
+                }
+                // `hoopctl mcp`: which agent acts for this user.
+                if let Some(agent) = &agent {
+                    detail.push_str(&format!("; agent: {agent}"));
+                }
+                detail
             },
         })
         .await;

@@ -312,39 +312,7 @@ async fn run_sql(
         anyhow::bail!("{} is not a database connection", session.connection.name);
     }
     let started = Instant::now();
-    let target = connect::tunnel_target(creds, session);
-    let stream = tunnel::open(&target, None)
-        .await
-        .with_context(|| format!("cannot open a tunnel to {}", session.connection.name))?;
-
-    let mut config = tokio_postgres::Config::new();
-    config
-        .user(&session.client_user)
-        .password(session.tunnel_secret.expose())
-        .application_name("hoopctl exec");
-    if let Some(db) = &session.connection.database {
-        config.dbname(db);
-    }
-    let (client, connection) =
-        tokio::time::timeout(LOGIN_TIMEOUT, config.connect_raw(stream, NoTls))
-            .await
-            .map_err(|_| {
-                anyhow::anyhow!(
-                    "the database login through the tunnel took over {}s",
-                    LOGIN_TIMEOUT.as_secs()
-                )
-            })?
-            .map_err(|e| {
-                anyhow::anyhow!(
-                    "cannot log in through the tunnel: {}",
-                    describe_pg_error(&e)
-                )
-            })?;
-    let conn_task = tokio::spawn(async move {
-        if let Err(e) = connection.await {
-            tracing::debug!("postgres connection ended: {e}");
-        }
-    });
+    let (client, conn_task) = pg_client(creds, session, "hoopctl exec").await?;
 
     let mut report = ExecReport {
         session_id: session.session_id.clone(),
@@ -410,6 +378,50 @@ async fn run_sql(
     }
 }
 
+/// Opens one tunnel for `session` (no local listener) and logs in to the
+/// database through it with the session's one-time secret; the task drives
+/// the connection until the client is dropped. Shared with `hoopctl mcp`.
+pub async fn pg_client(
+    creds: &Arc<Credentials>,
+    session: &OpenSessionResponse,
+    application_name: &str,
+) -> anyhow::Result<(tokio_postgres::Client, tokio::task::JoinHandle<()>)> {
+    let target = connect::tunnel_target(creds, session);
+    let stream = tunnel::open(&target, None)
+        .await
+        .with_context(|| format!("cannot open a tunnel to {}", session.connection.name))?;
+
+    let mut config = tokio_postgres::Config::new();
+    config
+        .user(&session.client_user)
+        .password(session.tunnel_secret.expose())
+        .application_name(application_name);
+    if let Some(db) = &session.connection.database {
+        config.dbname(db);
+    }
+    let (client, connection) =
+        tokio::time::timeout(LOGIN_TIMEOUT, config.connect_raw(stream, NoTls))
+            .await
+            .map_err(|_| {
+                anyhow::anyhow!(
+                    "the database login through the tunnel took over {}s",
+                    LOGIN_TIMEOUT.as_secs()
+                )
+            })?
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot log in through the tunnel: {}",
+                    describe_pg_error(&e)
+                )
+            })?;
+    let conn_task = tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::debug!("postgres connection ended: {e}");
+        }
+    });
+    Ok((client, conn_task))
+}
+
 /// Runs one input; returns the statements that completed and the error
 /// that stopped it, if any.
 async fn run_script(
@@ -456,7 +468,7 @@ async fn run_script(
     (done, error)
 }
 
-fn sql_error(e: &tokio_postgres::Error, script: &Script) -> SqlError {
+pub fn sql_error(e: &tokio_postgres::Error, script: &Script) -> SqlError {
     match e.as_db_error() {
         Some(db) => SqlError {
             sqlstate: Some(db.code().code().to_owned()),

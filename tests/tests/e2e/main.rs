@@ -24,6 +24,7 @@ mod identity;
 mod local_flood;
 mod login_external_idp;
 mod masking;
+mod mcp;
 mod pg_dump;
 mod pg_protocol;
 mod policy_changes;
